@@ -1,0 +1,88 @@
+"""Canonical events and their envelope.
+
+Events are facts in the past tense. Each stream carries one tagged union, decoded by one
+module-level decoder. Never forbid unknown fields on events; a new field gets a default; an
+existing field's type never changes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+import msgspec
+
+from contracts.models import Money, PostingLine  # noqa: TC001 - msgspec needs them at runtime
+
+__all__ = [
+    "ERP_STREAM",
+    "Envelope",
+    "ErpEvent",
+    "OrderPostingBooked",
+    "RefundPostingBooked",
+    "StockAdjusted",
+    "envelope",
+]
+
+T = TypeVar("T")
+
+ERP_STREAM = "events.erp"
+
+
+class Envelope(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
+    """One envelope for every event on every stream."""
+
+    id: str
+    type: str
+    version: int = 1
+    occurred_at: datetime
+    source: str
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    data: T
+
+
+class StockAdjusted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    sku: str
+    location_id: str
+    delta: int
+    on_hand: int
+    reason: str
+
+
+class OrderPostingBooked(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    posting_id: str
+    order_id: str
+    lines: list[PostingLine]
+    total: Money
+
+
+class RefundPostingBooked(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    posting_id: str
+    order_id: str
+    lines: list[PostingLine]
+    amount: Money
+
+
+ErpEvent = StockAdjusted | OrderPostingBooked | RefundPostingBooked
+
+
+def envelope(
+    data: T,
+    *,
+    source: str,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    event_id: str | None = None,
+) -> Envelope[T]:
+    """Wrap a fact in the envelope, stamping an id and the time."""
+    return Envelope(
+        id=event_id or str(uuid.uuid4()),
+        type=type(data).__name__,
+        occurred_at=datetime.now(UTC),
+        source=source,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        data=data,
+    )

@@ -1,0 +1,210 @@
+"""Canonical models shared by every service.
+
+Published contracts: a change is backward compatible (a new optional field with a default)
+or it is a new version. Request bodies refuse unknown fields; responses never do, so a
+client built against an older contract keeps working when a field is added.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+__all__ = [
+    "LOCATION_PATTERN",
+    "POSTING_ID_PATTERN",
+    "SKU_PATTERN",
+    "Currency",
+    "PostingId",
+    "PostingPage",
+    "PostingRecord",
+    "PostingTotals",
+    "LocationId",
+    "LocationKind",
+    "Money",
+    "OrderPosting",
+    "Page",
+    "PostingLine",
+    "PostingReceipt",
+    "Product",
+    "ProductPage",
+    "InventoryPosition",
+    "PositionsQuery",
+    "PositionsResult",
+    "Quantity",
+    "RefundPosting",
+    "Sku",
+    "SkuPositions",
+    "StockLocation",
+    "StockAdjustment",
+]
+
+SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
+LOCATION_PATTERN = r"^[A-Z0-9][A-Z0-9-]{1,31}$"
+POSTING_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+
+Sku = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=SKU_PATTERN,
+        description="Stock keeping unit: 3-32 upper-case letters, digits or dashes.",
+        examples=["SKU-000001"],
+    ),
+]
+LocationId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=LOCATION_PATTERN,
+        description="A store or distribution centre code.",
+        examples=["STORE-001"],
+    ),
+]
+PostingId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=POSTING_ID_PATTERN,
+        description="The poster's own id for the posting; the ERP stores each id once.",
+    ),
+]
+Currency = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code", examples=["EUR"])
+]
+Quantity = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+MinorUnits = Annotated[
+    int, msgspec.Meta(ge=0, le=10**12, description="Amount in the currency's minor units")
+]
+LocationKind = Literal["store", "dc"]
+UtcTime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with an offset")]
+
+
+class Money(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An amount in integer minor units and its ISO 4217 currency."""
+
+    amount: MinorUnits
+    currency: Currency
+
+
+class Product(msgspec.Struct, frozen=True, kw_only=True):
+    sku: Sku
+    name: str
+    price: Money
+    active: bool = True
+
+
+class Page(msgspec.Struct, frozen=True, kw_only=True):
+    """Keyset pagination: pass `next_cursor` back as `cursor` for the next page."""
+
+    next_cursor: str | None = None
+
+
+class ProductPage(Page, frozen=True, kw_only=True):
+    items: list[Product]
+
+
+class StockLocation(msgspec.Struct, frozen=True, kw_only=True):
+    id: LocationId
+    name: str
+    kind: LocationKind
+    region: str
+
+
+class InventoryPosition(msgspec.Struct, frozen=True, kw_only=True):
+    """Units on hand of one SKU at one location, as the ERP books them."""
+
+    sku: Sku
+    location_id: LocationId
+    on_hand: int
+    version: int
+    updated_at: datetime
+
+
+class SkuPositions(msgspec.Struct, frozen=True, kw_only=True):
+    sku: Sku
+    positions: list[InventoryPosition]
+
+
+class PositionsQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A bulk read of positions: up to 100 SKUs in one call."""
+
+    skus: Annotated[list[Sku], msgspec.Meta(min_length=1, max_length=100)]
+
+
+class PositionsResult(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[SkuPositions]
+    unknown_skus: list[str]
+
+
+class StockAdjustment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A booked change of on-hand stock (a count, a receipt, a write-off)."""
+
+    adjustment_id: PostingId
+    sku: Sku
+    location_id: LocationId
+    delta: Annotated[int, msgspec.Meta(ge=-100_000, le=100_000)]
+    reason: Literal["count", "receipt", "damage", "correction"]
+
+
+class PostingLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    sku: Sku
+    location_id: LocationId
+    quantity: Quantity
+    unit_price: Money
+
+
+class OrderPosting(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A sale booked in the ERP; `posting_id` makes the posting idempotent."""
+
+    posting_id: PostingId
+    order_id: PostingId
+    lines: Annotated[list[PostingLine], msgspec.Meta(min_length=1, max_length=500)]
+    total: Money
+    occurred_at: UtcTime
+
+
+class RefundPosting(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A refund booked in the ERP; `posting_id` makes the posting idempotent."""
+
+    posting_id: PostingId
+    order_id: PostingId
+    lines: Annotated[list[PostingLine], msgspec.Meta(min_length=1, max_length=500)]
+    amount: Money
+    occurred_at: UtcTime
+
+
+class PostingReceipt(msgspec.Struct, frozen=True, kw_only=True):
+    """What the ERP answers to a posting, the same for the first call and every replay."""
+
+    posting_id: str
+    kind: Literal["order", "refund"]
+    order_id: str
+    document_number: str
+    booked_at: datetime
+
+
+class PostingRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A booked posting as the ERP holds it."""
+
+    posting_id: str
+    kind: Literal["order", "refund"]
+    order_id: str
+    document_number: str
+    booked_at: datetime
+    occurred_at: datetime
+    amount: Money
+    lines: list[PostingLine]
+
+
+class PostingPage(Page, frozen=True, kw_only=True):
+    items: list[PostingRecord]
+
+
+class PostingTotals(msgspec.Struct, frozen=True, kw_only=True):
+    """Units and postings booked for one SKU, orders and refunds apart."""
+
+    sku: str
+    order_postings: int
+    ordered_units: int
+    refund_postings: int
+    refunded_units: int

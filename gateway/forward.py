@@ -1,0 +1,280 @@
+"""Forwarding a request to its upstream: in-process (an ASGI call) or over HTTP (aiohttp).
+
+Bodies stream both ways. Hop-by-hop headers (RFC 9110 section 7.6.1) are dropped in both
+directions; `Forwarded` (RFC 7239) and `X-Forwarded-*` describe the client; the request id and
+W3C trace context travel on. The upstream is chosen from the route table only, never from
+anything the client sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from gateway.problems import send_problem
+from services.kit.requestid import request_id
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from gateway.config import UpstreamConfig
+    from services.kit.registry import Registry
+
+__all__ = ["Forwarder", "Target"]
+
+log = logging.getLogger("retailmesh.gateway")
+
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+# Set by the gateway alone: whatever a client sends under these names is dropped.
+_GATEWAY_OWNED = frozenset(
+    {
+        b"forwarded",
+        b"x-forwarded-for",
+        b"x-forwarded-host",
+        b"x-forwarded-proto",
+        b"x-forwarded-prefix",
+        b"x-request-id",
+        b"traceparent",
+        b"tracestate",
+        b"x-retailmesh-identity",
+        b"host",
+    }
+)
+_TRACEPARENT = re.compile(rb"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+class Target:
+    """Where one route's requests go: the upstream service and a path prefix there."""
+
+    __slots__ = ("app", "base_url", "host", "name", "prefix", "timeout", "upstream")
+
+    def __init__(self, name: str, upstream: UpstreamConfig, prefix: str, registry: Registry) -> None:
+        self.name = name
+        self.upstream = upstream
+        self.prefix = prefix
+        self.host = upstream.service.encode()
+        resolved = registry.resolve(upstream.service)
+        self.app: Any = None if isinstance(resolved, str) else resolved
+        self.base_url: str | None = resolved.rstrip("/") if isinstance(resolved, str) else None
+        self.timeout = aiohttp.ClientTimeout(
+            total=upstream.timeout_s, sock_connect=upstream.connect_timeout_s
+        )
+
+
+def _new_traceparent() -> bytes:
+    return b"00-" + os.urandom(16).hex().encode() + b"-" + os.urandom(8).hex().encode() + b"-01"
+
+
+def upstream_headers(scope: dict[str, Any], mount: str) -> list[tuple[bytes, bytes]]:
+    """The request headers as the upstream should see them."""
+    headers: list[tuple[bytes, bytes]] = []
+    connection_named: set[bytes] = set()
+    host = b""
+    traceparent = b""
+    tracestate = b""
+    forwarded_for = b""
+    for name, value in scope["headers"]:
+        if name == b"connection":
+            connection_named.update(t.strip().lower() for t in value.split(b","))
+        elif name == b"host":
+            host = value
+        elif name == b"traceparent":
+            traceparent = value
+        elif name == b"tracestate":
+            tracestate = value
+        elif name == b"x-forwarded-for":
+            forwarded_for = value
+    for name, value in scope["headers"]:
+        if name in _HOP_BY_HOP or name in _GATEWAY_OWNED or name in connection_named:
+            continue
+        headers.append((name, value))
+    client = scope.get("client")
+    client_ip = client[0].encode() if client else b"unknown"
+    scheme = scope.get("scheme", "http").encode()
+    if not _TRACEPARENT.match(traceparent):
+        traceparent, tracestate = _new_traceparent(), b""
+    headers.append((b"traceparent", traceparent))
+    if tracestate:
+        headers.append((b"tracestate", tracestate))
+    headers.append((b"x-request-id", request_id(scope).encode()))
+    node = b'"[' + client_ip + b']"' if b":" in client_ip else client_ip
+    forwarded = b"for=" + node + b";proto=" + scheme
+    if host and re.fullmatch(rb"[A-Za-z0-9.:\[\]-]{1,255}", host):
+        forwarded += b";host=" + host
+        headers.append((b"x-forwarded-host", host))
+    headers.append((b"forwarded", forwarded))
+    chain = forwarded_for + b", " + client_ip if forwarded_for else client_ip
+    headers.append((b"x-forwarded-for", chain))
+    headers.append((b"x-forwarded-proto", scheme))
+    headers.append((b"x-forwarded-prefix", mount.encode()))
+    return headers
+
+
+def _response_headers(headers: Any) -> list[tuple[bytes, bytes]]:
+    out: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        lname = name.lower()
+        if lname not in _HOP_BY_HOP:
+            out.append((lname, value))
+    return out
+
+
+class Forwarder:
+    async def forward(
+        self,
+        target: Target,
+        mount: str,
+        rest: str,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        session: aiohttp.ClientSession | None,
+    ) -> None:
+        path = target.prefix + (rest or "/")
+        headers = upstream_headers(scope, mount)
+        if target.app is not None:
+            await self._in_process(target, path, headers, scope, receive, send)
+        else:
+            assert session is not None
+            await self._over_http(target, path, headers, scope, receive, send, session)
+
+    async def _in_process(
+        self,
+        target: Target,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+    ) -> None:
+        inner = dict(scope)
+        inner["path"] = path
+        inner["raw_path"] = path.encode()
+        inner["root_path"] = ""
+        inner["headers"] = [(b"host", target.host), *headers]
+        inner["server"] = (target.upstream.service, 80)
+        inner["state"] = {}
+        started = False
+
+        async def relay(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message = {
+                    "type": "http.response.start",
+                    "status": message["status"],
+                    "headers": _response_headers(message.get("headers", ())),
+                }
+            await send(message)
+
+        try:
+            async with asyncio.timeout(target.upstream.timeout_s):
+                await target.app(inner, receive, relay)
+        except TimeoutError:
+            if not started:
+                await self._timeout(target, scope, send)
+        except Exception:
+            log.exception("upstream %s failed", target.name, extra={"request_id": request_id(scope)})
+            if not started:
+                await self._bad_gateway(target, scope, send)
+
+    async def _over_http(
+        self,
+        target: Target,
+        path: str,
+        headers: list[tuple[bytes, bytes]],
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        session: aiohttp.ClientSession,
+    ) -> None:
+        has_body = any(
+            (n == b"content-length" and v != b"0") or n == b"transfer-encoding"
+            for n, v in scope["headers"]
+        )
+        url = target.base_url + path  # type: ignore[operator]
+        query = scope.get("query_string", b"")
+        if query:
+            url += "?" + query.decode("latin-1")
+        started = False
+        try:
+            async with session.request(
+                scope["method"],
+                url,
+                headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers],
+                data=_body(receive) if has_body else None,
+                timeout=target.timeout,
+                allow_redirects=False,
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            ) as resp:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": resp.status,
+                        "headers": _response_headers(resp.raw_headers),
+                    }
+                )
+                started = True
+                async for chunk in resp.content.iter_any():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+        except TimeoutError:
+            if not started:
+                await self._timeout(target, scope, send)
+        except aiohttp.ClientError as exc:
+            log.warning(
+                "upstream %s unreachable: %s", target.name, exc, extra={"request_id": request_id(scope)}
+            )
+            if not started:
+                await self._bad_gateway(target, scope, send)
+
+    @staticmethod
+    async def _timeout(target: Target, scope: dict[str, Any], send: Any) -> None:
+        await send_problem(
+            scope,
+            send,
+            504,
+            "upstream-timeout",
+            "Upstream timed out",
+            f"{target.name} did not answer within {target.upstream.timeout_s:g}s",
+        )
+
+    @staticmethod
+    async def _bad_gateway(target: Target, scope: dict[str, Any], send: Any) -> None:
+        await send_problem(
+            scope,
+            send,
+            502,
+            "bad-gateway",
+            "Bad gateway",
+            f"{target.name} could not be reached or failed to answer",
+        )
+
+
+async def _body(receive: Any) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise aiohttp.ClientPayloadError("client disconnected")
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return

@@ -1,0 +1,51 @@
+"""Problem+json answers written straight to ASGI, for the gateway's own hot path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from contracts.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
+from services.kit.requestid import request_id
+
+__all__ = ["send_problem"]
+
+_encoder = msgspec.json.Encoder()
+
+
+async def send_problem(
+    scope: dict[str, Any],
+    send: Any,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    **extra: Any,
+) -> None:
+    body = _encoder.encode(
+        {
+            "type": PROBLEM_TYPE_BASE + slug,
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "instance": scope.get("path"),
+            "request_id": request_id(scope),
+            **extra,
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", request_id(scope).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

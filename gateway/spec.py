@@ -1,0 +1,98 @@
+"""The gateway's external OpenAPI document: every routed API version under its public path,
+plus the gateway's own endpoints, with the errors the gateway itself can answer."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gateway.config import GatewayConfig
+
+__all__ = ["external_spec"]
+
+_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+_GATEWAY_ERRORS = {
+    "413": "Payload too large",
+    "502": "Bad gateway: the upstream failed or could not be reached",
+    "504": "Gateway timeout: the upstream did not answer in time",
+}
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+def external_spec(
+    config: GatewayConfig, services: dict[str, dict[str, Any]], own: dict[str, Any]
+) -> dict[str, Any]:
+    """Merge each service's spec (by registry name) under `/{version}/{api}`."""
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    tags: dict[str, dict[str, Any]] = {}
+
+    def merge_schemas(spec: dict[str, Any], origin: str) -> None:
+        for name, schema in spec.get("components", {}).get("schemas", {}).items():
+            if name in schemas and schemas[name] != schema:
+                raise ValueError(f"schema {name!r} of {origin} differs from another API's")
+            schemas[name] = schema
+
+    for path, item in own.get("paths", {}).items():
+        paths[path] = item
+    merge_schemas(own, "gateway")
+    for api in config.apis:
+        service = config.upstreams[api.upstream].service
+        spec = services[service]
+        merge_schemas(spec, api.name)
+        for version in api.versions:
+            if version.status == "retired":
+                continue
+            for path, item in spec.get("paths", {}).items():
+                if not path.startswith(version.prefix + "/"):
+                    continue
+                operations = {
+                    method: op
+                    for method, op in item.items()
+                    if method in _METHODS and "ops" not in op.get("tags", [])
+                }
+                if not operations:
+                    continue
+                public = f"/{version.version}/{api.name}{path[len(version.prefix):]}".rstrip("/")
+                out: dict[str, Any] = {k: v for k, v in item.items() if k not in _METHODS}
+                for method, op in operations.items():
+                    op = copy.deepcopy(op)
+                    op["operationId"] = f"{version.version}_{api.name}_{op.get('operationId', method)}"
+                    op["tags"] = [f"{api.name} {version.version}"]
+                    if version.status == "deprecated":
+                        op["deprecated"] = True
+                    for status, description in _GATEWAY_ERRORS.items():
+                        op.setdefault("responses", {}).setdefault(
+                            status, _problem_response(description)
+                        )
+                    out[method] = op
+                paths[public] = out
+            tags[f"{api.name} {version.version}"] = {
+                "name": f"{api.name} {version.version}",
+                "description": f"{api.title or api.name}, {version.version} ({version.status})",
+            }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "retailmesh gateway",
+            "version": "1.0.0",
+            "description": "The public surface of the retailmesh: every API version the gateway routes.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": dict(sorted(paths.items())),
+        "components": {"schemas": dict(sorted(schemas.items()))},
+        "tags": [tags[k] for k in sorted(tags)],
+    }
+
+
+def dumps(spec: dict[str, Any]) -> str:
+    """The committed form of a spec: stable key order, so a diff means a change."""
+    return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -1,0 +1,206 @@
+"""The one Litestar app factory every service uses.
+
+It gives each service: `/healthz` and `/readyz`, problem+json for every error, the request
+id echoed on every response and carried into the logs, the service's database (schema
+created at start-up), Redis when there is one, the outbox relay, event consumers, and the
+registry through which it calls other services. A service brings its routes and a start-up
+hook; everything else is here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar import Litestar, Response, get
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from redis.exceptions import RedisError
+from sqlalchemy import MetaData
+
+from contracts.problems import PROBLEM_MEDIA_TYPE
+from services.kit.errors import problem_responses, problem_type
+from services.kit.errors import problem_details_plugin as _problems
+from services.kit.events import EventBus, MemoryBus, Outbox, RedisBus, Relay, Runnable
+from services.kit.logs import access_log
+from services.kit.redisconn import connect_redis
+from services.kit.registry import Registry
+from services.kit.requestid import request_id, request_started_at
+from services.kit.storage import Database
+
+if TYPE_CHECKING:
+    from litestar.types import Message, Scope
+    from redis.asyncio import Redis
+
+    from services.kit.settings import Settings
+
+__all__ = ["Health", "Readiness", "Runtime", "create_service_app"]
+
+log = logging.getLogger("retailmesh.service")
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+    service: str
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    status: str
+    service: str
+    checks: dict[str, str]
+
+
+class Runtime:
+    """What a running service owns: storage, Redis, the bus, the relay, its consumers.
+
+    Built empty with the app; filled in the app's lifespan, so that nothing connects at
+    import time and a test can build as many apps as it likes.
+    """
+
+    def __init__(self, name: str, settings: Settings, registry: Registry | None) -> None:
+        self.name = name
+        self.settings = settings
+        self.registry = registry or Registry(timeout=settings.request_timeout_s)
+        self.metadata = MetaData()
+        self.outbox = Outbox(self.metadata, name)
+        self.db: Database | None = None
+        self.redis: Redis | None = None
+        self.bus: EventBus | None = None
+        self.relay: Relay | None = None
+        self.workers: list[Runnable] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add_worker(self, worker: Runnable) -> None:
+        """Run a background worker (an event consumer) for the life of the service."""
+        self.workers.append(worker)
+        self._tasks.append(asyncio.create_task(worker.run(), name=f"{self.name}-worker"))
+
+    async def start(self, bus: EventBus | None = None) -> None:
+        settings = self.settings
+        self.db = Database(settings.database_url_for(self.name))
+        await self.db.create_all(self.metadata)
+        if bus is None:
+            self.redis = await connect_redis(settings)
+            bus = RedisBus(self.redis, settings.redis_prefix) if self.redis else MemoryBus()
+        elif isinstance(bus, RedisBus):
+            self.redis = bus.redis
+        self.bus = bus
+        self.relay = Relay(self.db, self.outbox, bus, interval_s=settings.relay_interval_s)
+        self.add_worker(self.relay)
+
+    async def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self.workers.clear()
+        if self.db is not None:
+            await self.db.dispose()
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            assert self.db is not None
+            await self.db.ping()
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"failed: {type(exc).__name__}"
+        if self.redis is not None:
+            try:
+                await self.redis.ping()
+                checks["redis"] = "ok"
+            except (RedisError, OSError) as exc:
+                checks["redis"] = f"failed: {type(exc).__name__}"
+        else:
+            checks["redis"] = "in-memory"
+        if self.relay is not None:
+            checks["event_relay"] = "ok" if self.relay.healthy else "waiting for the bus"
+        return checks
+
+
+def create_service_app(
+    name: str,
+    settings: Settings,
+    *,
+    title: str,
+    description: str,
+    route_handlers: Sequence[Any],
+    runtime: Runtime,
+    dependencies: dict[str, Provide] | None = None,
+    on_start: Sequence[Callable[[Runtime], Awaitable[None]]] = (),
+    on_stop: Sequence[Callable[[Runtime], Awaitable[None]]] = (),
+    bus: EventBus | None = None,
+) -> Litestar:
+    """Build a service's ASGI app; nothing connects until its lifespan starts."""
+
+    @get("/healthz", tags=["ops"], summary="Liveness", sync_to_thread=False)
+    def healthz() -> Health:
+        return Health(status="ok", service=name)
+
+    @get(
+        "/readyz",
+        tags=["ops"],
+        summary="Readiness: the service's own dependencies answer",
+        responses=problem_responses(503),
+    )
+    async def readyz() -> Response[Any]:
+        checks = await runtime.readiness()
+        if all(v in ("ok", "in-memory") for v in checks.values()):
+            return Response(Readiness(status="ready", service=name, checks=checks))
+        body = {
+            "type": problem_type("not-ready"),
+            "title": "Not ready",
+            "status": 503,
+            "detail": "a dependency does not answer",
+            "checks": checks,
+        }
+        return Response(body, status_code=503, media_type=PROBLEM_MEDIA_TYPE)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        await runtime.start(bus)
+        try:
+            for hook in on_start:
+                await hook(runtime)
+            yield
+        finally:
+            for hook in on_stop:
+                await hook(runtime)
+            await runtime.stop()
+
+    async def before_send(message: Message, scope: Scope) -> None:
+        if message["type"] == "http.response.start":
+            rid = request_id(scope)
+            headers = message.setdefault("headers", [])
+            headers.append((b"x-request-id", rid.encode()))  # type: ignore[union-attr]
+            access_log(
+                name,
+                scope.get("method", ""),  # type: ignore[arg-type]
+                scope.get("path", ""),
+                message["status"],
+                request_started_at(scope),
+                rid,
+            )
+
+    return Litestar(
+        route_handlers=[healthz, readyz, *route_handlers],
+        dependencies=dependencies or {},
+        plugins=[_problems()],
+        lifespan=[lifespan],
+        before_send=[before_send],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title=title,
+            version="1.0.0",
+            description=description,
+            path="/schema",
+        ),
+        logging_config=None,
+        debug=False,
+    )

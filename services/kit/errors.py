@@ -1,0 +1,242 @@
+"""Domain errors and their one mapping to RFC 9457 problem details.
+
+    ServiceError                 500 internal
+    ├── BadRequest               400 bad-request
+    ├── Forbidden                403 forbidden
+    ├── NotFound                 404 not-found
+    ├── Conflict                 409 conflict
+    ├── Unprocessable            422 unprocessable
+    ├── TooManyRequests          429 rate-limited
+    └── Unavailable              503 unavailable
+
+Each service derives its own base (`ErpError`) and specific errors from these; handlers and
+logic raise them, and `problem_details_plugin()` turns every exception (these, Litestar's
+HTTP exceptions including validation, and anything unexpected) into problem+json.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
+from litestar.response import Response
+
+from contracts.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, Problem
+from services.kit.requestid import request_id
+
+if TYPE_CHECKING:
+    from litestar import Request
+
+__all__ = [
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "ServiceError",
+    "TooManyRequests",
+    "Unavailable",
+    "Unprocessable",
+    "problem_details_plugin",
+    "problem_responses",
+    "problem_type",
+]
+
+log = logging.getLogger("retailmesh.errors")
+
+
+def problem_type(slug: str) -> str:
+    return PROBLEM_TYPE_BASE + slug
+
+
+class ServiceError(Exception):
+    """Base of every domain error; subclasses set `status`, `slug` and `title`."""
+
+    status: int = 500
+    slug: str = "internal"
+    title: str = "Internal error"
+
+    def __init__(
+        self, detail: str | None = None, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+        super().__init__(detail or self.title)
+
+
+class BadRequest(ServiceError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Forbidden(ServiceError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(ServiceError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(ServiceError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class Unprocessable(ServiceError):
+    status, slug, title = 422, "unprocessable", "Unprocessable request"
+
+
+class TooManyRequests(ServiceError):
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+
+class Unavailable(ServiceError):
+    status, slug, title = 503, "unavailable", "Service unavailable"
+
+
+_HTTP_SLUGS = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    429: "rate-limited",
+    503: "unavailable",
+}
+
+
+class _Problem(ProblemDetailsException):
+    """Litestar's problem details, completed with the request path and id."""
+
+    def to_response(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        return _respond(request, self)
+
+
+def _from_service_error(exc: ServiceError) -> ProblemDetailsException:
+    return _Problem(
+        status_code=exc.status,
+        type_=problem_type(exc.slug),
+        title=exc.title,
+        detail=exc.detail or exc.title,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
+    status = exc.status_code
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationException) or (status == 400 and isinstance(exc.extra, list)):
+        slug, title = "validation", "Invalid request"
+        extra["errors"] = [
+            {
+                "field": str(item.get("key") or ""),
+                "message": str(item.get("message") or ""),
+                "source": _source(item.get("source")),
+            }
+            for item in (exc.extra if isinstance(exc.extra, list) else [])
+            if isinstance(item, dict)
+        ]
+    else:
+        slug, title = _HTTP_SLUGS.get(status, "http-" + str(status)), phrase
+    detail = exc.detail if exc.detail and exc.detail != phrase else title
+    if status >= 500:
+        # Litestar's own 5xx details may carry internals; say nothing more than the phrase.
+        detail = phrase
+        log.error("server error %s: %s", status, exc.detail, exc_info=exc)
+    return _Problem(
+        status_code=status,
+        type_=problem_type(slug),
+        title=title,
+        detail=detail,
+        headers=exc.headers,
+        extra=extra,
+    )
+
+
+def _source(value: Any) -> str | None:
+    # Litestar reports where a parameter came from as an enum (ParamType.PATH) or a string.
+    if value is None or value == "":
+        return None
+    return str(getattr(value, "value", value))
+
+
+def _from_unexpected(exc: Exception) -> ProblemDetailsException:
+    # The stack trace goes to the log, tied to the request id; never to the client.
+    log.error("unhandled error", exc_info=exc)
+    return _Problem(
+        status_code=500,
+        type_=problem_type("internal"),
+        title="Internal error",
+        detail="The service failed to handle the request; quote the request id to support.",
+    )
+
+
+def _respond(request: Request[Any, Any, Any], exc: ProblemDetailsException) -> Response[Any]:
+    body: dict[str, Any] = {
+        "type": exc.type_ or "about:blank",
+        "title": exc.title or "Error",
+        "status": exc.status_code,
+        "detail": exc.detail,
+        "instance": _public_path(request.scope),
+        "request_id": request_id(request.scope),
+    }
+    if isinstance(exc.extra, dict):
+        body.update(exc.extra)
+    return Response(
+        body, status_code=exc.status_code, headers=exc.headers, media_type=PROBLEM_MEDIA_TYPE
+    )
+
+
+_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+
+
+def _public_path(scope: Any) -> str:
+    # Behind the gateway the path the client used starts with the gateway's mount point.
+    path: str = scope.get("path", "")
+    for name, value in scope.get("headers", ()):
+        if name == b"x-forwarded-prefix":
+            prefix = value.decode("latin-1")
+            if _PREFIX.match(prefix):
+                return prefix + path
+            break
+    return path
+
+
+def problem_details_plugin() -> ProblemDetailsPlugin:
+    """The one place that maps exceptions to problem+json, for every service."""
+
+    return ProblemDetailsPlugin(
+        ProblemDetailsConfig(
+            exception_handler=_respond,
+            exception_to_problem_detail_map={
+                ServiceError: _from_service_error,
+                HTTPException: _from_http_exception,
+                Exception: _from_unexpected,
+            },
+        )
+    )
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the errors a route can answer; 400 (validation) is always there."""
+    out: dict[int, ResponseSpec] = {}
+    for status in sorted({400, *statuses}):
+        out[status] = ResponseSpec(
+            data_container=Problem,
+            media_type=PROBLEM_MEDIA_TYPE,
+            description=HTTPStatus(status).phrase,
+            generate_examples=False,
+        )
+    return out

@@ -1,0 +1,135 @@
+"""An in-process stand-in for Redis Streams, for the embedded mode without Redis.
+
+Same contract as `RedisBus` within one process (groups, retries with backoff, dead letters,
+replay, dedupe by event id); nothing survives the process, which the outbox makes up for:
+unpublished events stay in the database until a relay hands them over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from services.kit.events.bus import ConsumerPolicy, DeadLetter, Handler
+
+__all__ = ["MemoryBus"]
+
+log = logging.getLogger("retailmesh.events")
+
+
+class _Entry(msgspec.Struct):
+    id: str
+    event_id: str
+    type: str
+    payload: bytes
+
+
+class MemoryBus:
+    def __init__(self) -> None:
+        self._streams: dict[str, list[_Entry]] = defaultdict(list)
+        self._dead: dict[str, list[DeadLetter]] = defaultdict(list)
+        self._done: set[tuple[str, str, str]] = set()
+        self._changed = asyncio.Condition()
+        self._ids = itertools.count(1)
+
+    async def publish(self, stream: str, event_id: str, type: str, payload: bytes) -> None:
+        self._streams[stream].append(_Entry(f"{next(self._ids)}-0", event_id, type, payload))
+        async with self._changed:
+            self._changed.notify_all()
+
+    def consumer(
+        self,
+        stream: str,
+        group: str,
+        handler: Handler,
+        decoder: msgspec.json.Decoder[Any],
+        *,
+        name: str | None = None,
+        policy: ConsumerPolicy | None = None,
+    ) -> _MemoryConsumer:
+        return _MemoryConsumer(self, stream, group, handler, decoder, policy or ConsumerPolicy())
+
+    async def dead_letters(self, stream: str, limit: int = 100) -> list[DeadLetter]:
+        return self._dead[stream][:limit]
+
+    async def replay(self, stream: str, dead_letter_id: str) -> bool:
+        for letter in self._dead[stream]:
+            if letter.id == dead_letter_id:
+                self._dead[stream].remove(letter)
+                await self.publish(stream, letter.event_id, letter.type, letter.payload.encode())
+                return True
+        return False
+
+
+class _MemoryConsumer:
+    def __init__(
+        self,
+        bus: MemoryBus,
+        stream: str,
+        group: str,
+        handler: Handler,
+        decoder: msgspec.json.Decoder[Any],
+        policy: ConsumerPolicy,
+    ) -> None:
+        self.bus, self.stream, self.group = bus, stream, group
+        self.handler, self.decoder, self.policy = handler, decoder, policy
+        self._position = 0
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def run(self) -> None:
+        entries = self.bus._streams[self.stream]
+        while not self._stopping:
+            if self._position >= len(entries):
+                async with self.bus._changed:
+                    try:
+                        async with asyncio.timeout(self.policy.block_s):
+                            await self.bus._changed.wait()
+                    except TimeoutError:
+                        pass
+                continue
+            entry = entries[self._position]
+            self._position += 1
+            await self._deliver(entry)
+
+    async def _deliver(self, entry: _Entry) -> None:
+        key = (self.stream, self.group, entry.event_id)
+        if key in self.bus._done:
+            return
+        error = ""
+        for attempt in range(1, self.policy.max_attempts + 1):
+            try:
+                envelope = self.decoder.decode(entry.payload)
+                await self.handler(envelope)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+                if isinstance(exc, msgspec.DecodeError):
+                    break
+                delay = min(self.policy.backoff_s * 2 ** (attempt - 1), self.policy.max_backoff_s)
+                await asyncio.sleep(delay)
+                continue
+            self.bus._done.add(key)
+            return
+        self.bus._dead[self.stream].append(
+            DeadLetter(
+                id=f"{time.time_ns()}-0",
+                stream=self.stream,
+                group=self.group,
+                event_id=entry.event_id,
+                type=entry.type,
+                error=error,
+                attempts=attempt,
+                failed_at=datetime.now(UTC).isoformat(),
+                payload=entry.payload.decode("utf-8", "replace"),
+            )
+        )
+        log.error("event moved to dead letters", extra={"stream": self.stream, "error": error})

@@ -1,0 +1,312 @@
+"""Redis Streams: publishing, consumer groups with retries, reclaim and dead letters.
+
+Delivery is at least once. A consumer applies an event at most once by its envelope id:
+before handling it takes a short lease `done:<group>:<id>`; on success the lease becomes a
+long-lived marker, on failure it is dropped. A message that keeps failing is retried with
+exponential backoff and moved to `dlq.<stream>` after `max_attempts`, with its error. A
+consumer that dies holding messages loses them to another after `claim_idle_s` (XAUTOCLAIM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from redis.exceptions import RedisError, ResponseError
+
+from services.kit.events.bus import ConsumerPolicy, DeadLetter, Handler
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["RedisBus", "StreamConsumer"]
+
+log = logging.getLogger("retailmesh.events")
+
+
+class _Idle(msgspec.Struct):
+    id: str
+
+
+_id_only = msgspec.json.Decoder(_Idle)
+
+
+class RedisBus:
+    """Streams under a key prefix: `<prefix>events.erp`, `<prefix>dlq.events.erp`."""
+
+    def __init__(self, redis: Redis, prefix: str = "", *, maxlen: int = 1_000_000) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.maxlen = maxlen
+
+    def key(self, stream: str) -> str:
+        return self.prefix + stream
+
+    def dlq_key(self, stream: str) -> str:
+        return self.prefix + "dlq." + stream
+
+    async def publish(self, stream: str, event_id: str, type: str, payload: bytes) -> None:
+        await self.redis.xadd(
+            self.key(stream),
+            {"id": event_id, "type": type, "event": payload},
+            maxlen=self.maxlen,
+            approximate=True,
+        )
+
+    def consumer(
+        self,
+        stream: str,
+        group: str,
+        handler: Handler,
+        decoder: msgspec.json.Decoder[Any],
+        *,
+        name: str | None = None,
+        policy: ConsumerPolicy | None = None,
+    ) -> StreamConsumer:
+        return StreamConsumer(
+            self, stream, group, handler, decoder, name=name, policy=policy or ConsumerPolicy()
+        )
+
+    async def dead_letters(self, stream: str, limit: int = 100) -> list[DeadLetter]:
+        entries = await self.redis.xrange(self.dlq_key(stream), count=limit)
+        return [_dead_letter(entry_id, fields) for entry_id, fields in entries]
+
+    async def replay(self, stream: str, dead_letter_id: str) -> bool:
+        """Put a dead letter back on its stream (same event id) and drop it from the DLQ."""
+        entries = await self.redis.xrange(
+            self.dlq_key(stream), min=dead_letter_id, max=dead_letter_id
+        )
+        if not entries:
+            return False
+        _, fields = entries[0]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self.key(stream),
+                {
+                    "id": fields[b"event_id"],
+                    "type": fields[b"type"],
+                    "event": fields[b"event"],
+                    "replayed_from": dead_letter_id,
+                },
+                maxlen=self.maxlen,
+                approximate=True,
+            )
+            pipe.xdel(self.dlq_key(stream), dead_letter_id)
+            await pipe.execute()
+        return True
+
+
+def _dead_letter(entry_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLetter:
+    def s(key: bytes) -> str:
+        return fields.get(key, b"").decode("utf-8", "replace")
+
+    return DeadLetter(
+        id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
+        stream=s(b"stream"),
+        group=s(b"group"),
+        event_id=s(b"event_id"),
+        type=s(b"type"),
+        error=s(b"error"),
+        attempts=int(s(b"attempts") or 0),
+        failed_at=s(b"failed_at"),
+        payload=s(b"event"),
+    )
+
+
+class StreamConsumer:
+    """One member of a consumer group; run several (across processes) to share the load."""
+
+    def __init__(
+        self,
+        bus: RedisBus,
+        stream: str,
+        group: str,
+        handler: Handler,
+        decoder: msgspec.json.Decoder[Any],
+        *,
+        name: str | None,
+        policy: ConsumerPolicy,
+    ) -> None:
+        self.bus = bus
+        self.redis = bus.redis
+        self.stream = stream
+        self.key = bus.key(stream)
+        self.group = group
+        self.handler = handler
+        self.decoder = decoder
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self.policy = policy
+        self._attempts_key = f"{bus.prefix}attempts:{stream}:{group}"
+        self._done_prefix = f"{bus.prefix}done:{stream}:{group}:"
+        self._stopping = False
+        self._claim_cursor = "-"
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def ensure_group(self) -> None:
+        try:
+            # From the stream's start: a group created after events were written still gets them.
+            await self.redis.xgroup_create(self.key, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self) -> None:
+        """Consume until stopped; Redis outages are waited out, not fatal."""
+        while not self._stopping:
+            try:
+                await self.ensure_group()
+                while not self._stopping:
+                    await self.step()
+            except (RedisError, OSError) as exc:
+                log.warning("consumer %s/%s: redis error %s; retrying", self.stream, self.group, exc)
+                await asyncio.sleep(1.0)
+
+    async def step(self) -> int:
+        """Reclaim idle messages, then read new ones; returns how many were handled."""
+        handled = 0
+        for msg_id, fields in await self._reclaim():
+            await self._process(msg_id, fields)
+            handled += 1
+        reply = await self.redis.xreadgroup(
+            self.group,
+            self.name,
+            {self.key: ">"},
+            count=self.policy.batch,
+            block=int(self.policy.block_s * 1000),
+        )
+        for _stream, messages in reply or ():
+            for msg_id, fields in messages:
+                await self._process(msg_id, fields)
+                handled += 1
+        return handled
+
+    async def _reclaim(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """Take over pending messages that are due: a failed one whose backoff has elapsed,
+        or one whose consumer has held it for `claim_idle_s` without acknowledging."""
+        floor_ms = int(min(self.policy.claim_idle_s, self.policy.backoff_s) * 1000)
+        pending = await self.redis.xpending_range(
+            self.key,
+            self.group,
+            min=self._claim_cursor,
+            max="+",
+            count=self.policy.batch,
+            idle=max(floor_ms, 1),
+        )
+        if len(pending) < self.policy.batch:
+            self._claim_cursor = "-"  # reached the end: next scan starts over
+        else:
+            last = pending[-1]["message_id"]
+            self._claim_cursor = "(" + (last.decode() if isinstance(last, bytes) else last)
+        if not pending:
+            return []
+        ids = [entry["message_id"] for entry in pending]
+        infos = await self.redis.hmget(self._attempts_key, ids)
+        now = time.time()
+        claim_idle_ms = self.policy.claim_idle_s * 1000
+        due = []
+        for entry, info in zip(pending, infos, strict=True):
+            if info is not None:
+                ready = float(info.decode().split("|", 2)[1]) <= now
+            else:
+                ready = entry["time_since_delivered"] >= claim_idle_ms
+            if ready:
+                due.append(entry["message_id"])
+        if not due:
+            return []
+        # XCLAIM re-checks the idle time, so two consumers racing for a message: one wins.
+        claimed = await self.redis.xclaim(
+            self.key, self.group, self.name, min_idle_time=max(floor_ms, 1), message_ids=due
+        )
+        return [(msg_id, fields) for msg_id, fields in claimed if fields]
+
+    async def _process(self, msg_id: bytes, fields: dict[bytes, bytes]) -> None:
+        event_id = fields.get(b"id", b"").decode("utf-8", "replace")
+        done_key = self._done_prefix + event_id
+        lease_ms = int(max(self.policy.claim_idle_s, 1.0) * 1000)
+        # Take the lease; a marker left by an earlier success means "already applied".
+        got = await self.redis.set(done_key, "processing", nx=True, px=lease_ms)
+        if not got:
+            state = await self.redis.get(done_key)
+            if state == b"done":
+                await self._ack(msg_id)
+                return
+            return  # another consumer is applying it right now; it stays pending here
+        try:
+            envelope = self.decoder.decode(fields[b"event"])
+        except (msgspec.DecodeError, KeyError) as exc:
+            await self.redis.delete(done_key)
+            await self._dead_letter(msg_id, fields, f"undecodable: {exc}", attempts=1)
+            return
+        try:
+            await self.handler(envelope)
+        except Exception as exc:
+            await self.redis.delete(done_key)
+            await self._failed(msg_id, fields, exc)
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(done_key, "done", ex=self.policy.dedupe_ttl_s)
+            pipe.xack(self.key, self.group, msg_id)
+            pipe.hdel(self._attempts_key, msg_id)
+            await pipe.execute()
+
+    async def _ack(self, msg_id: bytes) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.key, self.group, msg_id)
+            pipe.hdel(self._attempts_key, msg_id)
+            await pipe.execute()
+
+    async def _failed(self, msg_id: bytes, fields: dict[bytes, bytes], exc: Exception) -> None:
+        info = await self.redis.hget(self._attempts_key, msg_id)
+        attempts = int(info.decode().split("|", 1)[0]) + 1 if info else 1
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        if attempts >= self.policy.max_attempts:
+            await self._dead_letter(msg_id, fields, error, attempts=attempts)
+            return
+        delay = min(self.policy.backoff_s * 2 ** (attempts - 1), self.policy.max_backoff_s)
+        await self.redis.hset(
+            self._attempts_key, msg_id, f"{attempts}|{time.time() + delay}|{error}"
+        )
+        log.warning(
+            "event handling failed; will retry",
+            extra={
+                "stream": self.stream,
+                "group": self.group,
+                "event_id": fields.get(b"id", b"").decode("utf-8", "replace"),
+                "attempts": attempts,
+                "error": error,
+            },
+        )
+
+    async def _dead_letter(
+        self, msg_id: bytes, fields: dict[bytes, bytes], error: str, *, attempts: int
+    ) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self.bus.dlq_key(self.stream),
+                {
+                    "stream": self.stream,
+                    "group": self.group,
+                    "msg_id": msg_id,
+                    "event_id": fields.get(b"id", b""),
+                    "type": fields.get(b"type", b""),
+                    "event": fields.get(b"event", b""),
+                    "error": error,
+                    "attempts": attempts,
+                    "failed_at": datetime.now(UTC).isoformat(),
+                },
+            )
+            pipe.xack(self.key, self.group, msg_id)
+            pipe.hdel(self._attempts_key, msg_id)
+            await pipe.execute()
+        log.error(
+            "event moved to dead letters",
+            extra={"stream": self.stream, "group": self.group, "error": error},
+        )

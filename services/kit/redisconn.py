@@ -1,0 +1,62 @@
+"""Finding Redis: REDIS_URL, else a server on 127.0.0.1:6379, else none (in-memory)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+if TYPE_CHECKING:
+    from services.kit.settings import Settings
+
+__all__ = ["DEFAULT_REDIS_URL", "RedisUnavailable", "connect_redis"]
+
+log = logging.getLogger("retailmesh.redis")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class RedisUnavailable(RuntimeError):
+    """Redis was asked for (REDIS_URL or REDIS_MODE=required) and does not answer."""
+
+
+def _client(url: str) -> Redis:
+    return Redis.from_url(
+        url,
+        socket_connect_timeout=1.0,
+        socket_timeout=5.0,
+        health_check_interval=15,
+        retry_on_timeout=False,
+    )
+
+
+async def connect_redis(settings: Settings) -> Redis | None:
+    """A connected client, or None when the settings allow in-memory stand-ins."""
+    if settings.redis_mode == "off":
+        log.info("redis off: in-memory backends stand in", extra={"redis": "off"})
+        return None
+    explicit = settings.redis_url is not None
+    url = settings.redis_url or DEFAULT_REDIS_URL
+    client = _client(url)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        await client.aclose()
+        if explicit or settings.redis_mode == "required":
+            raise RedisUnavailable(f"Redis at {_safe(url)} does not answer: {exc}") from None
+        log.warning(
+            "no Redis answers on %s: in-memory backends stand in (single process only)",
+            _safe(url),
+        )
+        return None
+    log.info("using Redis at %s", _safe(url))
+    return client
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for logs."""
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,68 @@
+"""Settings from environment variables, validated at the door.
+
+Every field maps to the upper-cased environment variable of the same name
+(`redis_url` ← `REDIS_URL`). Settings are built from a mapping so that tests pass a dict
+instead of patching the process environment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self, TypeVar
+
+import msgspec
+
+__all__ = ["Settings", "SettingsError", "from_env"]
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the environment variable."""
+
+
+def from_env(cls: type[S], environ: Mapping[str, str]) -> S:
+    """Build a settings Struct from the environment variables that name its fields."""
+    raw: dict[str, Any] = {}
+    for name in cls.__struct_fields__:
+        value = environ.get(name.upper())
+        if value is not None and value != "":
+            raw[name] = value
+    try:
+        return msgspec.convert(raw, type=cls, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        match = re.search(r"at `\$\.(\w+)`", message)
+        var = match.group(1).upper() if match else "?"
+        raise SettingsError(f"bad value for {var}: {message}") from None
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """What every service process needs to know about its surroundings."""
+
+    data_dir: str = ".data"
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9:_.-]{0,64}$")] = "rm:"
+    #: "auto": use REDIS_URL, else a server on 127.0.0.1:6379, else in-memory stand-ins.
+    #: "required": fail at start-up without Redis. "off": in-memory only.
+    redis_mode: Literal["auto", "required", "off"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    seed: bool = True
+    relay_interval_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
+    request_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Self:
+        return from_env(cls, environ)
+
+    def database_url_for(self, service: str) -> str:
+        """The service's database: DATABASE_URL when set, else a SQLite file of its own."""
+        if self.database_url:
+            return self.database_url
+        path = Path(self.data_dir) / f"{service}.db"
+        return f"sqlite+aiosqlite:///{path}"

@@ -1,0 +1,97 @@
+"""Composition of the whole mesh: which services exist, the embedded app, the specs.
+
+    embedded   one process: the gateway fronts every service mounted in-process
+    mesh       each service its own process; the gateway reaches them over HTTP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from gateway.app import Gateway, GatewaySettings, create_gateway
+from gateway.config import load_config
+from gateway.spec import external_spec
+from services.erp.app import ErpSettings
+from services.erp.app import create_app as create_erp
+from services.kit.logs import configure_logging
+from services.kit.registry import Registry
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+__all__ = [
+    "SERVICES",
+    "build_embedded",
+    "build_gateway_for_mesh",
+    "gateway_spec",
+    "service_specs",
+]
+
+#: name → (settings type, app factory). A new service is one line here.
+SERVICES: dict[str, tuple[type[Any], Callable[..., Litestar]]] = {
+    "erp": (ErpSettings, create_erp),
+}
+
+
+def _service_apps(environ: Mapping[str, str], registry: Registry) -> dict[str, Litestar]:
+    apps = {}
+    for name, (settings_type, factory) in SERVICES.items():
+        apps[name] = factory(settings_type.from_env(environ), registry=registry)
+    return apps
+
+
+def service_specs() -> dict[str, dict[str, Any]]:
+    """Each service's OpenAPI document, generated from its app (nothing is started)."""
+    registry = Registry()
+    return {
+        name: app.openapi_schema.to_schema()
+        for name, app in _service_apps({"SEED": "false"}, registry).items()
+    }
+
+
+def gateway_spec(settings: GatewaySettings, own: dict[str, Any]) -> dict[str, Any]:
+    return external_spec(load_config(settings.gateway_config), service_specs(), own)
+
+
+def _build(settings: GatewaySettings, registry: Registry, mounted: list[Any]) -> Gateway:
+    holder: dict[str, Gateway] = {}
+
+    def spec() -> dict[str, Any]:
+        return gateway_spec(settings, holder["gw"].internal.openapi_schema.to_schema())
+
+    gateway = create_gateway(settings, registry, spec=spec, mounted=mounted)
+    holder["gw"] = gateway
+    return gateway
+
+
+def build_embedded(environ: Mapping[str, str]) -> Gateway:
+    """The whole mesh in one ASGI app: the gateway with every service in-process."""
+    settings = GatewaySettings.from_env(environ)
+    registry = Registry(timeout=settings.request_timeout_s)
+    apps = _service_apps(environ, registry)
+    registry.apps.update(apps)
+    return _build(settings, registry, list(apps.values()))
+
+
+def build_gateway_for_mesh(environ: Mapping[str, str]) -> Gateway:
+    """The gateway alone, reaching the services at SERVICE_URLS."""
+    settings = GatewaySettings.from_env(environ)
+    if not settings.service_urls:
+        raise SystemExit("SERVICE_URLS is required in the mesh mode (erp=http://host:port,...)")
+    return _build(settings, Registry(timeout=settings.request_timeout_s), [])
+
+
+def embedded_from_env() -> Gateway:
+    """ASGI factory for the embedded mode (`granian --factory services.mesh:embedded_from_env`)."""
+    settings = GatewaySettings.from_env(os.environ)
+    configure_logging(settings.log_level, settings.log_format)
+    return build_embedded(os.environ)
+
+
+def gateway_from_env() -> Gateway:
+    """ASGI factory for the gateway in the mesh mode."""
+    settings = GatewaySettings.from_env(os.environ)
+    configure_logging(settings.log_level, settings.log_format)
+    return build_gateway_for_mesh(os.environ)
