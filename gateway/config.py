@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
@@ -75,12 +75,26 @@ def load_config(source: str | Path | bytes) -> GatewayConfig:
     """Decode and validate a gateway TOML file (a path) or document (bytes)."""
     raw = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
     try:
-        config = msgspec.toml.decode(raw, type=GatewayConfig)
+        document = msgspec.toml.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}") from None
+    # msgspec names list items by index but dict entries as `[...]`: check the upstreams
+    # one by one first so that an error names the upstream.
+    upstreams = document.get("upstreams") if isinstance(document, dict) else None
+    if isinstance(upstreams, dict):
+        for name, entry in upstreams.items():
+            _convert(entry, UpstreamConfig, f"upstreams.{name}")
+    return _convert(document, GatewayConfig, "").validate()
+
+
+T = TypeVar("T")
+
+
+def _convert(value: object, type_: type[T], where: str) -> T:
+    try:
+        return msgspec.convert(value, type=type_)
     except msgspec.ValidationError as exc:
         message = str(exc)
         match = re.search(r"at `\$(.*)`", message)
-        path = match.group(1).lstrip(".") if match else ""
-        raise ConfigError(f"{path or 'config'}: {message}") from None
-    except msgspec.DecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}") from None
-    return config.validate()
+        path = where + (match.group(1) if match else "")
+        raise ConfigError(f"{path.lstrip('.') or 'config'}: {message}") from None

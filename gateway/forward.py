@@ -128,10 +128,16 @@ def upstream_headers(scope: dict[str, Any], mount: str) -> list[tuple[bytes, byt
 
 
 def _response_headers(headers: Any) -> list[tuple[bytes, bytes]]:
+    """The upstream's response headers minus hop-by-hop ones, including those it names in
+    its own `Connection` header."""
+    named: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            named.update(t.strip().lower() for t in value.split(b","))
     out: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         lname = name.lower()
-        if lname not in _HOP_BY_HOP:
+        if lname not in _HOP_BY_HOP and lname not in named:
             out.append((lname, value))
     return out
 

@@ -64,6 +64,8 @@ def cmd_run_mesh(args: argparse.Namespace) -> int:
     Path(os.environ.get("DATA_DIR", ".data")).mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("REDIS_MODE", "required")
+    # SIGTERM (a process manager stopping us) takes the same path as Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     procs: list[subprocess.Popen[bytes]] = []
     urls = []
     try:
@@ -127,14 +129,13 @@ def cmd_seed(args: argparse.Namespace) -> int:
 def generated_specs() -> dict[str, str]:
     """file name → committed text of every spec, as the code generates them now."""
     from gateway.spec import dumps
+    from services.kit.openapi import openapi_document
     from services.mesh import build_embedded, gateway_spec, service_specs
 
     env = {"SEED": "false", "REDIS_MODE": "off"}
     out = {f"{name}.json": dumps(spec) for name, spec in service_specs().items()}
     gateway = build_embedded(env)
-    out["gateway.json"] = dumps(
-        gateway_spec(gateway.settings, gateway.internal.openapi_schema.to_schema())
-    )
+    out["gateway.json"] = dumps(gateway_spec(gateway.settings, openapi_document(gateway.internal)))
     return out
 
 

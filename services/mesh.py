@@ -16,6 +16,7 @@ from gateway.spec import external_spec
 from services.erp.app import ErpSettings
 from services.erp.app import create_app as create_erp
 from services.kit.logs import configure_logging
+from services.kit.openapi import openapi_document
 from services.kit.registry import Registry
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def service_specs() -> dict[str, dict[str, Any]]:
     """Each service's OpenAPI document, generated from its app (nothing is started)."""
     registry = Registry()
     return {
-        name: app.openapi_schema.to_schema()
+        name: openapi_document(app)
         for name, app in _service_apps({"SEED": "false"}, registry).items()
     }
 
@@ -59,7 +60,7 @@ def _build(settings: GatewaySettings, registry: Registry, mounted: list[Any]) ->
     holder: dict[str, Gateway] = {}
 
     def spec() -> dict[str, Any]:
-        return gateway_spec(settings, holder["gw"].internal.openapi_schema.to_schema())
+        return gateway_spec(settings, openapi_document(holder["gw"].internal))
 
     gateway = create_gateway(settings, registry, spec=spec, mounted=mounted)
     holder["gw"] = gateway

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Litestar, Response, get, post
 from litestar.di import Provide
-from litestar.params import Dependency, Parameter
+from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidation
 
 from contracts.models import (
     LOCATION_PATTERN,
@@ -44,11 +44,13 @@ __all__ = ["ErpSettings", "create_app", "create_app_from_env"]
 _CLOUD = (429, 503)
 _REPLAYED = "Idempotent-Replayed"
 
-SkuParam = Annotated[str, Parameter(pattern=SKU_PATTERN, description="SKU")]
-PostingIdParam = Annotated[str, Parameter(pattern=POSTING_ID_PATTERN, description="Posting id")]
+SkuParam = Annotated[str, PathParameter(pattern=SKU_PATTERN, description="SKU")]
+PostingIdParam = Annotated[
+    str, PathParameter(pattern=POSTING_ID_PATTERN, description="Posting id")
+]
 # The backend is ours, injected by DI: not a value to validate on every request.
-Erp = Annotated[ErpBackend, Dependency(skip_validation=True)]
-Limit = Annotated[int, Parameter(ge=1, le=200, description="Page size")]
+Erp = SkipValidation[ErpBackend]
+Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size")]
 
 
 class ErpSettings(Settings, frozen=True, kw_only=True):
@@ -66,7 +68,8 @@ class ProductsController(Controller):
         self,
         erp: Erp,
         cursor: Annotated[
-            str | None, Parameter(pattern=SKU_PATTERN, description="next_cursor of the last page")
+            str | None,
+            QueryParameter(pattern=SKU_PATTERN, description="next_cursor of the last page"),
         ] = None,
         limit: Limit = 50,
     ) -> ProductPage:
@@ -108,7 +111,7 @@ class InventoryController(Controller):
         summary="Positions of up to 100 SKUs in one call",
         responses=problem_responses(*_CLOUD),
     )
-    async def query_positions(self, erp: Erp, data: PositionsQuery) -> PositionsResult:
+    async def query_positions(self, erp: Erp, data: JSONBody[PositionsQuery]) -> PositionsResult:
         return await erp.positions(data.skus)
 
     @post(
@@ -118,7 +121,7 @@ class InventoryController(Controller):
         responses=problem_responses(409, 422, *_CLOUD),
     )
     async def adjust(
-        self, erp: Erp, data: StockAdjustment
+        self, erp: Erp, data: JSONBody[StockAdjustment]
     ) -> Response[InventoryPosition]:
         position, created = await erp.adjust(data)
         return Response(position, status_code=201, headers={_REPLAYED: str(not created).lower()})
@@ -136,7 +139,7 @@ class PostingsController(Controller):
         "the same posting_id with other content is 409.",
         responses=problem_responses(409, 422, *_CLOUD),
     )
-    async def post_order(self, erp: Erp, data: OrderPosting) -> Response[PostingReceipt]:
+    async def post_order(self, erp: Erp, data: JSONBody[OrderPosting]) -> Response[PostingReceipt]:
         receipt, created = await erp.post_order(data)
         return Response(receipt, status_code=201, headers={_REPLAYED: str(not created).lower()})
 
@@ -146,7 +149,7 @@ class PostingsController(Controller):
         summary="Book a refund posting (idempotent by posting_id)",
         responses=problem_responses(409, 422, *_CLOUD),
     )
-    async def post_refund(self, erp: Erp, data: RefundPosting) -> Response[PostingReceipt]:
+    async def post_refund(self, erp: Erp, data: JSONBody[RefundPosting]) -> Response[PostingReceipt]:
         receipt, created = await erp.post_refund(data)
         return Response(receipt, status_code=201, headers={_REPLAYED: str(not created).lower()})
 
@@ -154,10 +157,10 @@ class PostingsController(Controller):
     async def list_postings(
         self,
         erp: Erp,
-        order_id: Annotated[str | None, Parameter(pattern=POSTING_ID_PATTERN)] = None,
-        sku: Annotated[str | None, Parameter(pattern=SKU_PATTERN)] = None,
-        kind: Literal["order", "refund"] | None = None,
-        cursor: Annotated[str | None, Parameter(pattern=POSTING_ID_PATTERN)] = None,
+        order_id: Annotated[str | None, QueryParameter(pattern=POSTING_ID_PATTERN)] = None,
+        sku: Annotated[str | None, QueryParameter(pattern=SKU_PATTERN)] = None,
+        kind: Annotated[Literal["order", "refund"] | None, QueryParameter()] = None,
+        cursor: Annotated[str | None, QueryParameter(pattern=POSTING_ID_PATTERN)] = None,
         limit: Limit = 50,
     ) -> PostingPage:
         items = await erp.postings(order_id=order_id, sku=sku, kind=kind, after=cursor, limit=limit)

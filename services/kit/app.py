@@ -72,6 +72,7 @@ class Runtime:
         self.bus: EventBus | None = None
         self.relay: Relay | None = None
         self.workers: list[Runnable] = []
+        self._owns_redis = False
         self._tasks: list[asyncio.Task[None]] = []
 
     def add_worker(self, worker: Runnable) -> None:
@@ -85,6 +86,7 @@ class Runtime:
         await self.db.create_all(self.metadata)
         if bus is None:
             self.redis = await connect_redis(settings)
+            self._owns_redis = self.redis is not None
             bus = RedisBus(self.redis, settings.redis_prefix) if self.redis else MemoryBus()
         elif isinstance(bus, RedisBus):
             self.redis = bus.redis
@@ -102,6 +104,8 @@ class Runtime:
         self.workers.clear()
         if self.db is not None:
             await self.db.dispose()
+        if self.redis is not None and self._owns_redis:
+            await self.redis.aclose()
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}

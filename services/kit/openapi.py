@@ -1,0 +1,49 @@
+"""The OpenAPI document of an app, with its models' schemas exactly as msgspec validates them.
+
+Litestar generates component schemas itself and drops constraints that sit on the items of
+a container (`list[Annotated[str, Meta(pattern=...)]]` becomes `items: {type: string}`), so a
+published contract would accept what the service refuses. msgspec's own JSON Schema is the
+validator's truth: every component that is one of our Structs is replaced by it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+import contracts.models
+import contracts.problems
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from litestar import Litestar
+
+__all__ = ["openapi_document", "structs_of"]
+
+
+def structs_of(*modules: ModuleType) -> list[type[msgspec.Struct]]:
+    return [
+        obj
+        for module in modules
+        for _, obj in inspect.getmembers(module, inspect.isclass)
+        if issubclass(obj, msgspec.Struct) and obj.__module__ == module.__name__
+    ]
+
+
+_CONTRACTS = structs_of(contracts.models, contracts.problems)
+
+
+def openapi_document(app: Litestar, extra: Iterable[type[msgspec.Struct]] = ()) -> dict[str, Any]:
+    spec = app.openapi_schema.to_schema()
+    _, exact = msgspec.json.schema_components(
+        [*_CONTRACTS, *extra], ref_template="#/components/schemas/{name}"
+    )
+    schemas = spec.get("components", {}).get("schemas", {})
+    for name in list(schemas):
+        if name in exact:
+            schemas[name] = exact[name]
+    return spec
