@@ -31,6 +31,7 @@ from services.kit.redisconn import connect_redis
 from services.kit.registry import Registry
 from services.kit.requestid import request_id, request_started_at
 from services.kit.storage import Database
+from services.kit.strictbody import strict_body
 
 if TYPE_CHECKING:
     from litestar.types import Message, Scope
@@ -198,6 +199,7 @@ def create_service_app(
         plugins=[_problems()],
         lifespan=[lifespan],
         before_send=[before_send],
+        before_request=strict_body,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title=title,

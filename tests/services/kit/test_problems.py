@@ -1,0 +1,104 @@
+"""Bad input gets a clear 4xx problem+json with the offending fields, never a 500."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.erp.app import ErpSettings, create_app
+from tests.conftest import Running
+
+
+@pytest.fixture
+async def erp(tmp_path: Path) -> AsyncIterator[Running]:
+    async with Running(create_app(ErpSettings(data_dir=str(tmp_path), redis_mode="off"))) as r:
+        yield r
+
+
+def good_posting() -> dict[str, Any]:
+    return {
+        "posting_id": "p-1",
+        "order_id": "o-1",
+        "lines": [
+            {
+                "sku": "SKU-000001",
+                "location_id": "STORE-001",
+                "quantity": 1,
+                "unit_price": {"amount": 100, "currency": "EUR"},
+            }
+        ],
+        "total": {"amount": 100, "currency": "EUR"},
+        "occurred_at": "2026-11-24T10:00:00Z",
+    }
+
+
+def assert_problem(r: Any, status: int, type_suffix: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = r.json()
+    assert body["status"] == status
+    assert body["type"].endswith("/" + type_suffix)
+    assert body["request_id"] == r.headers["x-request-id"]
+    assert "Traceback" not in r.text
+    return body
+
+
+async def test_malformed_json(erp: Running) -> None:
+    r = await erp.client.post(
+        "/postings/orders", content=b'{"posting_id": ', headers={"content-type": "application/json"}
+    )
+    assert_problem(r, 400, "bad-request")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda p: p.update(total={"amount": "100", "currency": "EUR"}), "total.amount"),
+        (lambda p: p.update(surprise=True), "surprise"),
+        (lambda p: p["lines"][0].update(quantity=10**30), "lines[0].quantity"),
+        (lambda p: p["lines"][0].update(quantity=0), "lines[0].quantity"),
+        (lambda p: p.update(lines=[]), "lines"),
+        (lambda p: p.update(occurred_at="2026-11-24T10:00:00"), "occurred_at"),
+        (lambda p: p["lines"][0]["unit_price"].update(currency="euro"), "lines[0].unit_price.currency"),
+        (lambda p: p.pop("total"), "total"),
+    ],
+)
+async def test_invalid_fields_are_named(erp: Running, mutate: Any, field: str) -> None:
+    body = good_posting()
+    mutate(body)
+    r = await erp.client.post("/postings/orders", json=body)
+    problem = assert_problem(r, 400, "validation")
+    assert any(field in e["field"] or field in e["message"] for e in problem["errors"]), problem
+    # nothing was booked
+    assert (await erp.client.get("/postings/p-1")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/products/lower-case", "/products/%00", "/postings/" + "x" * 200, "/products?limit=0", "/products?limit=1e3"],
+)
+async def test_bad_path_and_query_parameters(erp: Running, path: str) -> None:
+    assert_problem(await erp.client.get(path), 400, "validation")
+
+
+async def test_unknown_route_and_method(erp: Running) -> None:
+    assert_problem(await erp.client.get("/nothing/here"), 404, "not-found")
+    r = await erp.client.delete("/products/SKU-000001")
+    assert_problem(r, 405, "method-not-allowed")
+    assert "GET" in r.headers["allow"]
+
+
+async def test_oversized_body_is_413(erp: Running) -> None:
+    body = b'{"skus": [' + b'"SKU-000001",' * 100_000 + b'"SKU-000001"]}'
+    r = await erp.client.post(
+        "/inventory/query", content=body, headers={"content-type": "application/json"}
+    )
+    assert_problem(r, 413, "payload-too-large")
+
+
+async def test_request_id_is_echoed_by_services(erp: Running) -> None:
+    r = await erp.client.get("/healthz", headers={"x-request-id": "till-7-req-000123"})
+    assert r.headers["x-request-id"] == "till-7-req-000123"
