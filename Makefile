@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run run-mesh seed test fuzz lint openapi bench clean
+.PHONY: install run run-mesh seed test fuzz lint openapi clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,8 @@ seed: install
 # pytest finds or starts Redis itself (tests/conftest.py), checks the committed OpenAPI
 # specs against the code, and runs a bounded schemathesis pass through the gateway.
 test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 # The full schemathesis run: many more examples per operation.
@@ -39,9 +41,6 @@ lint: install
 
 openapi: install
 	$(VENV)/bin/retailmesh openapi
-
-bench: install
-	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache

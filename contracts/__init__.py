@@ -9,7 +9,6 @@ from contracts.events import (
     StockAdjusted,
     envelope,
 )
-from contracts.problems import PROBLEM_MEDIA_TYPE, FieldError, Problem
 from contracts.models import (
     InventoryPosition,
     Money,
@@ -28,14 +27,14 @@ from contracts.models import (
     StockAdjustment,
     StockLocation,
 )
+from contracts.problems import PROBLEM_MEDIA_TYPE, FieldError, Problem
 
 __all__ = [
-    "PROBLEM_MEDIA_TYPE",
-    "FieldError",
-    "Problem",
     "ERP_STREAM",
+    "PROBLEM_MEDIA_TYPE",
     "Envelope",
     "ErpEvent",
+    "FieldError",
     "InventoryPosition",
     "Money",
     "OrderPosting",
@@ -47,6 +46,7 @@ __all__ = [
     "PostingReceipt",
     "PostingRecord",
     "PostingTotals",
+    "Problem",
     "Product",
     "ProductPage",
     "RefundPosting",

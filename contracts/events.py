@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from contracts.models import Money, PostingLine  # noqa: TC001 - msgspec needs them at runtime
+from contracts.models import Money, PostingLine
 
 __all__ = [
     "ERP_STREAM",

@@ -110,9 +110,11 @@ class Gateway:
         elif scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        await self.internal(scope, receive, send)
+        await self.internal(scope, receive, send)  # type: ignore[arg-type]
 
-    async def _route(self, match: re.Match[str], scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def _route(
+        self, match: re.Match[str], scope: dict[str, Any], receive: Any, send: Any
+    ) -> None:
         version, api, rest = match.group(1), match.group(2), match.group(3) or ""
         rid = request_id(scope)
         status = 0
@@ -131,8 +133,13 @@ class Gateway:
             if route is None:
                 if api in self.apis:
                     await send_problem(
-                        scope, respond, 404, "unknown-version", "Unknown API version",
-                        f"{api} has no version {version}", versions=self.apis[api],
+                        scope,
+                        respond,
+                        404,
+                        "unknown-version",
+                        "Unknown API version",
+                        f"{api} has no version {version}",
+                        versions=self.apis[api],
                     )
                 else:
                     await send_problem(
@@ -142,13 +149,22 @@ class Gateway:
             target, version_config = route
             if version_config.status == "retired":
                 await send_problem(
-                    scope, respond, 410, "version-retired", "API version retired",
-                    f"{api} {version} is retired", versions=self.apis[api],
+                    scope,
+                    respond,
+                    410,
+                    "version-retired",
+                    "API version retired",
+                    f"{api} {version} is retired",
+                    versions=self.apis[api],
                 )
                 return
             if _content_length(scope) > self.config.max_body_bytes:
                 await send_problem(
-                    scope, respond, 413, "payload-too-large", "Payload too large",
+                    scope,
+                    respond,
+                    413,
+                    "payload-too-large",
+                    "Payload too large",
                     f"request bodies are limited to {self.config.max_body_bytes} bytes",
                 )
                 return
@@ -158,8 +174,12 @@ class Gateway:
             )
         finally:
             access_log(
-                "gateway", scope["method"], scope["path"], status,
-                scope.get("retailmesh.started_at", 0.0), rid,
+                "gateway",
+                scope["method"],
+                scope["path"],
+                status,
+                scope.get("retailmesh.started_at", 0.0),
+                rid,
             )
 
     async def _lifespan(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

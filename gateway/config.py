@@ -12,7 +12,14 @@ from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
-__all__ = ["ApiConfig", "ConfigError", "GatewayConfig", "UpstreamConfig", "VersionConfig", "load_config"]
+__all__ = [
+    "ApiConfig",
+    "ConfigError",
+    "GatewayConfig",
+    "UpstreamConfig",
+    "VersionConfig",
+    "load_config",
+]
 
 Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
 Version = Annotated[str, msgspec.Meta(pattern=r"^v[1-9][0-9]{0,2}$")]

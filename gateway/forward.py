@@ -65,7 +65,9 @@ class Target:
 
     __slots__ = ("app", "base_url", "host", "name", "prefix", "timeout", "upstream")
 
-    def __init__(self, name: str, upstream: UpstreamConfig, prefix: str, registry: Registry) -> None:
+    def __init__(
+        self, name: str, upstream: UpstreamConfig, prefix: str, registry: Registry
+    ) -> None:
         self.name = name
         self.upstream = upstream
         self.prefix = prefix
@@ -197,7 +199,9 @@ class Forwarder:
             if not started:
                 await self._timeout(target, scope, send)
         except Exception:
-            log.exception("upstream %s failed", target.name, extra={"request_id": request_id(scope)})
+            log.exception(
+                "upstream %s failed", target.name, extra={"request_id": request_id(scope)}
+            )
             if not started:
                 await self._bad_gateway(target, scope, send)
 
@@ -246,7 +250,10 @@ class Forwarder:
                 await self._timeout(target, scope, send)
         except aiohttp.ClientError as exc:
             log.warning(
-                "upstream %s unreachable: %s", target.name, exc, extra={"request_id": request_id(scope)}
+                "upstream %s unreachable: %s",
+                target.name,
+                exc,
+                extra={"request_id": request_id(scope)},
             )
             if not started:
                 await self._bad_gateway(target, scope, send)

@@ -23,7 +23,9 @@ _GATEWAY_ERRORS = {
 def _problem_response(description: str) -> dict[str, Any]:
     return {
         "description": description,
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
     }
 
 
@@ -61,11 +63,13 @@ def external_spec(
                 }
                 if not operations:
                     continue
-                public = f"/{version.version}/{api.name}{path[len(version.prefix):]}".rstrip("/")
+                public = f"/{version.version}/{api.name}{path[len(version.prefix) :]}".rstrip("/")
                 out: dict[str, Any] = {k: v for k, v in item.items() if k not in _METHODS}
                 for method, op in operations.items():
                     op = copy.deepcopy(op)
-                    op["operationId"] = f"{version.version}_{api.name}_{op.get('operationId', method)}"
+                    op["operationId"] = (
+                        f"{version.version}_{api.name}_{op.get('operationId', method)}"
+                    )
                     op["tags"] = [f"{api.name} {version.version}"]
                     if version.status == "deprecated":
                         op["deprecated"] = True
@@ -84,7 +88,7 @@ def external_spec(
         "info": {
             "title": "retailmesh gateway",
             "version": "1.0.0",
-            "description": "The public surface of the retailmesh: every API version the gateway routes.",
+            "description": "The public surface of the retailmesh: every routed API version.",
         },
         "servers": [{"url": "/"}],
         "paths": dict(sorted(paths.items())),

@@ -1,9 +1,9 @@
 """`retailmesh`: the one command line of the project.
 
-    retailmesh run                 the embedded mesh on 127.0.0.1:8080 (PORT, HOST)
-    retailmesh run-mesh            each service its own process, the gateway in front
-    retailmesh seed [--reset]      load the demo data
-    retailmesh openapi [--check]   regenerate (or verify) the committed specs in openapi/
+retailmesh run                 the embedded mesh on 127.0.0.1:8080 (PORT, HOST)
+retailmesh run-mesh            each service its own process, the gateway in front
+retailmesh seed [--reset]      load the demo data
+retailmesh openapi [--check]   regenerate (or verify) the committed specs in openapi/
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ def cmd_run_mesh(args: argparse.Namespace) -> int:
     try:
         for name, port in MESH_PORTS.items():
             urls.append(f"{name}=http://{args.host}:{port}")
-            procs.append(_granian_process(f"services.{name}.app:create_app_from_env", args.host, port, env))
+            procs.append(
+                _granian_process(f"services.{name}.app:create_app_from_env", args.host, port, env)
+            )
         env["SERVICE_URLS"] = ",".join(urls)
         procs.append(_granian_process("services.mesh:gateway_from_env", args.host, args.port, env))
         _banner(f"http://{args.host}:{args.port}", "mesh: " + ", ".join(urls) + ", gateway")
@@ -92,11 +94,24 @@ def cmd_run_mesh(args: argparse.Namespace) -> int:
                 p.kill()
 
 
-def _granian_process(target: str, host: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _granian_process(
+    target: str, host: str, port: int, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [
-            sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
-            "--host", host, "--port", str(port), "--workers", "1", target,
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--factory",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            target,
         ],
         env=env,
     )
@@ -143,9 +158,16 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     specs = generated_specs()
     out = Path(args.out)
     if args.check:
-        stale = [n for n, text in specs.items() if not (out / n).exists() or (out / n).read_text() != text]
+        stale = [
+            n
+            for n, text in specs.items()
+            if not (out / n).exists() or (out / n).read_text() != text
+        ]
         if stale:
-            print(f"OpenAPI specs out of date: {', '.join(stale)}; run `retailmesh openapi`", file=sys.stderr)
+            print(
+                f"OpenAPI specs out of date: {', '.join(stale)}; run `retailmesh openapi`",
+                file=sys.stderr,
+            )
             return 1
         print("OpenAPI specs up to date")
         return 0
@@ -159,7 +181,10 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="retailmesh", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, helptext in (("run", "serve the embedded mesh"), ("run-mesh", "serve one process per service")):
+    for name, helptext in (
+        ("run", "serve the embedded mesh"),
+        ("run-mesh", "serve one process per service"),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))

@@ -1,7 +1,7 @@
 """Composition of the whole mesh: which services exist, the embedded app, the specs.
 
-    embedded   one process: the gateway fronts every service mounted in-process
-    mesh       each service its own process; the gateway reaches them over HTTP
+embedded   one process: the gateway fronts every service mounted in-process
+mesh       each service its own process; the gateway reaches them over HTTP
 """
 
 from __future__ import annotations

@@ -88,7 +88,9 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 @pytest.fixture
-def mesh_env(tmp_path: Path, redis_url: str, redis_prefix: str, database_url: str) -> dict[str, str]:
+def mesh_env(
+    tmp_path: Path, redis_url: str, redis_prefix: str, database_url: str
+) -> dict[str, str]:
     """Environment of an embedded mesh of this test's own (data dir, Redis prefix, database)."""
     env = {
         "DATA_DIR": str(tmp_path / "data"),

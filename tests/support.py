@@ -56,9 +56,20 @@ class RedisServer:
                 "no Redis answers and no redis-server to start: install one "
                 "(Debian: apt-get install redis-server) or set REDIS_URL"
             )
-        self.proc = subprocess.Popen(  # noqa: S603
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir],
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -89,9 +100,22 @@ class ServedApp:
 
     def start(self, ready_path: str = "/readyz", timeout: float = 30) -> ServedApp:
         with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
-                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1", self.target],
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "granian",
+                    "--interface",
+                    "asgi",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                    self.target,
+                ],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -21,9 +21,7 @@ def mesh_processes(tmp_path: Path, redis_url: str, redis_prefix: str) -> Iterato
         "LOG_LEVEL": "WARNING",
     }
     erp = ServedApp("services.erp.app:create_app_from_env", env).start()
-    gateway = ServedApp(
-        "services.mesh:gateway_from_env", {**env, "SERVICE_URLS": f"erp={erp.url}"}
-    )
+    gateway = ServedApp("services.mesh:gateway_from_env", {**env, "SERVICE_URLS": f"erp={erp.url}"})
     try:
         gateway.start()
         yield gateway.url

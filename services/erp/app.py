@@ -11,7 +11,6 @@ from litestar.di import Provide
 from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidation
 
 from contracts.models import (
-    LOCATION_PATTERN,
     POSTING_ID_PATTERN,
     SKU_PATTERN,
     InventoryPosition,
@@ -45,9 +44,7 @@ _CLOUD = (429, 503)
 _REPLAYED = "Idempotent-Replayed"
 
 SkuParam = Annotated[str, PathParameter(pattern=SKU_PATTERN, description="SKU")]
-PostingIdParam = Annotated[
-    str, PathParameter(pattern=POSTING_ID_PATTERN, description="Posting id")
-]
+PostingIdParam = Annotated[str, PathParameter(pattern=POSTING_ID_PATTERN, description="Posting id")]
 # The backend is ours, injected by DI: not a value to validate on every request.
 Erp = SkipValidation[ErpBackend]
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size")]
@@ -149,7 +146,9 @@ class PostingsController(Controller):
         summary="Book a refund posting (idempotent by posting_id)",
         responses=problem_responses(409, 422, *_CLOUD),
     )
-    async def post_refund(self, erp: Erp, data: JSONBody[RefundPosting]) -> Response[PostingReceipt]:
+    async def post_refund(
+        self, erp: Erp, data: JSONBody[RefundPosting]
+    ) -> Response[PostingReceipt]:
         receipt, created = await erp.post_refund(data)
         return Response(receipt, status_code=201, headers={_REPLAYED: str(not created).lower()})
 
@@ -181,7 +180,9 @@ class PostingsController(Controller):
         return await erp.posting(posting_id)
 
 
-def create_app(settings: ErpSettings, *, registry: Registry | None = None, bus: Any = None) -> Litestar:
+def create_app(
+    settings: ErpSettings, *, registry: Registry | None = None, bus: Any = None
+) -> Litestar:
     """The ERP system API with its reference backend."""
     runtime = Runtime("erp", settings, registry)
     tables = ErpTables(runtime.metadata)
@@ -204,7 +205,12 @@ def create_app(settings: ErpSettings, *, registry: Registry | None = None, bus: 
         settings,
         title="retailmesh ERP system API",
         description="Products, stock locations, inventory positions and postings of the ERP.",
-        route_handlers=[ProductsController, LocationsController, InventoryController, PostingsController],
+        route_handlers=[
+            ProductsController,
+            LocationsController,
+            InventoryController,
+            PostingsController,
+        ],
         runtime=runtime,
         dependencies={"erp": Provide(provide_erp, sync_to_thread=False)},
         on_start=[start],

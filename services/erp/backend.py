@@ -103,7 +103,7 @@ class CloudConditions:
         self.failure_rate = failure_rate
         self._tokens = rate_limit_rps
         self._stamp = time.monotonic()
-        self._rng = rng or random.Random()  # noqa: S311 - simulation, not security
+        self._rng = rng or random.Random()
         self.calls = 0
         self.refused = 0
 
@@ -283,7 +283,9 @@ class ReferenceErpBackend:
             if loc not in known_locations
         ]
         if errors:
-            raise InvalidPosting("the posting names SKUs or locations the ERP does not know", errors)
+            raise InvalidPosting(
+                "the posting names SKUs or locations the ERP does not know", errors
+            )
 
     async def posting(self, posting_id: str) -> PostingRecord:
         await self.conditions.enter()

@@ -1,12 +1,12 @@
 """ERP errors.
 
-    ErpError (ServiceError)
-    ├── UnknownSku              404 unknown-sku
-    ├── UnknownPosting          404 unknown-posting
-    ├── PostingConflict         409 posting-conflict   (same posting id, other content)
-    ├── InvalidPosting          422 invalid-posting    (unknown SKUs or locations, bad sums)
-    ├── ErpRateLimited          429 erp-rate-limited   (the cloud ERP's own limit)
-    └── ErpUnavailable          503 erp-unavailable
+ErpError (ServiceError)
+├── UnknownSku              404 unknown-sku
+├── UnknownPosting          404 unknown-posting
+├── PostingConflict         409 posting-conflict   (same posting id, other content)
+├── InvalidPosting          422 invalid-posting    (unknown SKUs or locations, bad sums)
+├── ErpRateLimited          429 erp-rate-limited   (the cloud ERP's own limit)
+└── ErpUnavailable          503 erp-unavailable
 """
 
 from __future__ import annotations

@@ -31,12 +31,39 @@ DCS = [
     ("DC-NORTH", "Distribution centre North", "nl-north"),
     ("DC-SOUTH", "Distribution centre South", "nl-south"),
 ]
-_ADJECTIVES = ["Classic", "Organic", "Slim", "Urban", "Trail", "Soft", "Bold", "Pure", "Warm", "Light"]
+_ADJECTIVES = [
+    "Classic",
+    "Organic",
+    "Slim",
+    "Urban",
+    "Trail",
+    "Soft",
+    "Bold",
+    "Pure",
+    "Warm",
+    "Light",
+]
 _NOUNS = [
-    "Tee", "Hoodie", "Sneaker", "Backpack", "Water Bottle",
-    "Jacket", "Beanie", "Scarf", "Sock Pack", "Cap",
-    "Jeans", "Shorts", "Belt", "Wallet", "Umbrella",
-    "Lamp", "Mug", "Notebook", "Headphones", "Charger",
+    "Tee",
+    "Hoodie",
+    "Sneaker",
+    "Backpack",
+    "Water Bottle",
+    "Jacket",
+    "Beanie",
+    "Scarf",
+    "Sock Pack",
+    "Cap",
+    "Jeans",
+    "Shorts",
+    "Belt",
+    "Wallet",
+    "Umbrella",
+    "Lamp",
+    "Mug",
+    "Notebook",
+    "Headphones",
+    "Charger",
 ]
 
 
@@ -45,9 +72,17 @@ async def seed_erp(db: Database, t: ErpTables, *, reset: bool = False) -> bool:
     async with db.write() as conn:
         if not reset and await t.count_products(conn) > 0:
             return False
-        for table in (t.posting_lines, t.postings, t.adjustments, t.positions, t.products, t.locations, t.sequences):
+        for table in (
+            t.posting_lines,
+            t.postings,
+            t.adjustments,
+            t.positions,
+            t.products,
+            t.locations,
+            t.sequences,
+        ):
             await conn.execute(delete(table))
-        rng = random.Random(20261124)  # noqa: S311 - demo data
+        rng = random.Random(20261124)
         products = [
             {
                 "sku": f"SKU-{n:06d}",

@@ -84,7 +84,9 @@ class ErpTables:
         self.posting_lines = Table(
             "erp_posting_lines",
             metadata,
-            Column("posting_id", String(64), ForeignKey("erp_postings.posting_id"), primary_key=True),
+            Column(
+                "posting_id", String(64), ForeignKey("erp_postings.posting_id"), primary_key=True
+            ),
             Column("line_no", Integer, primary_key=True),
             Column("sku", String(32), nullable=False),
             Column("location_id", String(32), nullable=False),
@@ -138,11 +140,15 @@ class ErpTables:
         return {r.id for r in (await conn.execute(query)).all()}
 
     async def count_products(self, conn: AsyncConnection) -> int:
-        return int((await conn.execute(select(func.count()).select_from(self.products))).scalar_one())
+        return int(
+            (await conn.execute(select(func.count()).select_from(self.products))).scalar_one()
+        )
 
     # positions
 
-    async def positions_of(self, conn: AsyncConnection, skus: Sequence[str]) -> list[InventoryPosition]:
+    async def positions_of(
+        self, conn: AsyncConnection, skus: Sequence[str]
+    ) -> list[InventoryPosition]:
         query = (
             select(self.positions)
             .where(self.positions.c.sku.in_(list(skus)))
@@ -186,9 +192,7 @@ class ErpTables:
         return int((await conn.execute(select(self.sequences.c.value).where(where))).scalar_one())
 
     async def posting_fingerprint(self, conn: AsyncConnection, posting_id: str) -> bytes | None:
-        query = select(self.postings.c.fingerprint).where(
-            self.postings.c.posting_id == posting_id
-        )
+        query = select(self.postings.c.fingerprint).where(self.postings.c.posting_id == posting_id)
         value = (await conn.execute(query)).scalar_one_or_none()
         return bytes(value) if value is not None else None
 
@@ -308,7 +312,9 @@ class ErpTables:
 
     # adjustments
 
-    async def adjustment(self, conn: AsyncConnection, adjustment_id: str) -> tuple[bytes, InventoryPosition] | None:
+    async def adjustment(
+        self, conn: AsyncConnection, adjustment_id: str
+    ) -> tuple[bytes, InventoryPosition] | None:
         row = (
             await conn.execute(
                 select(self.adjustments).where(self.adjustments.c.adjustment_id == adjustment_id)
@@ -325,7 +331,11 @@ class ErpTables:
         )
 
     async def insert_adjustment(
-        self, conn: AsyncConnection, adjustment_id: str, fingerprint: bytes, after: InventoryPosition
+        self,
+        conn: AsyncConnection,
+        adjustment_id: str,
+        fingerprint: bytes,
+        after: InventoryPosition,
     ) -> None:
         await conn.execute(
             insert(self.adjustments).values(

@@ -23,8 +23,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import MetaData
 
 from contracts.problems import PROBLEM_MEDIA_TYPE
-from services.kit.errors import problem_responses, problem_type
 from services.kit.errors import problem_details_plugin as _problems
+from services.kit.errors import problem_responses, problem_type
 from services.kit.events import EventBus, MemoryBus, Outbox, RedisBus, Relay, Runnable
 from services.kit.logs import access_log
 from services.kit.redisconn import connect_redis
@@ -182,8 +182,9 @@ def create_service_app(
     async def before_send(message: Message, scope: Scope) -> None:
         if message["type"] == "http.response.start":
             rid = request_id(scope)
-            headers = message.setdefault("headers", [])
-            headers.append((b"x-request-id", rid.encode()))  # type: ignore[union-attr]
+            headers = list(message.get("headers", ()))
+            headers.append((b"x-request-id", rid.encode()))
+            message["headers"] = headers
             access_log(
                 name,
                 scope.get("method", ""),  # type: ignore[arg-type]

@@ -207,7 +207,7 @@ def _public_path(scope: Any) -> str:
     path: str = scope.get("path", "")
     for name, value in scope.get("headers", ()):
         if name == b"x-forwarded-prefix":
-            prefix = value.decode("latin-1")
+            prefix: str = value.decode("latin-1")
             if _PREFIX.match(prefix):
                 return prefix + path
             break

@@ -75,9 +75,7 @@ class ServiceClient(Protocol):
     ) -> ServiceResponse: ...
 
 
-def _prepare(
-    json: Any, headers: Mapping[str, str] | None
-) -> tuple[bytes, dict[str, str]]:
+def _prepare(json: Any, headers: Mapping[str, str] | None) -> tuple[bytes, dict[str, str]]:
     out = {k.lower(): v for k, v in (headers or {}).items()}
     body = b""
     if json is not None:
@@ -123,7 +121,12 @@ class HttpClient:
     def __init__(
         self, name: str, base_url: str, session: aiohttp.ClientSession, timeout: float
     ) -> None:
-        self.name, self.base_url, self.session, self.timeout = name, base_url.rstrip("/"), session, timeout
+        self.name, self.base_url, self.session, self.timeout = (
+            name,
+            base_url.rstrip("/"),
+            session,
+            timeout,
+        )
 
     async def request(
         self,

@@ -38,9 +38,7 @@ upstream = "echo"
 def gateway(tmp_path: Path, registry: Registry, timeout: float = 2.0) -> Gateway:
     path = tmp_path / "gateway.toml"
     path.write_text(CONFIG.replace("{timeout}", str(timeout)))
-    settings = GatewaySettings(
-        gateway_config=str(path), data_dir=str(tmp_path), redis_mode="off"
-    )
+    settings = GatewaySettings(gateway_config=str(path), data_dir=str(tmp_path), redis_mode="off")
     return create_gateway(settings, registry, spec=lambda: {})
 
 

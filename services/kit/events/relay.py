@@ -6,7 +6,6 @@ idempotent by event id, so that is harmless. While the bus is down rows simply w
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING

@@ -41,7 +41,8 @@ class RedisBus:
     """Streams under a key prefix: `<prefix>events.erp`, `<prefix>dlq.events.erp`."""
 
     def __init__(self, redis: Redis, prefix: str = "", *, maxlen: int = 1_000_000) -> None:
-        self.redis = redis
+        # redis-py's annotations do not fit its asyncio client: replies are typed as Any here.
+        self.redis: Any = redis
         self.prefix = prefix
         self.maxlen = maxlen
 
@@ -74,12 +75,12 @@ class RedisBus:
         )
 
     async def dead_letters(self, stream: str, limit: int = 100) -> list[DeadLetter]:
-        entries = await self.redis.xrange(self.dlq_key(stream), count=limit)
+        entries: Any = await self.redis.xrange(self.dlq_key(stream), count=limit)
         return [_dead_letter(entry_id, fields) for entry_id, fields in entries]
 
     async def replay(self, stream: str, dead_letter_id: str) -> bool:
         """Put a dead letter back on its stream (same event id) and drop it from the DLQ."""
-        entries = await self.redis.xrange(
+        entries: Any = await self.redis.xrange(
             self.dlq_key(stream), min=dead_letter_id, max=dead_letter_id
         )
         if not entries:
@@ -134,7 +135,7 @@ class StreamConsumer:
         policy: ConsumerPolicy,
     ) -> None:
         self.bus = bus
-        self.redis = bus.redis
+        self.redis: Any = bus.redis
         self.stream = stream
         self.key = bus.key(stream)
         self.group = group
@@ -166,7 +167,9 @@ class StreamConsumer:
                 while not self._stopping:
                     await self.step()
             except (RedisError, OSError) as exc:
-                log.warning("consumer %s/%s: redis error %s; retrying", self.stream, self.group, exc)
+                log.warning(
+                    "consumer %s/%s: redis error %s; retrying", self.stream, self.group, exc
+                )
                 await asyncio.sleep(1.0)
 
     async def step(self) -> int:
@@ -175,7 +178,7 @@ class StreamConsumer:
         for msg_id, fields in await self._reclaim():
             await self._process(msg_id, fields)
             handled += 1
-        reply = await self.redis.xreadgroup(
+        reply: Any = await self.redis.xreadgroup(
             self.group,
             self.name,
             {self.key: ">"},
@@ -192,7 +195,7 @@ class StreamConsumer:
         """Take over pending messages that are due: a failed one whose backoff has elapsed,
         or one whose consumer has held it for `claim_idle_s` without acknowledging."""
         floor_ms = int(min(self.policy.claim_idle_s, self.policy.backoff_s) * 1000)
-        pending = await self.redis.xpending_range(
+        pending: Any = await self.redis.xpending_range(
             self.key,
             self.group,
             min=self._claim_cursor,
@@ -208,7 +211,7 @@ class StreamConsumer:
         if not pending:
             return []
         ids = [entry["message_id"] for entry in pending]
-        infos = await self.redis.hmget(self._attempts_key, ids)
+        infos: Any = await self.redis.hmget(self._attempts_key, ids)
         now = time.time()
         claim_idle_ms = self.policy.claim_idle_s * 1000
         due = []
@@ -222,7 +225,7 @@ class StreamConsumer:
         if not due:
             return []
         # XCLAIM re-checks the idle time, so two consumers racing for a message: one wins.
-        claimed = await self.redis.xclaim(
+        claimed: Any = await self.redis.xclaim(
             self.key, self.group, self.name, min_idle_time=max(floor_ms, 1), message_ids=due
         )
         return [(msg_id, fields) for msg_id, fields in claimed if fields]
@@ -264,7 +267,7 @@ class StreamConsumer:
             await pipe.execute()
 
     async def _failed(self, msg_id: bytes, fields: dict[bytes, bytes], exc: Exception) -> None:
-        info = await self.redis.hget(self._attempts_key, msg_id)
+        info: Any = await self.redis.hget(self._attempts_key, msg_id)
         attempts = int(info.decode().split("|", 1)[0]) + 1 if info else 1
         error = f"{type(exc).__name__}: {exc}"[:2000]
         if attempts >= self.policy.max_attempts:

@@ -12,7 +12,9 @@ from contracts.events import Envelope, ErpEvent, OrderPostingBooked, StockAdjust
 from tests.conftest import Running
 
 
-def posting(posting_id: str, qty: int = 2, unit: int = 1000, sku: str = "SKU-000001") -> dict[str, Any]:
+def posting(
+    posting_id: str, qty: int = 2, unit: int = 1000, sku: str = "SKU-000001"
+) -> dict[str, Any]:
     return {
         "posting_id": posting_id,
         "order_id": posting_id,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -25,7 +24,9 @@ FAST = ConsumerPolicy(
 
 def fact(n: int = 1) -> Envelope[StockAdjusted]:
     return envelope(
-        StockAdjusted(sku="SKU-000001", location_id="STORE-001", delta=n, on_hand=n, reason="count"),
+        StockAdjusted(
+            sku="SKU-000001", location_id="STORE-001", delta=n, on_hand=n, reason="count"
+        ),
         source="test",
     )
 
@@ -223,9 +224,7 @@ async def test_two_groups_each_get_every_event(
 
         return handle
 
-    consumers = [
-        bus.consumer(STREAM, g, handler(g), decoder, name="c", policy=FAST) for g in seen
-    ]
+    consumers = [bus.consumer(STREAM, g, handler(g), decoder, name="c", policy=FAST) for g in seen]
     for c in consumers:
         await c.ensure_group()
     events = [fact(n) for n in range(3)]
@@ -267,5 +266,3 @@ async def test_memory_bus_retries_dead_letters_and_replays() -> None:
     assert len(calls) == 2 * FAST.max_attempts + 1  # the second replay is a duplicate
     consumer.stop()
     await task
-
-

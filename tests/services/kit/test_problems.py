@@ -62,7 +62,10 @@ async def test_malformed_json(erp: Running) -> None:
         (lambda p: p["lines"][0].update(quantity=0), "lines[0].quantity"),
         (lambda p: p.update(lines=[]), "lines"),
         (lambda p: p.update(occurred_at="2026-11-24T10:00:00"), "occurred_at"),
-        (lambda p: p["lines"][0]["unit_price"].update(currency="euro"), "lines[0].unit_price.currency"),
+        (
+            lambda p: p["lines"][0]["unit_price"].update(currency="euro"),
+            "lines[0].unit_price.currency",
+        ),
         (lambda p: p.pop("total"), "total"),
     ],
 )
@@ -78,7 +81,13 @@ async def test_invalid_fields_are_named(erp: Running, mutate: Any, field: str) -
 
 @pytest.mark.parametrize(
     "path",
-    ["/products/lower-case", "/products/%00", "/postings/" + "x" * 200, "/products?limit=0", "/products?limit=1e3"],
+    [
+        "/products/lower-case",
+        "/products/%00",
+        "/postings/" + "x" * 200,
+        "/products?limit=0",
+        "/products?limit=1e3",
+    ],
 )
 async def test_bad_path_and_query_parameters(erp: Running, path: str) -> None:
     assert_problem(await erp.client.get(path), 400, "validation")
