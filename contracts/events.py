@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -17,6 +17,7 @@ from contracts.models import Money, PostingLine
 
 __all__ = [
     "ERP_STREAM",
+    "STREAMS",
     "Envelope",
     "ErpEvent",
     "OrderPostingBooked",
@@ -44,6 +45,8 @@ class Envelope(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
 
 
 class StockAdjusted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """On-hand stock of a SKU at a location changed in the ERP."""
+
     sku: str
     location_id: str
     delta: int
@@ -52,6 +55,8 @@ class StockAdjusted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 class OrderPostingBooked(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """The ERP booked a sale; its lines left stock at their locations."""
+
     posting_id: str
     order_id: str
     lines: list[PostingLine]
@@ -59,6 +64,8 @@ class OrderPostingBooked(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 class RefundPostingBooked(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """The ERP booked a refund."""
+
     posting_id: str
     order_id: str
     lines: list[PostingLine]
@@ -66,6 +73,9 @@ class RefundPostingBooked(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 ErpEvent = StockAdjusted | OrderPostingBooked | RefundPostingBooked
+
+#: stream → the union of facts it carries (one decoder per stream)
+STREAMS: dict[str, Any] = {ERP_STREAM: ErpEvent}
 
 
 def envelope(

@@ -143,6 +143,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def generated_specs() -> dict[str, str]:
     """file name → committed text of every spec, as the code generates them now."""
+    from contracts.asyncapi import asyncapi_document
     from gateway.spec import dumps
     from services.kit.openapi import openapi_document
     from services.mesh import build_embedded, gateway_spec, service_specs
@@ -150,6 +151,7 @@ def generated_specs() -> dict[str, str]:
     env = {"SEED": "false", "REDIS_MODE": "off"}
     out = {f"{name}.json": dumps(spec) for name, spec in service_specs().items()}
     gateway = build_embedded(env)
+    out["asyncapi.json"] = dumps(asyncapi_document())
     out["gateway.json"] = dumps(gateway_spec(gateway.settings, openapi_document(gateway.internal)))
     return out
 
