@@ -17,7 +17,7 @@ def asyncapi_document() -> dict[str, Any]:
     messages: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     types: list[Any] = []
-    for stream, union in STREAMS.items():
+    for union in STREAMS.values():
         members = typing.get_args(union) or (union,)
         types += [Envelope[member] for member in members]  # type: ignore[valid-type]
     _, schemas = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
