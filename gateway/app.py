@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar import MediaType, Response, get
 
+from gateway.auth.identify import Authenticator, AuthFailure
+from gateway.auth.jwt import DevIssuer, JwksSource, JwtVerifier
+from gateway.auth.keys import KeyCache, KeyStore
 from gateway.config import GatewayConfig, VersionConfig, load_config
 from gateway.forward import Forwarder, Target
 from gateway.problems import send_problem
+from gateway.routes import RouteTable
+from gateway.versions import lifecycle_headers
 from services.kit.app import Runtime, create_service_app
 from services.kit.asgi import LifespanRunner
+from services.kit.devkeys import load_dev_keys
+from services.kit.identity import IDENTITY_HEADER, Identity
 from services.kit.logs import access_log
 from services.kit.registry import Registry, parse_service_urls
 from services.kit.requestid import request_id
@@ -45,6 +53,27 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     gateway_config: str = "deploy/config/gateway.toml"
     #: mesh mode: `erp=http://127.0.0.1:8101,...`; empty in the embedded mode
     service_urls: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    #: the identity provider's JWKS; without either, the development issuer's keys
+    jwt_jwks_url: str | None = None
+    jwt_jwks_file: str | None = None
+    #: hex, at least 32 bytes: mixed into stored API key hashes (dev: generated)
+    api_key_pepper: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-fA-F]{2}){32,}$")] | None = None
+
+    def pepper(self) -> bytes:
+        if self.api_key_pepper:
+            return bytes.fromhex(self.api_key_pepper)
+        return load_dev_keys(self.data_dir).api_key_pepper
+
+    def jwks_source(self) -> JwksSource:
+        if self.jwt_jwks_url:
+            return JwksSource(url=self.jwt_jwks_url)
+        if self.jwt_jwks_file:
+            return JwksSource(path=self.jwt_jwks_file)
+        return JwksSource(jwks=load_dev_keys(self.data_dir).jwks)
+
+    def dev_issuer(self, config: GatewayConfig) -> DevIssuer:
+        keys = load_dev_keys(self.data_dir)
+        return DevIssuer(keys.issuer_private_pem, keys.kid, config.jwt.issuer, config.jwt.audience)
 
 
 class Gateway:
@@ -64,19 +93,58 @@ class Gateway:
         self.settings = settings
         self.mounted = list(mounted)
         self.forwarder = Forwarder()
-        self.routes: dict[tuple[str, str], tuple[Target, VersionConfig]] = {}
+        self.routes: dict[tuple[str, str], tuple[Target, VersionConfig, RouteTable]] = {}
         self.apis: dict[str, list[str]] = {}
         for api in config.apis:
             upstream = config.upstreams[api.upstream]
             self.apis[api.name] = [v.version for v in api.versions]
+            table = RouteTable(api.routes)
             for version in api.versions:
                 target = Target(api.name, upstream, version.prefix, registry)
-                self.routes[(version.version, api.name)] = (target, version)
+                self.routes[(version.version, api.name)] = (target, version, table)
         self._spec_factory = spec
         self._spec: dict[str, Any] | None = None
         self.runtime = Runtime("gateway", settings, registry)
+        self.key_store = KeyStore(self.runtime.metadata, settings.pepper())
+        self.jwks = settings.jwks_source()
+        self.auth: Authenticator | None = None
+        self.key_cache: KeyCache | None = None
+        # Identity headers are signed once per identity and reused for half their life.
+        self._identity_tokens: dict[Identity, tuple[bytes, float]] = {}
         self.internal = self._internal_app()
         self._lifespans: list[LifespanRunner] = []
+
+    async def _start_auth(self, runtime: Runtime) -> None:
+        assert runtime.db is not None
+        self.key_cache = KeyCache(
+            self.key_store,
+            runtime.db,
+            runtime.redis,
+            self.settings.redis_prefix + "gateway.keys.invalidate",
+        )
+        runtime.add_worker(self.key_cache)
+        verifier = JwtVerifier(
+            self.jwks,
+            issuer=self.config.jwt.issuer,
+            audience=self.config.jwt.audience,
+            leeway_s=self.config.jwt.leeway_s,
+        )
+        self.auth = Authenticator(self.key_cache, verifier, self.config.jwt.plan)
+
+    async def _stop_auth(self, _runtime: Runtime) -> None:
+        await self.jwks.close()
+
+    def identity_header(self, identity: Identity) -> bytes:
+        now = time.monotonic()
+        cached = self._identity_tokens.get(identity)
+        if cached is not None and now < cached[1]:
+            return cached[0]
+        codec = self.runtime.identity
+        token = codec.sign(identity).encode()
+        if len(self._identity_tokens) > 50_000:
+            self._identity_tokens.clear()
+        self._identity_tokens[identity] = (token, now + codec.ttl_s / 2)
+        return token
 
     def spec(self) -> dict[str, Any]:
         if self._spec is None:
@@ -92,13 +160,28 @@ class Gateway:
         async def docs() -> Response[str]:
             return Response(_DOCS_HTML, media_type=MediaType.HTML)
 
+        handlers: list[Any] = [openapi, docs]
+        if not (self.settings.jwt_jwks_url or self.settings.jwt_jwks_file):
+
+            @get(
+                "/.well-known/jwks.json",
+                tags=["gateway"],
+                summary="Public keys of the development token issuer",
+            )
+            async def jwks() -> dict[str, Any]:
+                return load_dev_keys(self.settings.data_dir).jwks
+
+            handlers.append(jwks)
+
         return create_service_app(
             "gateway",
             self.settings,
             title="retailmesh gateway",
             description="The gateway's own endpoints.",
-            route_handlers=[openapi, docs],
+            route_handlers=handlers,
             runtime=self.runtime,
+            on_start=[self._start_auth],
+            on_stop=[self._stop_auth],
         )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -118,6 +201,7 @@ class Gateway:
         version, api, rest = match.group(1), match.group(2), match.group(3) or ""
         rid = request_id(scope)
         status = 0
+        extra: list[tuple[bytes, bytes]] = []
 
         async def respond(message: dict[str, Any]) -> None:
             nonlocal status
@@ -125,12 +209,13 @@ class Gateway:
                 status = message["status"]
                 headers = [(n, v) for n, v in message.get("headers", ()) if n != b"x-request-id"]
                 headers.append((b"x-request-id", rid.encode()))
+                headers += extra
                 message = {**message, "headers": headers}
             await send(message)
 
         try:
-            route = self.routes.get((version, api))
-            if route is None:
+            found = self.routes.get((version, api))
+            if found is None:
                 if api in self.apis:
                     await send_problem(
                         scope,
@@ -146,7 +231,8 @@ class Gateway:
                         scope, respond, 404, "not-found", "Not found", f"no API named {api}"
                     )
                 return
-            target, version_config = route
+            target, version_config, table = found
+            extra += lifecycle_headers(version_config, api, rest)
             if version_config.status == "retired":
                 await send_problem(
                     scope,
@@ -154,9 +240,31 @@ class Gateway:
                     410,
                     "version-retired",
                     "API version retired",
-                    f"{api} {version} is retired",
-                    versions=self.apis[api],
+                    f"{api} {version} is retired; use {version_config.successor}",
+                    successor=version_config.successor,
                 )
+                return
+            route, allowed = table.match(scope["method"], rest or "/")
+            if route is None:
+                if allowed:
+                    await send_problem(
+                        scope,
+                        respond,
+                        405,
+                        "method-not-allowed",
+                        "Method not allowed",
+                        f"{scope['method']} is not allowed here",
+                        headers=[(b"allow", ", ".join(allowed).encode())],
+                    )
+                else:
+                    await send_problem(
+                        scope,
+                        respond,
+                        404,
+                        "not-found",
+                        "Not found",
+                        f"{api} {version} publishes no {rest or '/'}",
+                    )
                 return
             if _content_length(scope) > self.config.max_body_bytes:
                 await send_problem(
@@ -168,9 +276,33 @@ class Gateway:
                     f"request bodies are limited to {self.config.max_body_bytes} bytes",
                 )
                 return
+            assert self.auth is not None, "the gateway's lifespan has not started"
+            try:
+                identity = await self.auth.identify(route, scope)
+            except AuthFailure as failure:
+                challenge = (
+                    [(b"www-authenticate", failure.challenge.encode())] if failure.challenge else []
+                )
+                await send_problem(
+                    scope,
+                    respond,
+                    failure.status,
+                    failure.slug,
+                    failure.title,
+                    failure.detail,
+                    headers=challenge,
+                )
+                return
             session = self.registry.session() if target.base_url else None
             await self.forwarder.forward(
-                target, f"/{version}/{api}", rest, scope, receive, respond, session
+                target,
+                f"/{version}/{api}",
+                rest,
+                scope,
+                receive,
+                respond,
+                session,
+                extra_headers=[(IDENTITY_HEADER.encode(), self.identity_header(identity))],
             )
         finally:
             access_log(

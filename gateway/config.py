@@ -7,6 +7,7 @@ a message that names it (`apis[0].versions[1].status: ...`), never a surprise at
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
@@ -42,6 +43,34 @@ class VersionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     status: Literal["current", "deprecated", "retired"] = "current"
     #: path prepended to the rest of the request path on the upstream
     prefix: Prefix = ""
+    #: when it was deprecated (RFC 9745 `Deprecation`), required once deprecated
+    deprecated_at: datetime | None = None
+    #: when it stops answering (RFC 8594 `Sunset`), never before `deprecated_at`
+    sunset: datetime | None = None
+    #: the version to move to (`Link: <...>; rel="successor-version"`)
+    successor: Version | None = None
+
+
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+Scope = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9:._-]{0,63}$")]
+PathPattern = Annotated[str, msgspec.Meta(pattern=r"^(/([A-Za-z0-9._~-]+|\*|\*\*))*/?$")]
+
+
+class RouteConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Who may call which paths of an API: `*` is one segment, `**` the rest of the path."""
+
+    path: PathPattern
+    methods: Annotated[list[Method], msgspec.Meta(min_length=1)]
+    #: which credentials it accepts: an API key, a JWT, either, or none
+    auth: Literal["none", "key", "jwt", "either"] = "either"
+    #: every one of these is needed (the `admin` role passes any)
+    scopes: list[Scope] = []
+
+
+class PlanConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    burst_per_second: Annotated[int, msgspec.Meta(ge=1)]
+    per_minute: Annotated[int, msgspec.Meta(ge=1)]
+    daily_quota: Annotated[int, msgspec.Meta(ge=1)]
 
 
 class ApiConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -49,11 +78,23 @@ class ApiConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     upstream: Name
     title: str = ""
     versions: Annotated[list[VersionConfig], msgspec.Meta(min_length=1)]
+    #: first match wins; a path no route matches is not published (404)
+    routes: list[RouteConfig] = []
+
+
+class JwtConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    issuer: str = "retailmesh-dev"
+    audience: str = "retailmesh"
+    leeway_s: Annotated[int, msgspec.Meta(ge=0, le=300)] = 30
+    #: the plan of JWT callers (web shops, tills)
+    plan: Name = "internal"
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     upstreams: dict[Name, UpstreamConfig]
     apis: list[ApiConfig]
+    plans: dict[Name, PlanConfig] = {}
+    jwt: JwtConfig = JwtConfig()
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=256 * 1024 * 1024)] = 1024 * 1024
 
     def validate(self) -> GatewayConfig:
@@ -75,7 +116,27 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                         f"{where}.versions[{j}].version: {version.version} is declared twice"
                     )
                 versions.add(version.version)
+            for j, version in enumerate(api.versions):
+                _check_lifecycle(version, versions, f"{where}.versions[{j}]")
+        if self.plans and self.jwt.plan not in self.plans:
+            raise ConfigError(f"jwt.plan: unknown plan {self.jwt.plan!r}")
         return self
+
+
+def _check_lifecycle(version: VersionConfig, known: set[str], where: str) -> None:
+    if version.successor is not None and version.successor not in known:
+        raise ConfigError(f"{where}.successor: no version {version.successor} in this API")
+    if version.status == "current":
+        return
+    if version.successor is None:
+        raise ConfigError(f"{where}.successor: a {version.status} version names its successor")
+    if version.status == "deprecated":
+        if version.deprecated_at is None or version.sunset is None:
+            raise ConfigError(f"{where}: a deprecated version has deprecated_at and sunset")
+        if version.deprecated_at.tzinfo is None or version.sunset.tzinfo is None:
+            raise ConfigError(f"{where}: deprecated_at and sunset carry a time zone (Z)")
+        if version.sunset < version.deprecated_at:
+            raise ConfigError(f"{where}.sunset: earlier than deprecated_at (RFC 8594 section 3)")
 
 
 def load_config(source: str | Path | bytes) -> GatewayConfig:

@@ -20,7 +20,7 @@ from gateway.problems import send_problem
 from services.kit.requestid import request_id
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Sequence
 
     from gateway.config import UpstreamConfig
     from services.kit.registry import Registry
@@ -154,9 +154,12 @@ class Forwarder:
         receive: Any,
         send: Any,
         session: aiohttp.ClientSession | None,
+        *,
+        extra_headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         path = target.prefix + (rest or "/")
         headers = upstream_headers(scope, mount)
+        headers += extra_headers
         if target.app is not None:
             await self._in_process(target, path, headers, scope, receive, send)
         else:

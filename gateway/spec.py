@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import TYPE_CHECKING, Any
+
+from gateway.routes import RouteTable
 
 if TYPE_CHECKING:
     from gateway.config import GatewayConfig
@@ -13,6 +16,13 @@ if TYPE_CHECKING:
 __all__ = ["external_spec"]
 
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "none": [],
+    "key": [{"ApiKey": []}],
+    "jwt": [{"Bearer": []}],
+    "either": [{"ApiKey": []}, {"Bearer": []}],
+}
+_PARAM = re.compile(r"\{[^/}]+\}")
 _GATEWAY_ERRORS = {
     "413": "Payload too large",
     "502": "Bad gateway: the upstream failed or could not be reached",
@@ -50,30 +60,43 @@ def external_spec(
         service = config.upstreams[api.upstream].service
         spec = services[service]
         merge_schemas(spec, api.name)
+        table = RouteTable(api.routes)
         for version in api.versions:
             if version.status == "retired":
                 continue
             for path, item in spec.get("paths", {}).items():
                 if not path.startswith(version.prefix + "/"):
                     continue
-                operations = {
-                    method: op
-                    for method, op in item.items()
-                    if method in _METHODS and "ops" not in op.get("tags", [])
-                }
+                rest = path[len(version.prefix) :]
+                operations = {}
+                for method, op in item.items():
+                    if method not in _METHODS or "ops" in op.get("tags", []):
+                        continue
+                    route, _ = table.match(method.upper(), _PARAM.sub("x", rest) or "/")
+                    if route is not None:  # only what a route publishes is public
+                        operations[method] = (op, route)
                 if not operations:
                     continue
                 public = f"/{version.version}/{api.name}{path[len(version.prefix) :]}".rstrip("/")
                 out: dict[str, Any] = {k: v for k, v in item.items() if k not in _METHODS}
-                for method, op in operations.items():
-                    op = copy.deepcopy(op)
+                for method, (source, route) in operations.items():
+                    op = copy.deepcopy(source)
+                    op["security"] = _SECURITY[route.auth]
+                    errors = dict(_GATEWAY_ERRORS)
+                    if route.auth != "none":
+                        errors["401"] = "Unauthenticated: missing or invalid credentials"
+                    if route.scopes:
+                        errors["403"] = "Forbidden: missing scope " + " ".join(route.scopes)
+                        op["description"] = (
+                            op.get("description", "") + f"\n\nScopes: {', '.join(route.scopes)}."
+                        ).strip()
                     op["operationId"] = (
                         f"{version.version}_{api.name}_{op.get('operationId', method)}"
                     )
                     op["tags"] = [f"{api.name} {version.version}"]
                     if version.status == "deprecated":
                         op["deprecated"] = True
-                    for status, description in _GATEWAY_ERRORS.items():
+                    for status, description in errors.items():
                         op.setdefault("responses", {}).setdefault(
                             status, _problem_response(description)
                         )
@@ -92,7 +115,23 @@ def external_spec(
         },
         "servers": [{"url": "/"}],
         "paths": dict(sorted(paths.items())),
-        "components": {"schemas": dict(sorted(schemas.items()))},
+        "components": {
+            "schemas": dict(sorted(schemas.items())),
+            "securitySchemes": {
+                "ApiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-API-Key",
+                    "description": "A partner API key (rm_live_...), from onboarding",
+                },
+                "Bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "A JWT of the retailer's identity provider",
+                },
+            },
+        },
         "tags": [tags[k] for k in sorted(tags)],
     }
 

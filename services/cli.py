@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -23,18 +24,72 @@ SPEC_DIR = Path("openapi")
 MESH_PORTS = {"erp": 8101}
 
 
-def _banner(base: str, mode: str) -> None:
+DEMO_PARTNER = "demo-partner"
+
+
+def _banner(base: str, mode: str, demo_key: str) -> None:
     print(
         f"""
 retailmesh ({mode}) serving on {base}
   API docs        {base}/docs   (OpenAPI: {base}/openapi.json)
   health          {base}/healthz, {base}/readyz
+  demo partner    X-API-Key: {demo_key}   (development key, in .data/keys/)
+  dev JWT         .venv/bin/retailmesh token --sub alice --scope "erp:read erp:post"
   try             curl {base}/v1/erp/products/SKU-000001
-                  curl {base}/v1/erp/inventory/SKU-000001
-                  curl '{base}/v1/erp/products?limit=5'
+                  curl -H 'X-API-Key: {demo_key}' {base}/v1/erp/inventory/SKU-000001
+                  TOKEN=$(.venv/bin/retailmesh token --sub ops --role admin)
+                  curl -H "Authorization: Bearer $TOKEN" {base}/v1/erp/postings
 """,
         flush=True,
     )
+
+
+def _gateway_parts() -> tuple[Any, Any, Any]:
+    """The gateway's settings, config and key store, with its database (nothing served)."""
+    from gateway.app import GatewaySettings
+    from gateway.auth.keys import KeyStore
+    from gateway.config import load_config
+    from services.kit.app import Runtime
+
+    settings = GatewaySettings.from_env(os.environ)
+    config = load_config(settings.gateway_config)
+    runtime = Runtime("gateway", settings, None)
+    store = KeyStore(runtime.metadata, settings.pepper())
+    return settings, config, (runtime, store)
+
+
+async def _with_key_store(fn: Any) -> Any:
+    from services.kit.storage import Database
+
+    settings, config, (runtime, store) = _gateway_parts()
+    db = Database(settings.database_url_for("gateway"))
+    try:
+        await db.create_all(runtime.metadata)
+        return await fn(settings, config, store, db)
+    finally:
+        await db.dispose()
+
+
+def prepare_first_run() -> str:
+    """Development keys, demo data and the demo partner's key; returns that key."""
+    from services.kit.devkeys import load_dev_keys
+
+    data_dir = Path(os.environ.get("DATA_DIR", ".data"))
+    load_dev_keys(data_dir)
+    key_file = data_dir / "keys" / "demo-partner.key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+
+    async def create(settings: Any, config: Any, store: Any, db: Any) -> str:
+        new = await store.create(
+            db, partner_id=DEMO_PARTNER, scopes=["erp:read"], plan="partner", label="demo"
+        )
+        return str(new.key)
+
+    key: str = asyncio.run(_with_key_store(create))
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    return key
 
 
 def _serve(target: str, host: str, port: int) -> None:
@@ -54,7 +109,8 @@ def _serve(target: str, host: str, port: int) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     Path(os.environ.get("DATA_DIR", ".data")).mkdir(parents=True, exist_ok=True)
-    _banner(f"http://{args.host}:{args.port}", "embedded: one process")
+    demo_key = prepare_first_run()
+    _banner(f"http://{args.host}:{args.port}", "embedded: one process", demo_key)
     _serve("services.mesh:embedded_from_env", args.host, args.port)
     return 0
 
@@ -62,6 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_run_mesh(args: argparse.Namespace) -> int:
     """Start every service as its own process, then the gateway, until interrupted."""
     Path(os.environ.get("DATA_DIR", ".data")).mkdir(parents=True, exist_ok=True)
+    demo_key = prepare_first_run()
     env = dict(os.environ)
     env.setdefault("REDIS_MODE", "required")
     # SIGTERM (a process manager stopping us) takes the same path as Ctrl-C.
@@ -76,7 +133,9 @@ def cmd_run_mesh(args: argparse.Namespace) -> int:
             )
         env["SERVICE_URLS"] = ",".join(urls)
         procs.append(_granian_process("services.mesh:gateway_from_env", args.host, args.port, env))
-        _banner(f"http://{args.host}:{args.port}", "mesh: " + ", ".join(urls) + ", gateway")
+        _banner(
+            f"http://{args.host}:{args.port}", "mesh: " + ", ".join(urls) + ", gateway", demo_key
+        )
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         print("a mesh process exited; stopping the others", file=sys.stderr)
@@ -180,6 +239,90 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    from gateway.app import GatewaySettings
+    from gateway.config import load_config
+
+    settings = GatewaySettings.from_env(os.environ)
+    issuer = settings.dev_issuer(load_config(settings.gateway_config))
+    scopes = [s for item in args.scope for s in item.split()]
+    print(
+        issuer.mint(
+            args.sub,
+            scopes=scopes,
+            store_id=args.store_id,
+            roles=args.role or None,
+            ttl_s=args.ttl,
+        )
+    )
+    return 0
+
+
+def _print_key(record: Any) -> None:
+    expires = record.expires_at.isoformat() if record.expires_at else "never"
+    grace = f" grace-until={record.grace_until.isoformat()}" if record.grace_until else ""
+    print(
+        f"{record.id}  {record.prefix}...  partner={record.partner_id}  plan={record.plan}  "
+        f"scopes={','.join(record.scopes) or '-'}  status={record.status}  "
+        f"expires={expires}{grace}"
+    )
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    async def run(settings: Any, config: Any, store: Any, db: Any) -> int:
+        from gateway.auth.keys import KeyCache
+        from services.kit.redisconn import connect_redis
+
+        if args.action == "create":
+            if config.plans and args.plan not in config.plans:
+                print(f"unknown plan {args.plan!r}: {', '.join(config.plans)}", file=sys.stderr)
+                return 2
+            new = await store.create(
+                db,
+                partner_id=args.partner,
+                scopes=[s for item in args.scope for s in item.replace(",", " ").split()],
+                plan=args.plan,
+                label=args.label,
+                expires_in=timedelta(days=args.expires_days) if args.expires_days else None,
+                env=args.env,
+            )
+            _print_key(new.record)
+            print(f"key (shown once, store it now): {new.key}")
+            return 0
+        if args.action == "list":
+            for record in await store.list(db, args.partner):
+                _print_key(record)
+            return 0
+        redis = await connect_redis(settings)
+        cache = KeyCache(store, db, redis, settings.redis_prefix + "gateway.keys.invalidate")
+        try:
+            if args.action == "revoke":
+                digest = await store.revoke(db, args.key_id)
+                if digest is None:
+                    print(f"no key {args.key_id}", file=sys.stderr)
+                    return 1
+                await cache.announce(digest)
+                print(f"revoked {args.key_id}")
+                return 0
+            rotated = await store.rotate(db, args.key_id, timedelta(hours=args.grace_hours))
+            if rotated is None:
+                print(f"no active key {args.key_id}", file=sys.stderr)
+                return 1
+            new, old_digest = rotated
+            await cache.announce(old_digest)
+            _print_key(new.record)
+            print(f"key (shown once, store it now): {new.key}")
+            print(f"{args.key_id} keeps working for {args.grace_hours:g} h")
+            return 0
+        finally:
+            if redis is not None:
+                await redis.aclose()
+
+    return int(asyncio.run(_with_key_store(run)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="retailmesh", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -195,12 +338,36 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("openapi", help="regenerate the committed OpenAPI specs")
     p.add_argument("--check", action="store_true", help="fail when a committed spec is stale")
     p.add_argument("--out", default=str(SPEC_DIR))
+    p = sub.add_parser("token", help="mint a development JWT (the gateway's dev issuer)")
+    p.add_argument("--sub", required=True, help="subject: a customer, a till, an operator")
+    p.add_argument("--scope", action="append", default=[], help="scopes, space-separated")
+    p.add_argument("--store-id", help="the till's store, for POS tokens")
+    p.add_argument("--role", action="append", help="a role, such as admin (repeatable)")
+    p.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    p = sub.add_parser("keys", help="partner API keys")
+    keys = p.add_subparsers(dest="action", required=True)
+    k = keys.add_parser("create", help="mint a key (shown once)")
+    k.add_argument("--partner", required=True)
+    k.add_argument("--scope", action="append", default=[], help="scopes, comma or space separated")
+    k.add_argument("--plan", default="partner")
+    k.add_argument("--label", default="")
+    k.add_argument("--expires-days", type=float, default=None)
+    k.add_argument("--env", choices=["live", "test"], default="live")
+    k = keys.add_parser("list", help="keys (never the keys themselves)")
+    k.add_argument("--partner")
+    k = keys.add_parser("rotate", help="a new key; the old one works for a grace period")
+    k.add_argument("key_id")
+    k.add_argument("--grace-hours", type=float, default=24.0)
+    k = keys.add_parser("revoke", help="revoke at once, on every gateway replica")
+    k.add_argument("key_id")
     args = parser.parse_args(argv)
     handler = {
         "run": cmd_run,
         "run-mesh": cmd_run_mesh,
         "seed": cmd_seed,
         "openapi": cmd_openapi,
+        "token": cmd_token,
+        "keys": cmd_keys,
     }[args.command]
     return handler(args)
 

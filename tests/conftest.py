@@ -131,3 +131,29 @@ async def mesh(mesh_env: dict[str, str]) -> AsyncIterator[Running]:
 
     async with Running(build_embedded(mesh_env)) as running:
         yield running
+
+
+def dev_issuer(env: dict[str, str]) -> Any:
+    """The development JWT issuer of a mesh built from `env`."""
+    from gateway.app import GatewaySettings
+    from gateway.config import load_config
+
+    settings = GatewaySettings.from_env(env)
+    return settings.dev_issuer(load_config(settings.gateway_config))
+
+
+@pytest.fixture
+def bearer(mesh_env: dict[str, str]) -> Any:
+    """bearer(sub, scopes..., roles=[...], store_id=...) → Authorization headers."""
+    issuer = dev_issuer(mesh_env)
+
+    def make(sub: str = "tester", *scopes: str, **kw: Any) -> dict[str, str]:
+        return {"Authorization": "Bearer " + issuer.mint(sub, scopes=list(scopes), **kw)}
+
+    return make
+
+
+@pytest.fixture
+def admin(bearer: Any) -> dict[str, str]:
+    headers: dict[str, str] = bearer("ops", roles=["admin"])
+    return headers

@@ -14,19 +14,21 @@ import schemathesis
 from schemathesis import GenerationMode
 
 from services.mesh import build_embedded
+from tests.conftest import dev_issuer
 from tests.support import ensure_redis, unique
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "30"))
 
 # Loaded at import: schemathesis parametrizes one test per operation at collection time.
-app = build_embedded(
-    {
-        "DATA_DIR": tempfile.mkdtemp(prefix="rm-fuzz-"),
-        "REDIS_URL": ensure_redis(),
-        "REDIS_PREFIX": unique("rmfuzz:") + ":",
-        "LOG_LEVEL": "ERROR",
-    }
-)
+ENV = {
+    "DATA_DIR": tempfile.mkdtemp(prefix="rm-fuzz-"),
+    "REDIS_URL": ensure_redis(),
+    "REDIS_PREFIX": unique("rmfuzz:") + ":",
+    "LOG_LEVEL": "ERROR",
+}
+app = build_embedded(ENV)
+# An operator's token reaches every operation; schemathesis also tries them without it.
+ADMIN = {"Authorization": "Bearer " + dev_issuer(ENV).mint("qa", roles=["admin"], ttl_s=7200)}
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 schema.config.generation.update(
     modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
@@ -38,4 +40,4 @@ schema.config.generation.update(
 
 @schema.parametrize()
 def test_every_published_operation_survives_fuzzing(case: schemathesis.Case) -> None:
-    case.call_and_validate()
+    case.call_and_validate(headers=ADMIN)

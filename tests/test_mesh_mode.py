@@ -8,11 +8,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import dev_issuer
 from tests.support import ServedApp
 
 
 @pytest.fixture
-def mesh_processes(tmp_path: Path, redis_url: str, redis_prefix: str) -> Iterator[str]:
+def mesh_processes(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> Iterator[tuple[str, dict[str, str]]]:
     env = {
         "DATA_DIR": str(tmp_path),
         "REDIS_URL": redis_url,
@@ -24,21 +27,47 @@ def mesh_processes(tmp_path: Path, redis_url: str, redis_prefix: str) -> Iterato
     gateway = ServedApp("services.mesh:gateway_from_env", {**env, "SERVICE_URLS": f"erp={erp.url}"})
     try:
         gateway.start()
-        yield gateway.url
+        token = dev_issuer(env).mint("ops", roles=["admin"])
+        yield gateway.url, {"Authorization": f"Bearer {token}"}
     finally:
         gateway.stop()
         erp.stop()
 
 
-def test_a_request_crosses_the_gateway_process_to_the_erp_process(mesh_processes: str) -> None:
-    with httpx.Client(base_url=mesh_processes, timeout=10) as client:
+def test_a_request_crosses_the_gateway_process_to_the_erp_process(
+    mesh_processes: tuple[str, dict[str, str]],
+) -> None:
+    base, admin = mesh_processes
+    with httpx.Client(base_url=base, timeout=10) as client:
         r = client.get("/v1/erp/products/SKU-000001", headers={"x-request-id": "mesh-test-0001"})
         assert r.status_code == 200
         assert r.json()["sku"] == "SKU-000001"
         assert r.headers["x-request-id"] == "mesh-test-0001"
         assert r.headers["server"] == "granian"
-        bad = client.post("/v1/erp/postings/orders", content=b"{not json")
+        assert client.post("/v1/erp/postings/orders", json={}).status_code == 401
+        bad = client.post(
+            "/v1/erp/postings/orders",
+            content=b"{not json",
+            headers={**admin, "content-type": "application/json"},
+        )
         assert bad.status_code == 400
         assert bad.headers["content-type"] == "application/problem+json"
+        # the identity the gateway signs is accepted by the ERP in its own process
+        posting = {
+            "posting_id": "mesh-1",
+            "order_id": "mesh-1",
+            "lines": [
+                {
+                    "sku": "SKU-000001",
+                    "location_id": "STORE-001",
+                    "quantity": 1,
+                    "unit_price": {"amount": 100, "currency": "EUR"},
+                }
+            ],
+            "total": {"amount": 100, "currency": "EUR"},
+            "occurred_at": "2026-11-24T10:00:00Z",
+        }
+        booked = client.post("/v1/erp/postings/orders", json=posting, headers=admin)
+        assert booked.status_code == 201, booked.text
         spec = client.get("/openapi.json").json()
         assert "/v1/erp/products/{sku}" in spec["paths"]

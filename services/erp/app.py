@@ -34,6 +34,7 @@ from services.erp.seed import seed_erp
 from services.erp.store import ErpTables
 from services.kit.app import Runtime, create_service_app
 from services.kit.errors import problem_responses
+from services.kit.identity import Identity, require_scope
 from services.kit.registry import Registry
 from services.kit.settings import Settings
 
@@ -45,8 +46,9 @@ _REPLAYED = "Idempotent-Replayed"
 
 SkuParam = Annotated[str, PathParameter(pattern=SKU_PATTERN, description="SKU")]
 PostingIdParam = Annotated[str, PathParameter(pattern=POSTING_ID_PATTERN, description="Posting id")]
-# The backend is ours, injected by DI: not a value to validate on every request.
+# Ours, injected by DI: not values to validate on every request.
 Erp = SkipValidation[ErpBackend]
+Caller = SkipValidation[Identity]
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size")]
 
 
@@ -115,11 +117,12 @@ class InventoryController(Controller):
         "/adjustments",
         status_code=201,
         summary="Book a stock adjustment (idempotent by adjustment_id)",
-        responses=problem_responses(409, 422, *_CLOUD),
+        responses=problem_responses(401, 403, 409, 422, *_CLOUD),
     )
     async def adjust(
-        self, erp: Erp, data: JSONBody[StockAdjustment]
+        self, erp: Erp, identity: Caller, data: JSONBody[StockAdjustment]
     ) -> Response[InventoryPosition]:
+        require_scope(identity, "erp:adjust")
         position, created = await erp.adjust(data)
         return Response(position, status_code=201, headers={_REPLAYED: str(not created).lower()})
 
@@ -134,9 +137,12 @@ class PostingsController(Controller):
         summary="Book an order posting (idempotent by posting_id)",
         description="Replaying a posting answers the first receipt; "
         "the same posting_id with other content is 409.",
-        responses=problem_responses(409, 422, *_CLOUD),
+        responses=problem_responses(401, 403, 409, 422, *_CLOUD),
     )
-    async def post_order(self, erp: Erp, data: JSONBody[OrderPosting]) -> Response[PostingReceipt]:
+    async def post_order(
+        self, erp: Erp, identity: Caller, data: JSONBody[OrderPosting]
+    ) -> Response[PostingReceipt]:
+        require_scope(identity, "erp:post")
         receipt, created = await erp.post_order(data)
         return Response(receipt, status_code=201, headers={_REPLAYED: str(not created).lower()})
 
@@ -144,7 +150,7 @@ class PostingsController(Controller):
         "/refunds",
         status_code=201,
         summary="Book a refund posting (idempotent by posting_id)",
-        responses=problem_responses(409, 422, *_CLOUD),
+        responses=problem_responses(401, 403, 409, 422, *_CLOUD),
     )
     async def post_refund(
         self, erp: Erp, data: JSONBody[RefundPosting]

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from litestar import Litestar, Response, get
+from litestar import Litestar, Request, Response, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from redis.exceptions import RedisError
@@ -26,6 +26,7 @@ from contracts.problems import PROBLEM_MEDIA_TYPE
 from services.kit.errors import problem_details_plugin as _problems
 from services.kit.errors import problem_responses, problem_type
 from services.kit.events import EventBus, MemoryBus, Outbox, RedisBus, Relay, Runnable
+from services.kit.identity import Identity, IdentityCodec
 from services.kit.logs import access_log
 from services.kit.redisconn import connect_redis
 from services.kit.registry import Registry
@@ -73,8 +74,20 @@ class Runtime:
         self.bus: EventBus | None = None
         self.relay: Relay | None = None
         self.workers: list[Runnable] = []
+        self._identity: IdentityCodec | None = None
         self._owns_redis = False
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def identity(self) -> IdentityCodec:
+        """Verifies (and signs) identity headers; built on first use."""
+        if self._identity is None:
+            self._identity = IdentityCodec(self.settings.identity_key())
+        return self._identity
+
+    def provide_identity(self, request: Request[Any, Any, Any]) -> Identity:
+        """Litestar dependency: the caller's verified identity, or 401."""
+        return self.identity.from_request(request)
 
     def add_worker(self, worker: Runnable) -> None:
         """Run a background worker (an event consumer) for the life of the service."""
@@ -83,6 +96,7 @@ class Runtime:
 
     async def start(self, bus: EventBus | None = None) -> None:
         settings = self.settings
+        _ = self.identity  # fail at start-up, not at the first request, on a bad secret
         self.db = Database(settings.database_url_for(self.name))
         await self.db.create_all(self.metadata)
         if bus is None:
@@ -196,7 +210,10 @@ def create_service_app(
 
     return Litestar(
         route_handlers=[healthz, readyz, *route_handlers],
-        dependencies=dependencies or {},
+        dependencies={
+            "identity": Provide(runtime.provide_identity, sync_to_thread=False),
+            **(dependencies or {}),
+        },
         plugins=[_problems()],
         lifespan=[lifespan],
         before_send=[before_send],

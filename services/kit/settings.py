@@ -55,6 +55,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     relay_interval_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
     request_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    #: hex, at least 32 bytes: signs the identity header inside the mesh (dev: generated)
+    identity_secret: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-fA-F]{2}){32,}$")] | None = None
+
+    def identity_key(self) -> bytes:
+        """The identity header's secret: IDENTITY_SECRET, else the development key."""
+        if self.identity_secret:
+            return bytes.fromhex(self.identity_secret)
+        from services.kit.devkeys import load_dev_keys
+
+        return load_dev_keys(self.data_dir).identity_secret
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Self:

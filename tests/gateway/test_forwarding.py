@@ -28,10 +28,24 @@ upstream = "echo"
   [[apis.versions]]
   version = "v1"
   status = "retired"
+  successor = "v3"
 
   [[apis.versions]]
   version = "v2"
   prefix = "/api"
+  status = "deprecated"
+  deprecated_at = 2026-06-01T00:00:00Z
+  sunset = 2027-01-31T00:00:00Z
+  successor = "v3"
+
+  [[apis.versions]]
+  version = "v3"
+  prefix = "/api"
+
+  [[apis.routes]]
+  path = "/**"
+  methods = ["GET", "POST"]
+  auth = "none"
 """
 
 
@@ -98,7 +112,9 @@ async def test_forwarding_headers_and_hop_by_hop_rules(gw: Running) -> None:
     )
     seen = headers_of(r.json())
     assert "x-drop-me" not in seen and "keep-alive" not in seen
-    assert "x-retailmesh-identity" not in seen
+    # the client's identity header is replaced by the gateway's own, signed one
+    identity = gw.app.runtime.identity.verify(seen["x-retailmesh-identity"])
+    assert identity.kind == "anonymous" and identity.consumer == "ip:203.0.113.7"
     assert seen["x-custom"] == "kept"
     assert seen["x-forwarded-for"] == "10.0.0.1, 203.0.113.7"
     assert seen["forwarded"].startswith("for=203.0.113.7;proto=http")
@@ -133,12 +149,24 @@ async def test_unknown_api_version_and_retired_version(gw: Running) -> None:
     r = await c.get("/v2/nothing/x")
     assert (r.status_code, r.json()["type"]) == (404, "https://retailmesh.dev/problems/not-found")
     r = await c.get("/v9/things/x")
-    assert r.status_code == 404 and r.json()["versions"] == ["v1", "v2"]
+    assert r.status_code == 404 and r.json()["versions"] == ["v1", "v2", "v3"]
     r = await c.get("/v1/things/x")
     assert r.status_code == 410
     assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["successor"] == "v3"
+    assert r.headers["link"] == '</v3/things/x>; rel="successor-version"'
     r = await c.get("/nowhere")
     assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+
+
+async def test_deprecated_version_answers_with_its_lifecycle_headers(gw: Running) -> None:
+    r = await gw.client.get("/v2/things/items/1?x=1")
+    assert r.status_code == 200
+    assert r.headers["deprecation"] == "@1780272000"  # RFC 9745: a Structured Field Date
+    assert r.headers["sunset"] == "Sun, 31 Jan 2027 00:00:00 GMT"  # RFC 8594: an HTTP-date
+    assert r.headers["link"] == '</v3/things/items/1>; rel="successor-version"'
+    current = await gw.client.get("/v3/things/items/1")
+    assert "deprecation" not in current.headers and "sunset" not in current.headers
 
 
 async def test_oversized_body_is_refused_before_the_upstream(gw: Running) -> None:

@@ -31,7 +31,9 @@ def posting(
     }
 
 
-async def test_seeded_catalogue_is_served_through_the_gateway(mesh: Running) -> None:
+async def test_seeded_catalogue_is_served_through_the_gateway(
+    mesh: Running, admin: dict[str, str]
+) -> None:
     c = mesh.client
     r = await c.get("/v1/erp/products/SKU-000001")
     assert r.status_code == 200
@@ -56,13 +58,15 @@ async def test_seeded_catalogue_is_served_through_the_gateway(mesh: Running) -> 
     assert sum(1 for loc in locations if loc["kind"] == "store") == 10
     assert sum(1 for loc in locations if loc["kind"] == "dc") == 2
 
-    stock = (await c.get("/v1/erp/inventory/SKU-000123")).json()
+    stock = (await c.get("/v1/erp/inventory/SKU-000123", headers=admin)).json()
     assert {p["location_id"] for p in stock["positions"]} == {loc["id"] for loc in locations}
 
 
-async def test_bulk_positions_name_unknown_skus(mesh: Running) -> None:
+async def test_bulk_positions_name_unknown_skus(mesh: Running, admin: dict[str, str]) -> None:
     r = await mesh.client.post(
-        "/v1/erp/inventory/query", json={"skus": ["SKU-000001", "SKU-000002", "SKU-999999"]}
+        "/v1/erp/inventory/query",
+        json={"skus": ["SKU-000001", "SKU-000002", "SKU-999999"]},
+        headers=admin,
     )
     assert r.status_code == 200
     body = r.json()
@@ -80,48 +84,59 @@ async def test_unknown_product_is_a_404_problem(mesh: Running) -> None:
     assert problem["request_id"] == r.headers["x-request-id"]
 
 
-async def test_order_posting_is_stored_once_and_answers_the_same(mesh: Running) -> None:
+async def test_order_posting_is_stored_once_and_answers_the_same(
+    mesh: Running, admin: dict[str, str]
+) -> None:
     c = mesh.client
-    before = (await c.get("/v1/erp/inventory/SKU-000001")).json()["positions"]
-    first = await c.post("/v1/erp/postings/orders", json=posting("order-1", qty=3))
-    again = await c.post("/v1/erp/postings/orders", json=posting("order-1", qty=3))
+    before = (await c.get("/v1/erp/inventory/SKU-000001", headers=admin)).json()["positions"]
+    first = await c.post("/v1/erp/postings/orders", json=posting("order-1", qty=3), headers=admin)
+    again = await c.post("/v1/erp/postings/orders", json=posting("order-1", qty=3), headers=admin)
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
     assert first.headers["idempotent-replayed"] == "false"
     assert again.headers["idempotent-replayed"] == "true"
 
-    totals = (await c.get("/v1/erp/postings/totals/SKU-000001")).json()
+    totals = (await c.get("/v1/erp/postings/totals/SKU-000001", headers=admin)).json()
     assert totals["order_postings"] == 1 and totals["ordered_units"] == 3
-    after = (await c.get("/v1/erp/inventory/SKU-000001")).json()["positions"]
+    after = (await c.get("/v1/erp/inventory/SKU-000001", headers=admin)).json()["positions"]
     store = {p["location_id"]: p for p in before}["STORE-001"]
     booked = {p["location_id"]: p for p in after}["STORE-001"]
     assert booked["on_hand"] == store["on_hand"] - 3
     assert booked["version"] == store["version"] + 1
 
-    record = (await c.get("/v1/erp/postings/order-1")).json()
+    record = (await c.get("/v1/erp/postings/order-1", headers=admin)).json()
     assert record["document_number"] == first.json()["document_number"]
     assert record["lines"][0]["quantity"] == 3
 
 
-async def test_same_posting_id_with_other_content_is_a_conflict(mesh: Running) -> None:
+async def test_same_posting_id_with_other_content_is_a_conflict(
+    mesh: Running, admin: dict[str, str]
+) -> None:
     c = mesh.client
-    assert (await c.post("/v1/erp/postings/orders", json=posting("order-2"))).status_code == 201
-    r = await c.post("/v1/erp/postings/orders", json=posting("order-2", qty=5))
+    assert (
+        await c.post("/v1/erp/postings/orders", json=posting("order-2"), headers=admin)
+    ).status_code == 201
+    r = await c.post("/v1/erp/postings/orders", json=posting("order-2", qty=5), headers=admin)
     assert r.status_code == 409
     assert r.json()["type"].endswith("/posting-conflict")
-    totals = (await c.get("/v1/erp/postings/totals/SKU-000001")).json()
+    totals = (await c.get("/v1/erp/postings/totals/SKU-000001", headers=admin)).json()
     assert totals["ordered_units"] == 2
 
 
-async def test_concurrent_replays_of_one_posting_book_it_once(mesh: Running) -> None:
+async def test_concurrent_replays_of_one_posting_book_it_once(
+    mesh: Running, admin: dict[str, str]
+) -> None:
     c = mesh.client
     results = await asyncio.gather(
-        *(c.post("/v1/erp/postings/orders", json=posting("order-3")) for _ in range(20))
+        *(
+            c.post("/v1/erp/postings/orders", json=posting("order-3"), headers=admin)
+            for _ in range(20)
+        )
     )
     assert {r.status_code for r in results} == {201}
     assert len({r.json()["document_number"] for r in results}) == 1
     assert sum(r.headers["idempotent-replayed"] == "false" for r in results) == 1
-    totals = (await c.get("/v1/erp/postings/totals/SKU-000001")).json()
+    totals = (await c.get("/v1/erp/postings/totals/SKU-000001", headers=admin)).json()
     assert totals == {
         "sku": "SKU-000001",
         "order_postings": 1,
@@ -131,24 +146,26 @@ async def test_concurrent_replays_of_one_posting_book_it_once(mesh: Running) -> 
     }
 
 
-async def test_postings_must_add_up_and_name_known_things(mesh: Running) -> None:
+async def test_postings_must_add_up_and_name_known_things(
+    mesh: Running, admin: dict[str, str]
+) -> None:
     c = mesh.client
     wrong_total = posting("order-4")
     wrong_total["total"]["amount"] += 1
-    r = await c.post("/v1/erp/postings/orders", json=wrong_total)
+    r = await c.post("/v1/erp/postings/orders", json=wrong_total, headers=admin)
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "amount"
 
     unknown = posting("order-5", sku="SKU-999999")
-    r = await c.post("/v1/erp/postings/orders", json=unknown)
+    r = await c.post("/v1/erp/postings/orders", json=unknown, headers=admin)
     assert r.status_code == 422
     assert "SKU-999999" in r.json()["errors"][0]["message"]
-    assert (await c.get("/v1/erp/postings/order-5")).status_code == 404
+    assert (await c.get("/v1/erp/postings/order-5", headers=admin)).status_code == 404
 
 
-async def test_refunds_and_queries(mesh: Running) -> None:
+async def test_refunds_and_queries(mesh: Running, admin: dict[str, str]) -> None:
     c = mesh.client
-    await c.post("/v1/erp/postings/orders", json=posting("order-6", qty=2))
+    await c.post("/v1/erp/postings/orders", json=posting("order-6", qty=2), headers=admin)
     refund = {
         "posting_id": "refund-6",
         "order_id": "order-6",
@@ -156,26 +173,28 @@ async def test_refunds_and_queries(mesh: Running) -> None:
         "amount": {"amount": 1000, "currency": "EUR"},
         "occurred_at": "2026-11-24T12:00:00+01:00",
     }
-    r = await c.post("/v1/erp/postings/refunds", json=refund)
+    r = await c.post("/v1/erp/postings/refunds", json=refund, headers=admin)
     assert r.status_code == 201 and r.json()["kind"] == "refund"
-    page = (await c.get("/v1/erp/postings", params={"order_id": "order-6"})).json()
+    page = (await c.get("/v1/erp/postings", params={"order_id": "order-6"}, headers=admin)).json()
     assert [(p["posting_id"], p["kind"]) for p in page["items"]] == [
         ("order-6", "order"),
         ("refund-6", "refund"),
     ]
     assert page["items"][1]["occurred_at"] == "2026-11-24T11:00:00Z"
-    only_refunds = (await c.get("/v1/erp/postings", params={"kind": "refund"})).json()
+    only_refunds = (
+        await c.get("/v1/erp/postings", params={"kind": "refund"}, headers=admin)
+    ).json()
     assert [p["posting_id"] for p in only_refunds["items"]] == ["refund-6"]
-    totals = (await c.get("/v1/erp/postings/totals/SKU-000001")).json()
+    totals = (await c.get("/v1/erp/postings/totals/SKU-000001", headers=admin)).json()
     assert (totals["refund_postings"], totals["refunded_units"]) == (1, 1)
 
 
 async def test_postings_and_adjustments_publish_events(
-    mesh: Running, redis_client: aioredis.Redis, mesh_env: dict[str, str]
+    mesh: Running, redis_client: aioredis.Redis, mesh_env: dict[str, str], admin: dict[str, str]
 ) -> None:
     c = mesh.client
     stream = mesh_env["REDIS_PREFIX"] + "events.erp"
-    await c.post("/v1/erp/postings/orders", json=posting("order-7"))
+    await c.post("/v1/erp/postings/orders", json=posting("order-7"), headers=admin)
     adjustment = {
         "adjustment_id": "count-7",
         "sku": "SKU-000002",
@@ -183,8 +202,8 @@ async def test_postings_and_adjustments_publish_events(
         "delta": -4,
         "reason": "count",
     }
-    first = await c.post("/v1/erp/inventory/adjustments", json=adjustment)
-    again = await c.post("/v1/erp/inventory/adjustments", json=adjustment)
+    first = await c.post("/v1/erp/inventory/adjustments", json=adjustment, headers=admin)
+    again = await c.post("/v1/erp/inventory/adjustments", json=adjustment, headers=admin)
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
     decoder = msgspec.json.Decoder(Envelope[ErpEvent])

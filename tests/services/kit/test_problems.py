@@ -9,12 +9,15 @@ from typing import Any
 import pytest
 
 from services.erp.app import ErpSettings, create_app
+from services.kit.identity import IDENTITY_HEADER, Identity
 from tests.conftest import Running
 
 
 @pytest.fixture
 async def erp(tmp_path: Path) -> AsyncIterator[Running]:
     async with Running(create_app(ErpSettings(data_dir=str(tmp_path), redis_mode="off"))) as r:
+        caller = Identity(kind="service", consumer="test", scopes=frozenset({"erp:post"}))
+        r.client.headers[IDENTITY_HEADER] = r.app.state.runtime.identity.sign(caller)
         yield r
 
 

@@ -1,0 +1,129 @@
+"""Who is calling: an API key (`X-API-Key`) or a JWT (`Authorization: Bearer`), checked
+against what the route accepts, turned into the `Identity` the upstream receives.
+
+    AuthFailure
+    ├── Unauthenticated   401: missing, malformed, unknown, expired, revoked credentials
+    └── Unauthorized      403: genuine credentials without the scopes the route needs
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from gateway.auth.jwt import JwtRejected
+from services.kit.identity import Identity
+
+if TYPE_CHECKING:
+    from gateway.auth.jwt import JwtVerifier
+    from gateway.auth.keys import KeyCache
+    from gateway.config import RouteConfig
+
+__all__ = ["AuthFailure", "Authenticator", "Unauthenticated", "Unauthorized"]
+
+
+class AuthFailure(Exception):
+    status = 401
+    slug = "unauthenticated"
+    title = "Unauthenticated"
+
+    def __init__(self, detail: str, *, challenge: str = "") -> None:
+        self.detail = detail
+        self.challenge = challenge
+        super().__init__(detail)
+
+
+class Unauthenticated(AuthFailure):
+    pass
+
+
+class Unauthorized(AuthFailure):
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+def _credentials(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    key = bearer = None
+    for name, value in headers:
+        if name == b"x-api-key":
+            key = value.decode("latin-1").strip()
+        elif name == b"authorization":
+            scheme, _, rest = value.decode("latin-1").partition(" ")
+            # present but not a bearer token: an empty one, refused below
+            bearer = rest.strip() if scheme.lower() == "bearer" else ""
+    return key, bearer
+
+
+class Authenticator:
+    def __init__(self, keys: KeyCache, jwt: JwtVerifier, jwt_plan: str) -> None:
+        self.keys, self.jwt, self.jwt_plan = keys, jwt, jwt_plan
+
+    async def identify(self, route: RouteConfig, scope: dict[str, Any]) -> Identity:
+        key, bearer = _credentials(scope["headers"])
+        accepts_key = route.auth in ("key", "either")
+        accepts_jwt = route.auth in ("jwt", "either")
+        if route.auth == "none" and key is None and bearer is None:
+            client = scope.get("client")
+            return Identity(kind="anonymous", consumer="ip:" + (client[0] if client else "unknown"))
+        identity: Identity
+        if key is not None and (accepts_key or route.auth == "none"):
+            identity = await self._by_key(key)
+        elif bearer is not None and (accepts_jwt or route.auth == "none"):
+            identity = await self._by_jwt(bearer)
+        else:
+            wanted = {"key": "an API key (X-API-Key)", "jwt": "a bearer token"}.get(
+                route.auth, "an API key (X-API-Key) or a bearer token"
+            )
+            raise Unauthenticated(f"this route needs {wanted}", challenge=self._challenge(route))
+        missing = [s for s in route.scopes if not identity.has_scope(s)]
+        if missing:
+            raise Unauthorized(f"missing scope: {' '.join(missing)}")
+        return identity
+
+    @staticmethod
+    def _challenge(route: RouteConfig) -> str:
+        return 'Bearer realm="retailmesh"' if route.auth in ("jwt", "either") else ""
+
+    async def _by_key(self, key: str) -> Identity:
+        record = await self.keys.lookup(key)
+        if record is None or not record.usable(datetime.now(UTC)):
+            # one answer for unknown, mistyped, expired and revoked: nothing to probe
+            raise Unauthenticated("invalid API key")
+        return Identity(
+            kind="partner",
+            consumer=record.id,
+            partner_id=record.partner_id,
+            scopes=frozenset(record.scopes),
+            plan=record.plan,
+        )
+
+    async def _by_jwt(self, token: str) -> Identity:
+        if not token:
+            raise Unauthenticated(
+                "use Authorization: Bearer <token>", challenge='Bearer realm="retailmesh"'
+            )
+        try:
+            claims = await self.jwt.verify(token)
+        except JwtRejected as exc:
+            raise Unauthenticated(
+                str(exc), challenge='Bearer realm="retailmesh", error="invalid_token"'
+            ) from None
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            raise Unauthenticated("token has no subject")
+        scope_claim = claims.get("scope", claims.get("scp", ""))
+        scopes = scope_claim.split() if isinstance(scope_claim, str) else list(scope_claim or [])
+        roles = claims.get("roles", [])
+        store_id = claims.get("store_id")
+        return Identity(
+            kind="user",
+            consumer="sub:" + sub,
+            sub=sub,
+            store_id=store_id if isinstance(store_id, str) else None,
+            scopes=frozenset(s for s in scopes if isinstance(s, str)),
+            roles=frozenset(r for r in roles if isinstance(r, str))
+            if isinstance(roles, list)
+            else frozenset(),
+            plan=self.jwt_plan,
+        )

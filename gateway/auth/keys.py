@@ -1,0 +1,335 @@
+"""Partner API keys: minting, storage, rotation, revocation and the hot-path lookup.
+
+A key reads `rm_live_<32 base62 chars><6 base62 chars of CRC32>` (190 bits of randomness);
+the checksum refuses a mistyped key without a lookup. Only HMAC-SHA256(pepper, key) is
+stored, with the pepper kept outside the database, so a stolen table yields nothing usable.
+The hot path reads an in-process cache; a revocation is published on Redis pub/sub and
+every replica drops the key from its cache at once (a short TTL bounds staleness should a
+message be missed while a replica reconnects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import re
+import secrets
+import string
+import time
+import uuid
+import zlib
+from datetime import UTC, datetime, timedelta
+from hashlib import sha256
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+from redis.exceptions import RedisError
+from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, insert, select, update
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from services.kit.storage import Database
+
+__all__ = [
+    "ApiKey",
+    "KeyCache",
+    "KeyStore",
+    "NewKey",
+    "checksum_ok",
+    "hash_key",
+    "new_key",
+]
+
+log = logging.getLogger("retailmesh.gateway.keys")
+
+_ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
+_FORMAT = re.compile(r"^rm_(live|test)_([0-9A-Za-z]{32})([0-9A-Za-z]{6})$")
+
+
+def _base62(n: int, width: int) -> str:
+    out = []
+    for _ in range(width):
+        n, r = divmod(n, 62)
+        out.append(_ALPHABET[r])
+    return "".join(reversed(out))
+
+
+def _checksum(prefix_and_body: str) -> str:
+    return _base62(zlib.crc32(prefix_and_body.encode()), 6)
+
+
+def new_key(env: Literal["live", "test"] = "live") -> str:
+    body = "".join(secrets.choice(_ALPHABET) for _ in range(32))
+    head = f"rm_{env}_{body}"
+    return head + _checksum(head)
+
+
+def checksum_ok(key: str) -> bool:
+    match = _FORMAT.match(key)
+    if match is None:
+        return False
+    return hmac.compare_digest(_checksum(key[:-6]), match.group(3))
+
+
+def hash_key(pepper: bytes, key: str) -> str:
+    return hmac.new(pepper, key.encode(), sha256).hexdigest()
+
+
+class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A key as stored (never the key itself)."""
+
+    id: str
+    partner_id: str
+    label: str
+    prefix: str
+    scopes: list[str]
+    plan: str
+    status: Literal["active", "revoked"]
+    created_at: datetime
+    expires_at: datetime | None = None
+    grace_until: datetime | None = None
+    rotated_to: str | None = None
+
+    def usable(self, now: datetime) -> bool:
+        if self.status != "active":
+            return False
+        if self.expires_at is not None and now >= self.expires_at:
+            return False
+        return self.grace_until is None or now < self.grace_until
+
+
+class NewKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A freshly minted key: the only time the plaintext exists outside the client."""
+
+    key: str
+    record: ApiKey
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class KeyStore:
+    def __init__(self, metadata: MetaData, pepper: bytes) -> None:
+        self.pepper = pepper
+        self.partners = Table(
+            "gateway_partners",
+            metadata,
+            Column("id", String(64), primary_key=True),
+            Column("name", String(200), nullable=False),
+            Column("created_at", DateTime(timezone=True), nullable=False),
+        )
+        self.keys = Table(
+            "gateway_api_keys",
+            metadata,
+            Column("id", String(40), primary_key=True),
+            Column("hash", String(64), nullable=False, unique=True),
+            Column("partner_id", String(64), nullable=False, index=True),
+            Column("label", String(200), nullable=False),
+            Column("prefix", String(16), nullable=False),
+            Column("scopes", Text, nullable=False),
+            Column("plan", String(32), nullable=False),
+            Column("status", String(8), nullable=False),
+            Column("created_at", DateTime(timezone=True), nullable=False),
+            Column("expires_at", DateTime(timezone=True), nullable=True),
+            Column("grace_until", DateTime(timezone=True), nullable=True),
+            Column("rotated_to", String(40), nullable=True),
+        )
+
+    def _record(self, row: Any) -> ApiKey:
+        return ApiKey(
+            id=row.id,
+            partner_id=row.partner_id,
+            label=row.label,
+            prefix=row.prefix,
+            scopes=json.loads(row.scopes),
+            plan=row.plan,
+            status=row.status,
+            created_at=_utc(row.created_at),  # type: ignore[arg-type]
+            expires_at=_utc(row.expires_at),
+            grace_until=_utc(row.grace_until),
+            rotated_to=row.rotated_to,
+        )
+
+    async def ensure_partner(self, db: Database, partner_id: str, name: str | None = None) -> None:
+        async with db.write() as conn:
+            exists = (
+                await conn.execute(
+                    select(self.partners.c.id).where(self.partners.c.id == partner_id)
+                )
+            ).first()
+            if exists is None:
+                await conn.execute(
+                    insert(self.partners).values(
+                        id=partner_id, name=name or partner_id, created_at=datetime.now(UTC)
+                    )
+                )
+
+    async def create(
+        self,
+        db: Database,
+        *,
+        partner_id: str,
+        scopes: list[str],
+        plan: str,
+        label: str = "",
+        expires_in: timedelta | None = None,
+        env: Literal["live", "test"] = "live",
+    ) -> NewKey:
+        await self.ensure_partner(db, partner_id)
+        key = new_key(env)
+        now = datetime.now(UTC)
+        record = ApiKey(
+            id="key_" + uuid.uuid4().hex[:16],
+            partner_id=partner_id,
+            label=label,
+            prefix=key[:12],
+            scopes=sorted(set(scopes)),
+            plan=plan,
+            status="active",
+            created_at=now,
+            expires_at=now + expires_in if expires_in else None,
+        )
+        async with db.write() as conn:
+            await conn.execute(
+                insert(self.keys).values(
+                    id=record.id,
+                    hash=hash_key(self.pepper, key),
+                    partner_id=partner_id,
+                    label=label,
+                    prefix=record.prefix,
+                    scopes=json.dumps(record.scopes),
+                    plan=plan,
+                    status="active",
+                    created_at=now,
+                    expires_at=record.expires_at,
+                )
+            )
+        return NewKey(key=key, record=record)
+
+    async def by_hash(self, db: Database, digest: str) -> ApiKey | None:
+        async with db.read() as conn:
+            row = (await conn.execute(select(self.keys).where(self.keys.c.hash == digest))).first()
+        return self._record(row) if row else None
+
+    async def get(self, db: Database, key_id: str) -> tuple[ApiKey, str] | None:
+        async with db.read() as conn:
+            row = (await conn.execute(select(self.keys).where(self.keys.c.id == key_id))).first()
+        return (self._record(row), row.hash) if row else None
+
+    async def list(self, db: Database, partner_id: str | None = None) -> list[ApiKey]:
+        query = select(self.keys).order_by(self.keys.c.created_at, self.keys.c.id)
+        if partner_id:
+            query = query.where(self.keys.c.partner_id == partner_id)
+        async with db.read() as conn:
+            return [self._record(r) for r in (await conn.execute(query)).all()]
+
+    async def revoke(self, db: Database, key_id: str) -> str | None:
+        """Revoke a key; returns its hash (to invalidate caches) or None if unknown."""
+        found = await self.get(db, key_id)
+        if found is None:
+            return None
+        async with db.write() as conn:
+            await conn.execute(
+                update(self.keys).where(self.keys.c.id == key_id).values(status="revoked")
+            )
+        return found[1]
+
+    async def rotate(
+        self, db: Database, key_id: str, grace: timedelta
+    ) -> tuple[NewKey, str] | None:
+        """A new key with the same partner, scopes and plan; the old one keeps working for
+        `grace`. Returns the new key and the old key's hash (to invalidate caches)."""
+        found = await self.get(db, key_id)
+        if found is None or found[0].status != "active":
+            return None
+        old, old_hash = found
+        expires_in = old.expires_at - datetime.now(UTC) if old.expires_at else None
+        fresh = await self.create(
+            db,
+            partner_id=old.partner_id,
+            scopes=old.scopes,
+            plan=old.plan,
+            label=old.label,
+            expires_in=expires_in,
+            env="test" if old.prefix.startswith("rm_test_") else "live",
+        )
+        async with db.write() as conn:
+            await conn.execute(
+                update(self.keys)
+                .where(self.keys.c.id == key_id)
+                .values(grace_until=datetime.now(UTC) + grace, rotated_to=fresh.record.id)
+            )
+        return fresh, old_hash
+
+
+class KeyCache:
+    """The hot-path lookup: key → record from memory, the database only on a miss."""
+
+    def __init__(
+        self,
+        store: KeyStore,
+        db: Database,
+        redis: Redis | None,
+        channel: str,
+        *,
+        ttl_s: float = 60.0,
+        negative_ttl_s: float = 5.0,
+    ) -> None:
+        self.store, self.db, self.redis, self.channel = store, db, redis, channel
+        self.ttl_s, self.negative_ttl_s = ttl_s, negative_ttl_s
+        self._entries: dict[str, tuple[ApiKey | None, float]] = {}
+        self._stopping = False
+
+    async def lookup(self, key: str) -> ApiKey | None:
+        if not checksum_ok(key):
+            return None
+        digest = hash_key(self.store.pepper, key)
+        entry = self._entries.get(digest)
+        now = time.monotonic()
+        if entry is not None and now < entry[1]:
+            return entry[0]
+        record = await self.store.by_hash(self.db, digest)
+        ttl = self.ttl_s if record is not None else self.negative_ttl_s
+        if len(self._entries) > 100_000:
+            self._entries.clear()
+        self._entries[digest] = (record, now + ttl)
+        return record
+
+    def forget(self, digest: str) -> None:
+        self._entries.pop(digest, None)
+
+    async def announce(self, digest: str) -> None:
+        """Tell every replica (this one included) to drop a key from its cache."""
+        self.forget(digest)
+        if self.redis is not None:
+            await self.redis.publish(self.channel, digest)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def run(self) -> None:
+        """Listen for invalidations for the life of the gateway."""
+        if self.redis is None:
+            return
+        while not self._stopping:
+            pubsub = self.redis.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                # Whatever changed while we were not listening: start from a clean cache.
+                self._entries.clear()
+                while not self._stopping:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        data = message["data"]
+                        self.forget(data.decode() if isinstance(data, bytes) else str(data))
+            except (RedisError, OSError) as exc:
+                log.warning("key invalidation channel lost, retrying: %s", exc)
+                await asyncio.sleep(1.0)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
