@@ -18,8 +18,9 @@ from litestar import MediaType, Response, get
 from gateway.auth.identify import Authenticator, AuthFailure
 from gateway.auth.jwt import DevIssuer, JwksSource, JwtVerifier
 from gateway.auth.keys import KeyCache, KeyStore
-from gateway.config import GatewayConfig, VersionConfig, load_config
+from gateway.config import GatewayConfig, RouteConfig, VersionConfig, load_config
 from gateway.forward import Forwarder, Target
+from gateway.limits import Limiter, PlanPolicy
 from gateway.problems import send_problem
 from gateway.routes import RouteTable
 from gateway.versions import lifecycle_headers
@@ -108,6 +109,8 @@ class Gateway:
         self.key_store = KeyStore(self.runtime.metadata, settings.pepper())
         self.jwks = settings.jwks_source()
         self.auth: Authenticator | None = None
+        self.limiter: Limiter | None = None
+        self.plans = {name: PlanPolicy(name, plan) for name, plan in config.plans.items()}
         self.key_cache: KeyCache | None = None
         # Identity headers are signed once per identity and reused for half their life.
         self._identity_tokens: dict[Identity, tuple[bytes, float]] = {}
@@ -130,6 +133,7 @@ class Gateway:
             leeway_s=self.config.jwt.leeway_s,
         )
         self.auth = Authenticator(self.key_cache, verifier, self.config.jwt.plan)
+        self.limiter = Limiter(runtime.redis, self.settings.redis_prefix)
 
     async def _stop_auth(self, _runtime: Runtime) -> None:
         await self.jwks.close()
@@ -293,6 +297,11 @@ class Gateway:
                     headers=challenge,
                 )
                 return
+            if self.plans:
+                refusal = await self._limit(identity, route, extra)
+                if refusal is not None:
+                    await send_problem(scope, respond, *refusal[:4], headers=refusal[4])
+                    return
             session = self.registry.session() if target.base_url else None
             await self.forwarder.forward(
                 target,
@@ -313,6 +322,33 @@ class Gateway:
                 scope.get("retailmesh.started_at", 0.0),
                 rid,
             )
+
+    async def _limit(
+        self, identity: Identity, route: RouteConfig, extra: list[tuple[bytes, bytes]]
+    ) -> tuple[int, str, str, str, list[tuple[bytes, bytes]]] | None:
+        """Count the request against its consumer's plan; a refusal's problem, or None."""
+        assert self.limiter is not None
+        policy = self.plans.get(identity.plan or "") or self.plans[self.config.anonymous_plan]
+        decision = await self.limiter.check(identity.consumer, policy, route.weight)
+        extra.append((b"ratelimit-policy", policy.policy_header))
+        extra.append((b"ratelimit", decision.header()))
+        if not decision.shared and route.fail_closed:
+            return (
+                503,
+                "limits-unavailable",
+                "Rate limits unavailable",
+                "this route is not served while the shared limit store is away",
+                [(b"retry-after", b"5")],
+            )
+        if not decision.admitted:
+            return (
+                429,
+                "rate-limited",
+                "Too many requests",
+                f"the {decision.window} limit of plan {policy.name} is used up",
+                [(b"retry-after", str(decision.reset_s).encode())],
+            )
+        return None
 
     async def _lifespan(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         message = await receive()

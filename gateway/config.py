@@ -65,6 +65,10 @@ class RouteConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     auth: Literal["none", "key", "jwt", "either"] = "either"
     #: every one of these is needed (the `admin` role passes any)
     scopes: list[Scope] = []
+    #: units of the plan's limits one request uses (bulk endpoints weigh more)
+    weight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+    #: when the shared limit store (Redis) is away: refuse (503) instead of counting locally
+    fail_closed: bool = False
 
 
 class PlanConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -94,6 +98,8 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     upstreams: dict[Name, UpstreamConfig]
     apis: list[ApiConfig]
     plans: dict[Name, PlanConfig] = {}
+    #: the plan of unauthenticated callers, counted per client address
+    anonymous_plan: Name = "free"
     jwt: JwtConfig = JwtConfig()
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=256 * 1024 * 1024)] = 1024 * 1024
 
@@ -120,6 +126,8 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                 _check_lifecycle(version, versions, f"{where}.versions[{j}]")
         if self.plans and self.jwt.plan not in self.plans:
             raise ConfigError(f"jwt.plan: unknown plan {self.jwt.plan!r}")
+        if self.plans and self.anonymous_plan not in self.plans:
+            raise ConfigError(f"anonymous_plan: unknown plan {self.anonymous_plan!r}")
         return self
 
 

@@ -25,6 +25,8 @@ _SECURITY: dict[str, list[dict[str, list[str]]]] = {
 _PARAM = re.compile(r"\{[^/}]+\}")
 _GATEWAY_ERRORS = {
     "413": "Payload too large",
+    "429": "Too many requests: the plan's limit is used up (see Retry-After, RateLimit)",
+    "503": "Unavailable: the upstream sheds load or its circuit is open",
     "502": "Bad gateway: the upstream failed or could not be reached",
     "504": "Gateway timeout: the upstream did not answer in time",
 }

@@ -29,6 +29,8 @@ from tests.conftest import Running
 from tests.gateway.echo import echo
 
 CONFIG = """
+anonymous_plan = "partner"
+
 [upstreams.echo]
 service = "echo"
 

@@ -1,0 +1,227 @@
+"""Rate limits and quotas per plan, global across gateway replicas.
+
+Each plan has three fixed windows: a one-second burst, a minute and a UTC day (the quota).
+A request is admitted when every window has room for its weight, and then counts in all
+three; a refused request counts in none, so a client that backs off is not punished twice.
+
+One Redis round trip per request would halve the gateway's throughput (measured here,
+about 8,100 → 4,700 req/s). Decisions are therefore coalesced: requests that arrive while
+a round trip is in flight wait for the next one, and one Lua script decides the whole batch
+atomically. Counting stays exact (every admitted unit is in Redis before the request is
+forwarded), so N replicas admit the plan's limit, not N times it; a window's boundary is
+the replica's clock, so replicas whose clocks differ by d can disagree for d at a boundary.
+
+When Redis does not answer, each replica falls back to counting on its own (the same
+windows in memory): fail-open by default, which admits up to replicas x the limit while
+Redis is away; a route marked `fail_closed` answers 503 instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from redis.exceptions import RedisError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from gateway.config import PlanConfig
+
+__all__ = ["Decision", "Limiter", "PlanPolicy"]
+
+log = logging.getLogger("retailmesh.gateway.limits")
+
+_WINDOWS = (("burst", 1), ("minute", 60), ("day", 86400))
+
+# KEYS: 3 per request (burst, minute, day counters)
+# ARGV: n, then per request: weight, limit_burst, limit_minute, limit_day, ttl_burst,
+#       ttl_minute, ttl_day
+# Returns per request: admitted (1/0), then the three counts after the decision.
+_SCRIPT = """
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 0, n - 1 do
+  local a = 2 + i * 7
+  local weight = tonumber(ARGV[a])
+  local k1, k2, k3 = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
+  local c1 = tonumber(redis.call('GET', k1) or '0')
+  local c2 = tonumber(redis.call('GET', k2) or '0')
+  local c3 = tonumber(redis.call('GET', k3) or '0')
+  local ok = c1 + weight <= tonumber(ARGV[a + 1])
+    and c2 + weight <= tonumber(ARGV[a + 2])
+    and c3 + weight <= tonumber(ARGV[a + 3])
+  if ok then
+    c1 = redis.call('INCRBY', k1, weight)
+    if c1 == weight then redis.call('EXPIRE', k1, ARGV[a + 4]) end
+    c2 = redis.call('INCRBY', k2, weight)
+    if c2 == weight then redis.call('EXPIRE', k2, ARGV[a + 5]) end
+    c3 = redis.call('INCRBY', k3, weight)
+    if c3 == weight then redis.call('EXPIRE', k3, ARGV[a + 6]) end
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+  out[#out + 1] = c1
+  out[#out + 1] = c2
+  out[#out + 1] = c3
+end
+return out
+"""
+
+
+class PlanPolicy:
+    """A plan's limits and its precomputed `RateLimit-Policy` field value."""
+
+    __slots__ = ("limits", "name", "policy_header")
+
+    def __init__(self, name: str, plan: PlanConfig) -> None:
+        self.name = name
+        self.limits = (plan.burst_per_second, plan.per_minute, plan.daily_quota)
+        self.policy_header = ", ".join(
+            f'"{label}";q={limit};w={window}'
+            for (label, window), limit in zip(_WINDOWS, self.limits, strict=True)
+        ).encode()
+
+
+class Decision(msgspec.Struct, frozen=True):
+    admitted: bool
+    #: the window that is closest to running out (or that refused the request)
+    window: str
+    remaining: int
+    reset_s: int
+    #: False when Redis did not answer and this replica decided alone
+    shared: bool = True
+
+    def header(self) -> bytes:
+        return f'"{self.window}";r={self.remaining};t={self.reset_s}'.encode()
+
+
+def _decide(
+    policy: PlanPolicy, admitted: bool, counts: tuple[int, int, int], weight: int, now: float
+) -> Decision:
+    best: tuple[float, str, int, int] | None = None
+    for (label, window), limit, count in zip(_WINDOWS, policy.limits, counts, strict=True):
+        remaining = max(limit - count, 0)
+        reset = max(1, math.ceil(window - (now % window)))
+        if not admitted and count + weight > limit:
+            return Decision(False, label, remaining, reset)
+        ratio = remaining / limit
+        if best is None or ratio < best[0]:
+            best = (ratio, label, remaining, reset)
+    assert best is not None
+    return Decision(admitted, best[1], best[2], best[3])
+
+
+class _Pending(msgspec.Struct):
+    consumer: str
+    keys: tuple[str, str, str]
+    args: tuple[int, ...]
+    policy: PlanPolicy
+    weight: int
+    now: float
+    future: asyncio.Future[Decision]
+
+
+class Limiter:
+    """Decides admission; one Lua call per batch of concurrent requests."""
+
+    def __init__(self, redis: Redis | None, prefix: str, *, max_batch: int = 256) -> None:
+        self.redis = redis
+        self.prefix = prefix + "rl:"
+        self.max_batch = max_batch
+        self._pending: list[_Pending] = []
+        self._flushing = False
+        self._script: Any = redis.register_script(_SCRIPT) if redis is not None else None
+        self._local: dict[str, tuple[int, int]] = {}
+        self._redis_ok = True
+        self.round_trips = 0
+
+    async def check(self, consumer: str, policy: PlanPolicy, weight: int = 1) -> Decision:
+        now = time.time()
+        if self._script is None:
+            return self._check_locally(consumer, policy, weight, now, shared=False)
+        keys = tuple(
+            f"{self.prefix}{consumer}:{label}:{int(now // window)}" for label, window in _WINDOWS
+        )
+        args = (weight, *policy.limits, 2, 61, 86401)
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(consumer, keys, args, policy, weight, now, future))  # type: ignore[arg-type]
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                await self._run(batch)
+        finally:
+            self._flushing = False
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        keys: list[str] = []
+        argv: list[int] = [len(batch)]
+        for item in batch:
+            keys += item.keys
+            argv += item.args
+        try:
+            self.round_trips += 1
+            result = await self._script(keys=keys, args=argv)
+        except (RedisError, OSError) as exc:
+            if self._redis_ok:
+                log.warning(
+                    "rate limits: Redis does not answer, each replica counts alone: %s", exc
+                )
+                self._redis_ok = False
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_result(
+                        self._check_locally(
+                            item.consumer, item.policy, item.weight, item.now, shared=False
+                        )
+                    )
+            return
+        if not self._redis_ok:
+            log.info("rate limits: Redis is back, limits are shared again")
+            self._redis_ok = True
+        for i, item in enumerate(batch):
+            admitted, c1, c2, c3 = result[i * 4 : i * 4 + 4]
+            if not item.future.done():
+                item.future.set_result(
+                    _decide(item.policy, bool(admitted), (c1, c2, c3), item.weight, item.now)
+                )
+
+    def _check_locally(
+        self, consumer: str, policy: PlanPolicy, weight: int, now: float, *, shared: bool
+    ) -> Decision:
+        counts = []
+        keys = []
+        for label, window in _WINDOWS:
+            key = f"{consumer}:{label}"
+            index = int(now // window)
+            seen = self._local.get(key)
+            count = seen[1] if seen is not None and seen[0] == index else 0
+            counts.append(count)
+            keys.append((key, index))
+        admitted = all(c + weight <= limit for c, limit in zip(counts, policy.limits, strict=True))
+        if admitted:
+            for n, (key, index) in enumerate(keys):
+                counts[n] += weight
+                self._local[key] = (index, counts[n])
+            if len(self._local) > 200_000:
+                self._local.clear()
+        decision = _decide(policy, admitted, (counts[0], counts[1], counts[2]), weight, now)
+        return Decision(
+            decision.admitted, decision.window, decision.remaining, decision.reset_s, shared
+        )
+
+    @property
+    def shared(self) -> bool:
+        return self._script is not None and self._redis_ok
