@@ -19,7 +19,7 @@ from gateway.auth.identify import Authenticator, AuthFailure
 from gateway.auth.jwt import DevIssuer, JwksSource, JwtVerifier
 from gateway.auth.keys import KeyCache, KeyStore
 from gateway.config import GatewayConfig, RouteConfig, VersionConfig, load_config
-from gateway.forward import Forwarder, Target
+from gateway.forward import Forwarder, Guard, Target
 from gateway.limits import Limiter, PlanPolicy
 from gateway.problems import send_problem
 from gateway.routes import RouteTable
@@ -96,12 +96,15 @@ class Gateway:
         self.forwarder = Forwarder()
         self.routes: dict[tuple[str, str], tuple[Target, VersionConfig, RouteTable]] = {}
         self.apis: dict[str, list[str]] = {}
+        self.guards = {name: Guard(name, up) for name, up in config.upstreams.items()}
         for api in config.apis:
             upstream = config.upstreams[api.upstream]
             self.apis[api.name] = [v.version for v in api.versions]
             table = RouteTable(api.routes)
             for version in api.versions:
-                target = Target(api.name, upstream, version.prefix, registry)
+                target = Target(
+                    api.name, upstream, version.prefix, registry, self.guards[api.upstream]
+                )
                 self.routes[(version.version, api.name)] = (target, version, table)
         self._spec_factory = spec
         self._spec: dict[str, Any] | None = None

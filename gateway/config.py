@@ -36,6 +36,18 @@ class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     service: Name
     connect_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
     timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    #: extra attempts for idempotent requests without a body (GET, HEAD, OPTIONS)
+    retries: Annotated[int, msgspec.Meta(ge=0, le=5)] = 2
+    retry_backoff_ms: Annotated[float, msgspec.Meta(ge=0, le=10_000)] = 50.0
+    #: retries may add at most this share of the upstream's traffic
+    retry_budget_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.2
+    #: requests in flight to the upstream; past it the gateway sheds with 503
+    max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 512
+    breaker_failure_ratio: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
+    breaker_min_requests: Annotated[int, msgspec.Meta(ge=1)] = 20
+    breaker_window_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
+    breaker_open_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0
+    breaker_probes: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
 
 
 class VersionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -12,20 +12,28 @@ import asyncio
 import logging
 import os
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from gateway.problems import send_problem
+from gateway.resilience import (
+    BreakerState,
+    CircuitBreaker,
+    ConcurrencyLimit,
+    RetryBudget,
+    backoff_s,
+)
 from services.kit.requestid import request_id
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator
 
     from gateway.config import UpstreamConfig
     from services.kit.registry import Registry
 
-__all__ = ["Forwarder", "Target"]
+__all__ = ["Forwarder", "Guard", "Target"]
 
 log = logging.getLogger("retailmesh.gateway")
 
@@ -63,13 +71,14 @@ _TRACEPARENT = re.compile(rb"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-
 class Target:
     """Where one route's requests go: the upstream service and a path prefix there."""
 
-    __slots__ = ("app", "base_url", "host", "name", "prefix", "timeout", "upstream")
+    __slots__ = ("app", "base_url", "guard", "host", "name", "prefix", "timeout", "upstream")
 
     def __init__(
-        self, name: str, upstream: UpstreamConfig, prefix: str, registry: Registry
+        self, name: str, upstream: UpstreamConfig, prefix: str, registry: Registry, guard: Guard
     ) -> None:
         self.name = name
         self.upstream = upstream
+        self.guard = guard
         self.prefix = prefix
         self.host = upstream.service.encode()
         resolved = registry.resolve(upstream.service)
@@ -78,6 +87,46 @@ class Target:
         self.timeout = aiohttp.ClientTimeout(
             total=upstream.timeout_s, sock_connect=upstream.connect_timeout_s
         )
+
+
+class Guard:
+    """One upstream's breaker, concurrency limit and retry budget (shared by its routes)."""
+
+    def __init__(self, name: str, upstream: UpstreamConfig) -> None:
+        self.breaker = CircuitBreaker(
+            name,
+            failure_ratio=upstream.breaker_failure_ratio,
+            min_requests=upstream.breaker_min_requests,
+            window_s=upstream.breaker_window_s,
+            open_s=upstream.breaker_open_s,
+            probes=upstream.breaker_probes,
+        )
+        self.limit = ConcurrencyLimit(upstream.max_concurrency)
+        self.budget = RetryBudget(upstream.retry_budget_ratio)
+
+    def snapshot(self) -> BreakerState:
+        return self.breaker.snapshot(self.limit, self.budget)
+
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+_RETRYABLE = frozenset({502, 503, 504})
+
+
+class _Retry(Exception):
+    """This attempt failed in a way worth another; nothing was sent to the client."""
+
+
+def _empty_body_receive(original: Any) -> Any:
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        return dict(await original())
+
+    return receive
 
 
 def _new_traceparent() -> bytes:
@@ -157,14 +206,73 @@ class Forwarder:
         *,
         extra_headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
+        guard = target.guard
+        if not guard.breaker.allow():
+            await send_problem(
+                scope,
+                send,
+                503,
+                "circuit-open",
+                "Upstream unavailable",
+                f"{target.name} is failing; the gateway stops sending it requests for a while",
+                headers=[(b"retry-after", str(guard.breaker.retry_after_s()).encode())],
+            )
+            return
+        if not guard.limit.acquire():
+            guard.breaker.release_probe()
+            await send_problem(
+                scope,
+                send,
+                503,
+                "overloaded",
+                "Upstream overloaded",
+                f"{target.name} has {guard.limit.limit} requests in flight; try again shortly",
+                headers=[(b"retry-after", b"1")],
+            )
+            return
         path = target.prefix + (rest or "/")
         headers = upstream_headers(scope, mount)
         headers += extra_headers
-        if target.app is not None:
-            await self._in_process(target, path, headers, scope, receive, send)
-        else:
-            assert session is not None
-            await self._over_http(target, path, headers, scope, receive, send, session)
+        has_body = any(
+            (n == b"content-length" and v != b"0") or n == b"transfer-encoding"
+            for n, v in scope["headers"]
+        )
+        retries = target.upstream.retries if scope["method"] in _IDEMPOTENT and not has_body else 0
+        guard.budget.deposit()
+        try:
+            for attempt in range(retries + 1):
+                may_retry = attempt < retries and guard.budget.tokens >= 1
+                attempt_receive = receive if attempt == 0 else _empty_body_receive(receive)
+                try:
+                    if target.app is not None:
+                        ok = await self._in_process(
+                            target, path, headers, scope, attempt_receive, send, may_retry
+                        )
+                    else:
+                        assert session is not None
+                        ok = await self._over_http(
+                            target,
+                            path,
+                            headers,
+                            scope,
+                            attempt_receive,
+                            send,
+                            session,
+                            has_body,
+                            may_retry,
+                        )
+                except _Retry:
+                    guard.breaker.record(False)
+                    if not guard.budget.withdraw() or not guard.breaker.allow():
+                        # the budget or the breaker changed its mind since: answer now
+                        await self._bad_gateway(target, scope, send)
+                        return
+                    await asyncio.sleep(backoff_s(attempt, target.upstream.retry_backoff_ms / 1000))
+                    continue
+                guard.breaker.record(ok)
+                return
+        finally:
+            guard.limit.release()
 
     async def _in_process(
         self,
@@ -174,7 +282,8 @@ class Forwarder:
         scope: dict[str, Any],
         receive: Any,
         send: Any,
-    ) -> None:
+        may_retry: bool,
+    ) -> bool:
         inner = dict(scope)
         inner["path"] = path
         inner["raw_path"] = path.encode()
@@ -183,14 +292,22 @@ class Forwarder:
         inner["server"] = (target.upstream.service, 80)
         inner["state"] = {}
         started = False
+        swallowed = False
+        status = 0
 
         async def relay(message: dict[str, Any]) -> None:
-            nonlocal started
+            nonlocal started, swallowed, status
+            if swallowed:
+                return
             if message["type"] == "http.response.start":
+                status = message["status"]
+                if may_retry and status in _RETRYABLE:
+                    swallowed = True
+                    return
                 started = True
                 message = {
                     "type": "http.response.start",
-                    "status": message["status"],
+                    "status": status,
                     "headers": _response_headers(message.get("headers", ())),
                 }
             await send(message)
@@ -199,14 +316,25 @@ class Forwarder:
             async with asyncio.timeout(target.upstream.timeout_s):
                 await target.app(inner, receive, relay)
         except TimeoutError:
-            if not started:
-                await self._timeout(target, scope, send)
+            if started:
+                return False
+            if may_retry:
+                raise _Retry from None
+            await self._timeout(target, scope, send)
+            return False
         except Exception:
             log.exception(
                 "upstream %s failed", target.name, extra={"request_id": request_id(scope)}
             )
-            if not started:
-                await self._bad_gateway(target, scope, send)
+            if started:
+                return False
+            if may_retry:
+                raise _Retry from None
+            await self._bad_gateway(target, scope, send)
+            return False
+        if swallowed:
+            raise _Retry
+        return status < 500
 
     async def _over_http(
         self,
@@ -217,11 +345,9 @@ class Forwarder:
         receive: Any,
         send: Any,
         session: aiohttp.ClientSession,
-    ) -> None:
-        has_body = any(
-            (n == b"content-length" and v != b"0") or n == b"transfer-encoding"
-            for n, v in scope["headers"]
-        )
+        has_body: bool,
+        may_retry: bool,
+    ) -> bool:
         url = target.base_url + path  # type: ignore[operator]
         query = scope.get("query_string", b"")
         if query:
@@ -237,6 +363,8 @@ class Forwarder:
                 allow_redirects=False,
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
             ) as resp:
+                if may_retry and resp.status in _RETRYABLE:
+                    raise _Retry
                 await send(
                     {
                         "type": "http.response.start",
@@ -248,9 +376,14 @@ class Forwarder:
                 async for chunk in resp.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b""})
+                return resp.status < 500
         except TimeoutError:
-            if not started:
-                await self._timeout(target, scope, send)
+            if started:
+                return False
+            if may_retry:
+                raise _Retry from None
+            await self._timeout(target, scope, send)
+            return False
         except aiohttp.ClientError as exc:
             log.warning(
                 "upstream %s unreachable: %s",
@@ -258,8 +391,12 @@ class Forwarder:
                 exc,
                 extra={"request_id": request_id(scope)},
             )
-            if not started:
-                await self._bad_gateway(target, scope, send)
+            if started:
+                return False
+            if may_retry:
+                raise _Retry from None
+            await self._bad_gateway(target, scope, send)
+            return False
 
     @staticmethod
     async def _timeout(target: Target, scope: dict[str, Any], send: Any) -> None:

@@ -1,0 +1,169 @@
+"""Retries (idempotent only, budgeted), the circuit breaker, and shedding past a concurrency limit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.app import GatewaySettings, create_gateway
+from services.kit.registry import Registry
+from tests.conftest import Running
+
+CONFIG = """
+[upstreams.flaky]
+service = "flaky"
+timeout_s = 2
+retries = 2
+retry_backoff_ms = 1
+retry_budget_ratio = {ratio}
+max_concurrency = 2
+breaker_failure_ratio = 0.5
+breaker_min_requests = 6
+breaker_window_s = 10
+breaker_open_s = 0.3
+
+[[apis]]
+name = "things"
+upstream = "flaky"
+  [[apis.versions]]
+  version = "v1"
+
+  [[apis.routes]]
+  path = "/**"
+  methods = ["GET", "POST"]
+  auth = "none"
+"""
+
+
+class Flaky:
+    """An upstream whose next answers are scripted: a list of statuses, then `default`."""
+
+    def __init__(self) -> None:
+        self.script: list[int] = []
+        self.default = 200
+        self.calls = 0
+        self.hold: asyncio.Event | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        self.calls += 1
+        if self.hold is not None:
+            await self.hold.wait()
+        status = self.script.pop(0) if self.script else self.default
+        body = b'{"ok": true}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+async def running_gateway(tmp_path: Path, upstream: Flaky, ratio: float = 0.2) -> Running:
+    (tmp_path / "gateway.toml").write_text(CONFIG.replace("{ratio}", str(ratio)))
+    settings = GatewaySettings(
+        gateway_config=str(tmp_path / "gateway.toml"), data_dir=str(tmp_path), redis_mode="off"
+    )
+    return Running(create_gateway(settings, Registry(apps={"flaky": upstream}), spec=lambda: {}))
+
+
+@pytest.fixture
+async def flaky(tmp_path: Path) -> AsyncIterator[tuple[Running, Flaky]]:
+    upstream = Flaky()
+    async with await running_gateway(tmp_path, upstream) as running:
+        yield running, upstream
+
+
+async def test_get_is_retried_past_a_503(flaky: tuple[Running, Flaky]) -> None:
+    running, upstream = flaky
+    upstream.script = [503, 502]
+    r = await running.client.get("/v1/things/x")
+    assert r.status_code == 200
+    assert upstream.calls == 3
+
+
+async def test_post_is_never_retried(flaky: tuple[Running, Flaky]) -> None:
+    running, upstream = flaky
+    upstream.script = [503]
+    r = await running.client.post("/v1/things/x", json={"a": 1})
+    assert r.status_code == 503
+    assert upstream.calls == 1
+
+
+async def test_retries_stop_at_the_last_attempt(flaky: tuple[Running, Flaky]) -> None:
+    running, upstream = flaky
+    upstream.script = [503, 503, 503, 200]
+    r = await running.client.get("/v1/things/x")
+    assert r.status_code == 503  # the last attempt's answer goes to the client
+    assert upstream.calls == 3
+
+
+async def test_retry_budget_bounds_the_extra_load(tmp_path: Path) -> None:
+    upstream = Flaky()
+    upstream.default = 503
+    async with await running_gateway(tmp_path, upstream, ratio=0.1) as running:
+        running.app.guards["flaky"].breaker.min_requests = 10_000  # keep the breaker out of it
+        for _ in range(50):
+            assert (await running.client.get("/v1/things/x")).status_code == 503
+    # 50 requests; retries drawn from a bucket of 10 plus 0.1 per request
+    assert 50 < upstream.calls <= 50 + 10 + 5
+
+
+async def test_breaker_opens_then_probes_and_closes(flaky: tuple[Running, Flaky]) -> None:
+    running, upstream = flaky
+    upstream.default = 503
+    for _ in range(2):
+        await running.client.get("/v1/things/x")  # 3 attempts each: 6 failures recorded
+    state = running.app.guards["flaky"].snapshot()
+    assert state.state == "open"
+    calls = upstream.calls
+    r = await running.client.get("/v1/things/x")
+    assert r.status_code == 503
+    assert r.json()["type"].endswith("/circuit-open")
+    assert int(r.headers["retry-after"]) >= 1
+    assert upstream.calls == calls  # not sent
+    await asyncio.sleep(0.35)
+    upstream.default = 200
+    r = await running.client.get("/v1/things/x")  # the half-open probe
+    assert r.status_code == 200
+    assert running.app.guards["flaky"].snapshot().state == "closed"
+
+
+async def test_breaker_reopens_when_the_probe_fails(flaky: tuple[Running, Flaky]) -> None:
+    running, upstream = flaky
+    upstream.default = 503
+    for _ in range(2):
+        await running.client.get("/v1/things/x")
+    await asyncio.sleep(0.35)
+    await running.client.get("/v1/things/x")
+    assert running.app.guards["flaky"].snapshot().state == "open"
+
+
+async def test_past_the_concurrency_limit_requests_are_shed_not_queued(
+    flaky: tuple[Running, Flaky],
+) -> None:
+    running, upstream = flaky
+    upstream.hold = asyncio.Event()
+    tasks = [asyncio.create_task(running.client.post("/v1/things/x")) for _ in range(5)]
+    for _ in range(100):
+        if upstream.calls == 2:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    shed = [t for t in tasks if t.done()]
+    assert len(shed) == 3
+    for task in shed:
+        r = task.result()
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert r.json()["type"].endswith("/overloaded")
+    upstream.hold.set()
+    served = [await t for t in tasks if t not in shed]
+    assert [r.status_code for r in served] == [200, 200]
+    assert running.app.guards["flaky"].snapshot().shed == 3
