@@ -1,4 +1,4 @@
-"""Retries (idempotent only, budgeted), the circuit breaker, and shedding past a concurrency limit."""
+"""Retries (idempotent only, budgeted), the circuit breaker, shedding past a concurrency cap."""
 
 from __future__ import annotations
 
