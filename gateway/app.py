@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 from litestar import MediaType, Response, get
 
+from gateway.admin import admin_controller
 from gateway.auth.identify import Authenticator, AuthFailure
 from gateway.auth.jwt import DevIssuer, JwksSource, JwtVerifier
 from gateway.auth.keys import KeyCache, KeyStore
@@ -29,6 +30,7 @@ from services.kit.asgi import LifespanRunner
 from services.kit.devkeys import load_dev_keys
 from services.kit.identity import IDENTITY_HEADER, Identity
 from services.kit.logs import access_log
+from services.kit.openapi import openapi_document, structs_of
 from services.kit.registry import Registry, parse_service_urls
 from services.kit.requestid import request_id
 from services.kit.settings import Settings
@@ -108,6 +110,7 @@ class Gateway:
                 self.routes[(version.version, api.name)] = (target, version, table)
         self._spec_factory = spec
         self._spec: dict[str, Any] | None = None
+        self._own_methods: list[tuple[re.Pattern[str], list[str]]] | None = None
         self.runtime = Runtime("gateway", settings, registry)
         self.key_store = KeyStore(self.runtime.metadata, settings.pepper())
         self.jwks = settings.jwks_source()
@@ -153,6 +156,18 @@ class Gateway:
         self._identity_tokens[identity] = (token, now + codec.ttl_s / 2)
         return token
 
+    def own_spec(self) -> dict[str, Any]:
+        """The OpenAPI document of the gateway's own endpoints (admin, docs, health)."""
+        import gateway.admin
+        import gateway.auth.keys
+        import gateway.config
+        import gateway.resilience
+
+        return openapi_document(
+            self.internal,
+            structs_of(gateway.admin, gateway.auth.keys, gateway.config, gateway.resilience),
+        )
+
     def spec(self) -> dict[str, Any]:
         if self._spec is None:
             self._spec = self._spec_factory()
@@ -167,7 +182,7 @@ class Gateway:
         async def docs() -> Response[str]:
             return Response(_DOCS_HTML, media_type=MediaType.HTML)
 
-        handlers: list[Any] = [openapi, docs]
+        handlers: list[Any] = [openapi, docs, admin_controller(self)]
         if not (self.settings.jwt_jwks_url or self.settings.jwt_jwks_file):
 
             @get(
@@ -197,10 +212,43 @@ class Gateway:
             if match is not None:
                 await self._route(match, scope, receive, send)
                 return
+            if scope["method"] == "OPTIONS":
+                await self._options(scope, send)
+                return
         elif scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
         await self.internal(scope, receive, send)  # type: ignore[arg-type]
+
+    async def _options(self, scope: dict[str, Any], send: Any) -> None:
+        """OPTIONS on the gateway's own paths, from its OpenAPI document: Litestar's automatic
+        answer leaves out a method when two handlers of a controller share a path."""
+        if self._own_methods is None:
+            self._own_methods = [
+                (
+                    re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"),
+                    sorted(
+                        m.upper() for m in item if m in {"get", "post", "put", "patch", "delete"}
+                    ),
+                )
+                for path, item in self.own_spec().get("paths", {}).items()
+            ]
+        for regex, methods in self._own_methods:
+            if regex.match(scope["path"]):
+                allow = ", ".join([*methods, "OPTIONS"]).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 204,
+                        "headers": [
+                            (b"allow", allow),
+                            (b"x-request-id", request_id(scope).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await send_problem(scope, send, 404, "not-found", "Not found", "no such path")
 
     async def _route(
         self, match: re.Match[str], scope: dict[str, Any], receive: Any, send: Any

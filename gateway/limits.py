@@ -222,6 +222,26 @@ class Limiter:
             decision.admitted, decision.window, decision.remaining, decision.reset_s, shared
         )
 
+    async def usage(self, consumer: str) -> list[tuple[str, int, int]]:
+        """(window, units used, seconds left) for each window of a consumer, now."""
+        now = time.time()
+        out = []
+        for label, window in _WINDOWS:
+            reset = max(1, math.ceil(window - (now % window)))
+            if self.redis is not None and self._redis_ok:
+                try:
+                    raw = await self.redis.get(
+                        f"{self.prefix}{consumer}:{label}:{int(now // window)}"
+                    )
+                except (RedisError, OSError):
+                    raw = None
+                used = int(raw or 0)
+            else:
+                seen = self._local.get(f"{consumer}:{label}")
+                used = seen[1] if seen is not None and seen[0] == int(now // window) else 0
+            out.append((label, used, reset))
+        return out
+
     @property
     def shared(self) -> bool:
         return self._script is not None and self._redis_ok

@@ -60,7 +60,7 @@ def _build(settings: GatewaySettings, registry: Registry, mounted: list[Any]) ->
     holder: dict[str, Gateway] = {}
 
     def spec() -> dict[str, Any]:
-        return gateway_spec(settings, openapi_document(holder["gw"].internal))
+        return gateway_spec(settings, holder["gw"].own_spec())
 
     gateway = create_gateway(settings, registry, spec=spec, mounted=mounted)
     holder["gw"] = gateway

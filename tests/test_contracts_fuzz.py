@@ -35,6 +35,9 @@ schema.config.generation.update(
     max_examples=MAX_EXAMPLES,
     deterministic=True,
     database="none",
+    # Unknown query parameters are ignored, as most HTTP APIs do; unknown body fields are
+    # refused (the request Structs forbid them), and that the negative mode does check.
+    allow_extra_parameters=False,
 )
 
 

@@ -38,8 +38,10 @@ __all__ = [
     "KeyCache",
     "KeyStore",
     "NewKey",
+    "Partner",
     "checksum_ok",
     "hash_key",
+    "list_partners",
     "new_key",
 ]
 
@@ -333,3 +335,15 @@ class KeyCache:
                 await asyncio.sleep(1.0)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+class Partner(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    name: str
+    created_at: datetime
+
+
+async def list_partners(store: KeyStore, db: Database) -> list[Partner]:
+    async with db.read() as conn:
+        rows = (await conn.execute(select(store.partners).order_by(store.partners.c.id))).all()
+    return [Partner(id=r.id, name=r.name, created_at=_utc(r.created_at)) for r in rows]  # type: ignore[arg-type]
