@@ -20,6 +20,12 @@ from gateway.auth.identify import Authenticator, AuthFailure
 from gateway.auth.jwt import DevIssuer, JwksSource, JwtVerifier
 from gateway.auth.keys import KeyCache, KeyStore
 from gateway.config import GatewayConfig, RouteConfig, VersionConfig, load_config
+from gateway.cors import (
+    cors_response_headers,
+    origin_allowed,
+    preflight_headers,
+    request_origin,
+)
 from gateway.forward import Forwarder, Guard, Target
 from gateway.limits import Limiter, PlanPolicy
 from gateway.problems import send_problem
@@ -299,6 +305,9 @@ class Gateway:
                     successor=version_config.successor,
                 )
                 return
+            if scope["method"] == "OPTIONS":
+                await self._route_options(scope, respond, table, rest or "/")
+                return
             route, allowed = table.match(scope["method"], rest or "/")
             if route is None:
                 if allowed:
@@ -321,16 +330,49 @@ class Gateway:
                         f"{api} {version} publishes no {rest or '/'}",
                     )
                 return
-            if _content_length(scope) > self.config.max_body_bytes:
+            header_problem = _header_problem(scope)
+            if header_problem is not None:
+                await send_problem(
+                    scope,
+                    respond,
+                    431,
+                    "headers-too-large",
+                    "Request headers too large",
+                    header_problem,
+                )
+                return
+            limit = (
+                route.max_body_bytes
+                if route.max_body_bytes is not None
+                else self.config.max_body_bytes
+            )
+            if _content_length(scope) > limit:
                 await send_problem(
                     scope,
                     respond,
                     413,
                     "payload-too-large",
                     "Payload too large",
-                    f"request bodies are limited to {self.config.max_body_bytes} bytes",
+                    f"request bodies are limited to {limit} bytes here",
                 )
                 return
+            if _is_chunked(scope):
+                # No length to check up front: read at most the limit, then replay it.
+                body = await _read_bounded(receive, limit)
+                if body is None:
+                    await send_problem(
+                        scope,
+                        respond,
+                        413,
+                        "payload-too-large",
+                        "Payload too large",
+                        f"request bodies are limited to {limit} bytes here",
+                    )
+                    return
+                receive = _replay(body, receive)
+            origin = request_origin(scope["headers"])
+            if origin is not None:
+                extra += cors_response_headers(route, origin)
             assert self.auth is not None, "the gateway's lifespan has not started"
             try:
                 identity = await self.auth.identify(route, scope)
@@ -373,6 +415,38 @@ class Gateway:
                 scope.get("retailmesh.started_at", 0.0),
                 rid,
             )
+
+    async def _route_options(
+        self, scope: dict[str, Any], respond: Any, table: RouteTable, rest: str
+    ) -> None:
+        """OPTIONS: a CORS preflight, or the methods the path allows."""
+        headers = scope["headers"]
+        preflight_method = next(
+            (v for n, v in headers if n == b"access-control-request-method"), None
+        )
+        origin = request_origin(headers)
+        method = preflight_method.decode("latin-1").upper() if preflight_method else "GET"
+        route, allowed = table.match(method, rest)
+        if route is None and not allowed:
+            await send_problem(scope, respond, 404, "not-found", "Not found", f"no {rest} here")
+            return
+        if preflight_method is not None and origin is not None:
+            if route is None or not origin_allowed(route, origin):
+                await send_problem(
+                    scope,
+                    respond,
+                    403,
+                    "cors-refused",
+                    "Cross-origin request refused",
+                    "this origin or method may not call this route from a browser",
+                )
+                return
+            out = preflight_headers(route, origin)
+        else:
+            methods = list(route.methods) if route is not None else allowed
+            out = [(b"allow", ", ".join([*methods, "OPTIONS"]).encode())]
+        await respond({"type": "http.response.start", "status": 204, "headers": out})
+        await respond({"type": "http.response.body", "body": b""})
 
     async def _limit(
         self, identity: Identity, route: RouteConfig, extra: list[tuple[bytes, bytes]]
@@ -424,6 +498,61 @@ class Gateway:
             await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
             return
         await send({"type": "lifespan.shutdown.complete"})
+
+
+_MAX_HEADERS = 100
+_MAX_HEADER_BYTES = 16 * 1024
+_MAX_HEADERS_TOTAL = 32 * 1024
+
+
+def _header_problem(scope: dict[str, Any]) -> str | None:
+    headers = scope["headers"]
+    if len(headers) > _MAX_HEADERS:
+        return f"at most {_MAX_HEADERS} request headers"
+    total = 0
+    for name, value in headers:
+        size = len(name) + len(value)
+        if size > _MAX_HEADER_BYTES:
+            return f"a header field is limited to {_MAX_HEADER_BYTES} bytes"
+        total += size
+    if total > _MAX_HEADERS_TOTAL:
+        return f"request headers are limited to {_MAX_HEADERS_TOTAL} bytes in all"
+    return None
+
+
+def _is_chunked(scope: dict[str, Any]) -> bool:
+    return any(n == b"transfer-encoding" for n, _ in scope["headers"]) and not any(
+        n == b"content-length" for n, _ in scope["headers"]
+    )
+
+
+async def _read_bounded(receive: Any, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, original: Any) -> Any:
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return dict(await original())
+
+    return receive
 
 
 def _content_length(scope: dict[str, Any]) -> int:

@@ -81,6 +81,12 @@ class RouteConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     weight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
     #: when the shared limit store (Redis) is away: refuse (503) instead of counting locally
     fail_closed: bool = False
+    #: request body limit for this route (bytes); the gateway's `max_body_bytes` otherwise
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=0, le=256 * 1024 * 1024)] | None = None
+    #: browser origins allowed to call this route (`*` for any), for CORS
+    cors_origins: list[
+        Annotated[str, msgspec.Meta(pattern=r"^(\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)$")]
+    ] = []
 
 
 class PlanConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 from litestar.exceptions import ValidationException
@@ -43,7 +44,27 @@ def _body_type(handler: Any) -> Any:
     return None if cached is _NONE else cached
 
 
+def _repeated_query_parameter(query: bytes) -> str | None:
+    # No handler here takes a list from the query string: a repeated parameter is an
+    # ambiguity (first? last?) to refuse, not to resolve silently.
+    seen: set[bytes] = set()
+    for pair in query.split(b"&"):
+        name = pair.split(b"=", 1)[0]
+        if not name:
+            continue
+        if name in seen:
+            return unquote_to_bytes(name).decode("utf-8", "replace")
+        seen.add(name)
+    return None
+
+
 async def strict_body(request: Request[Any, Any, Any]) -> None:
+    repeated = _repeated_query_parameter(request.scope.get("query_string", b""))
+    if repeated is not None:
+        raise ValidationException(
+            detail=f"Validation failed for {request.method} {request.url.path}",
+            extra=[{"key": repeated, "message": "given more than once", "source": "query"}],
+        )
     body_type = _body_type(request.route_handler)
     if body_type is None:
         return

@@ -179,7 +179,7 @@ def _attacks(gateway: Gateway) -> dict[str, str]:
         ),
         "kid with a path": signed(gateway, claims(), kid="../../../../etc/passwd"),
         "kid with SQL": signed(gateway, claims(), kid="x' OR '1'='1"),
-        "oversized": signed(gateway, claims(pad="A" * 20_000)),
+        "oversized": signed(gateway, claims(pad="A" * 9_000)),
         "garbage": "not.a.jwt",
         "empty": "",
     }

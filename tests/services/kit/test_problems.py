@@ -114,3 +114,11 @@ async def test_oversized_body_is_413(erp: Running) -> None:
 async def test_request_id_is_echoed_by_services(erp: Running) -> None:
     r = await erp.client.get("/healthz", headers={"x-request-id": "till-7-req-000123"})
     assert r.headers["x-request-id"] == "till-7-req-000123"
+
+
+async def test_a_repeated_query_parameter_is_refused(erp: Running) -> None:
+    r = await erp.client.get("/products?limit=5&limit=500")
+    problem = assert_problem(r, 400, "validation")
+    assert problem["errors"] == [
+        {"field": "limit", "message": "given more than once", "source": "query"}
+    ]
