@@ -30,6 +30,7 @@ from gateway.forward import Forwarder, Guard, Target
 from gateway.limits import Limiter, PlanPolicy
 from gateway.problems import send_problem
 from gateway.routes import RouteTable
+from gateway.upstream import UpstreamPool
 from gateway.versions import lifecycle_headers
 from services.kit.app import Runtime, create_service_app
 from services.kit.asgi import LifespanRunner
@@ -105,13 +106,19 @@ class Gateway:
         self.routes: dict[tuple[str, str], tuple[Target, VersionConfig, RouteTable]] = {}
         self.apis: dict[str, list[str]] = {}
         self.guards = {name: Guard(name, up) for name, up in config.upstreams.items()}
+        self.pools: dict[str, UpstreamPool] = {}
         for api in config.apis:
             upstream = config.upstreams[api.upstream]
             self.apis[api.name] = [v.version for v in api.versions]
             table = RouteTable(api.routes)
             for version in api.versions:
                 target = Target(
-                    api.name, upstream, version.prefix, registry, self.guards[api.upstream]
+                    api.name,
+                    upstream,
+                    version.prefix,
+                    registry,
+                    self.guards[api.upstream],
+                    self.pools,
                 )
                 self.routes[(version.version, api.name)] = (target, version, table)
         self._spec_factory = spec
@@ -395,7 +402,6 @@ class Gateway:
                 if refusal is not None:
                     await send_problem(scope, respond, *refusal[:4], headers=refusal[4])
                     return
-            session = self.registry.session() if target.base_url else None
             await self.forwarder.forward(
                 target,
                 f"/{version}/{api}",
@@ -403,7 +409,6 @@ class Gateway:
                 scope,
                 receive,
                 respond,
-                session,
                 extra_headers=[(IDENTITY_HEADER.encode(), self.identity_header(identity))],
             )
         finally:
@@ -494,6 +499,8 @@ class Gateway:
                 await runner.stop()
             self._lifespans.clear()
             await self.registry.close()
+            for pool in self.pools.values():
+                pool.close()
         except Exception as exc:
             await send({"type": "lifespan.shutdown.failed", "message": str(exc)})
             return

@@ -1,4 +1,4 @@
-"""Forwarding a request to its upstream: in-process (an ASGI call) or over HTTP (aiohttp).
+"""Forwarding a request to its upstream: in-process (an ASGI call) or over HTTP (pooled).
 
 Bodies stream both ways. Hop-by-hop headers (RFC 9110 section 7.6.1) are dropped in both
 directions; `Forwarded` (RFC 7239) and `X-Forwarded-*` describe the client; the request id and
@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import random
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-import aiohttp
 
 from gateway.problems import send_problem
 from gateway.resilience import (
@@ -24,6 +22,12 @@ from gateway.resilience import (
     ConcurrencyLimit,
     RetryBudget,
     backoff_s,
+)
+from gateway.upstream import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamResponse,
 )
 from services.kit.requestid import request_id
 
@@ -71,10 +75,16 @@ _TRACEPARENT = re.compile(rb"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-
 class Target:
     """Where one route's requests go: the upstream service and a path prefix there."""
 
-    __slots__ = ("app", "base_url", "guard", "host", "name", "prefix", "timeout", "upstream")
+    __slots__ = ("app", "base_url", "guard", "host", "name", "pool", "prefix", "upstream")
 
     def __init__(
-        self, name: str, upstream: UpstreamConfig, prefix: str, registry: Registry, guard: Guard
+        self,
+        name: str,
+        upstream: UpstreamConfig,
+        prefix: str,
+        registry: Registry,
+        guard: Guard,
+        pools: dict[str, UpstreamPool],
     ) -> None:
         self.name = name
         self.upstream = upstream
@@ -84,8 +94,8 @@ class Target:
         resolved = registry.resolve(upstream.service)
         self.app: Any = None if isinstance(resolved, str) else resolved
         self.base_url: str | None = resolved.rstrip("/") if isinstance(resolved, str) else None
-        self.timeout = aiohttp.ClientTimeout(
-            total=upstream.timeout_s, sock_connect=upstream.connect_timeout_s
+        self.pool = (
+            pools.setdefault(self.base_url, UpstreamPool(self.base_url)) if self.base_url else None
         )
 
 
@@ -108,6 +118,7 @@ class Guard:
         return self.breaker.snapshot(self.limit, self.budget)
 
 
+_BUFFER_UP_TO = 64 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 _RETRYABLE = frozenset({502, 503, 504})
 
@@ -130,7 +141,9 @@ def _empty_body_receive(original: Any) -> Any:
 
 
 def _new_traceparent() -> bytes:
-    return b"00-" + os.urandom(16).hex().encode() + b"-" + os.urandom(8).hex().encode() + b"-01"
+    # W3C trace ids need uniqueness, not secrecy: the PRNG, not a system call per request.
+    trace, span = random.getrandbits(128) or 1, random.getrandbits(64) or 1
+    return f"00-{trace:032x}-{span:016x}-01".encode()
 
 
 def upstream_headers(scope: dict[str, Any], mount: str) -> list[tuple[bytes, bytes]]:
@@ -202,7 +215,6 @@ class Forwarder:
         scope: dict[str, Any],
         receive: Any,
         send: Any,
-        session: aiohttp.ClientSession | None,
         *,
         extra_headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
@@ -249,7 +261,6 @@ class Forwarder:
                             target, path, headers, scope, attempt_receive, send, may_retry
                         )
                     else:
-                        assert session is not None
                         ok = await self._over_http(
                             target,
                             path,
@@ -257,7 +268,6 @@ class Forwarder:
                             scope,
                             attempt_receive,
                             send,
-                            session,
                             has_body,
                             may_retry,
                         )
@@ -344,52 +354,65 @@ class Forwarder:
         scope: dict[str, Any],
         receive: Any,
         send: Any,
-        session: aiohttp.ClientSession,
         has_body: bool,
         may_retry: bool,
     ) -> bool:
-        url = target.base_url + path  # type: ignore[operator]
+        assert target.pool is not None
         query = scope.get("query_string", b"")
-        if query:
-            url += "?" + query.decode("latin-1")
+        url = path + "?" + query.decode("latin-1") if query else path
+        body: Any = None
+        if has_body:
+            if any(n == b"content-length" for n, _ in headers):
+                body = _body(receive)
+            else:  # chunked from the client (already bounded by the gateway): send a length
+                body = b"".join([chunk async for chunk in _body(receive)])
+                headers = [*headers, (b"content-length", str(len(body)).encode())]
         started = False
+        response: UpstreamResponse | None = None
         try:
-            async with session.request(
+            # the pool times the exchange itself (connect, then the whole answer)
+            response = await target.pool.request(
                 scope["method"],
                 url,
-                headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers],
-                data=_body(receive) if has_body else None,
-                timeout=target.timeout,
-                allow_redirects=False,
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-            ) as resp:
-                if may_retry and resp.status in _RETRYABLE:
-                    raise _Retry
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": resp.status,
-                        "headers": _response_headers(resp.raw_headers),
-                    }
-                )
+                headers,
+                body,
+                connect_timeout=target.upstream.connect_timeout_s,
+                timeout=target.upstream.timeout_s,
+            )
+            if may_retry and response.status in _RETRYABLE:
+                await response.read()
+                raise _Retry
+            start = {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": _response_headers(response.headers),
+            }
+            length = response.content_length
+            if length is not None and length <= _BUFFER_UP_TO:
+                # Small answers (most of them) in one piece: two sends, not more.
+                data = await response.read()
+                await send(start)
                 started = True
-                async for chunk in resp.content.iter_any():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
-                return resp.status < 500
+                await send({"type": "http.response.body", "body": data})
+                return response.status < 500
+            await send(start)
+            started = True
+            async for chunk in response.iter_chunks():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return response.status < 500
         except TimeoutError:
+            if response is not None:
+                response.close()
             if started:
                 return False
             if may_retry:
                 raise _Retry from None
             await self._timeout(target, scope, send)
             return False
-        except aiohttp.ClientError as exc:
+        except UpstreamError as exc:
             log.warning(
-                "upstream %s unreachable: %s",
-                target.name,
-                exc,
-                extra={"request_id": request_id(scope)},
+                "upstream %s failed: %s", target.name, exc, extra={"request_id": request_id(scope)}
             )
             if started:
                 return False
@@ -397,6 +420,10 @@ class Forwarder:
                 raise _Retry from None
             await self._bad_gateway(target, scope, send)
             return False
+        except BaseException:
+            if response is not None:
+                response.close()
+            raise
 
     @staticmethod
     async def _timeout(target: Target, scope: dict[str, Any], send: Any) -> None:
@@ -425,7 +452,7 @@ async def _body(receive: Any) -> AsyncIterator[bytes]:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise aiohttp.ClientPayloadError("client disconnected")
+            raise UpstreamConnectError("the client went away mid-body")
         chunk = message.get("body", b"")
         if chunk:
             yield chunk

@@ -1,0 +1,8 @@
+"""Run every benchmark and print their reports."""
+
+from __future__ import annotations
+
+from bench import gateway_vs_haproxy
+
+if __name__ == "__main__":
+    print(gateway_vs_haproxy.report(gateway_vs_haproxy.run()), flush=True)

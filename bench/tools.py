@@ -1,0 +1,128 @@
+"""Running servers and wrk for the benchmarks; everything on 127.0.0.1, bounded in time."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import msgspec
+
+__all__ = ["Served", "WrkResult", "ensure_debian_tool", "wrk"]
+
+
+class WrkResult(msgspec.Struct, frozen=True):
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    non_2xx: int
+
+
+def ensure_debian_tool(binary: str, package: str) -> str:
+    """The tool's path; installs the Debian package when missing and we may (root)."""
+    found = shutil.which(binary) or (
+        f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None
+    )
+    if found:
+        return found
+    if os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, capture_output=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", package], check=True, env=env, capture_output=True
+        )
+        found = shutil.which(binary) or f"/usr/sbin/{binary}"
+        if Path(found).exists():
+            return found
+    raise SystemExit(f"{binary} is needed: apt-get install {package}")
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, *, seconds: int, connections: int, headers: dict[str, str]) -> WrkResult:
+    args = [
+        ensure_debian_tool("wrk", "wrk"),
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+    ]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*args, url], capture_output=True, text=True, timeout=seconds + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non_2xx_match = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return WrkResult(
+        rps, p50, p99, requests, errors, int(non_2xx_match.group(1)) if non_2xx_match else 0
+    )
+
+
+class Served:
+    """A process serving on a port, stopped on exit."""
+
+    def __init__(self, args: list[str], url: str, env: dict[str, str] | None = None) -> None:
+        self.args, self.url = args, url
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def granian(cls, target: str, port: int, env: dict[str, str] | None = None) -> Served:
+        return cls(
+            [
+                sys.executable,
+                "-m",
+                "granian",
+                "--interface",
+                "asgi",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--no-ws",
+                target,
+            ],
+            f"http://127.0.0.1:{port}",
+            env,
+        )
+
+    def start(self, probe: str = "/", headers: dict[str, str] | None = None) -> Served:
+        self.proc = subprocess.Popen(
+            self.args, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(
+                    f"{self.args[0]} exited: {self.proc.stderr.read().decode()[-2000:]}"
+                )  # type: ignore[union-attr]
+            try:
+                httpx.get(self.url + probe, headers=headers, timeout=1)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise SystemExit(f"{self.args} did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
