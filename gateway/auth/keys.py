@@ -289,13 +289,15 @@ class KeyCache:
         self._stopping = False
 
     async def lookup(self, key: str) -> ApiKey | None:
-        if not checksum_ok(key):
+        if len(key) != 46:
             return None
         digest = hash_key(self.store.pepper, key)
         entry = self._entries.get(digest)
         now = time.monotonic()
         if entry is not None and now < entry[1]:
             return entry[0]
+        if not checksum_ok(key):  # a typo costs no lookup (and is not cached)
+            return None
         record = await self.store.by_hash(self.db, digest)
         ttl = self.ttl_s if record is not None else self.negative_ttl_s
         if len(self._entries) > 100_000:
