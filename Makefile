@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run run-mesh seed test fuzz lint openapi clean
+.PHONY: install run run-mesh seed test fuzz lint openapi bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ lint: install
 
 openapi: install
 	$(VENV)/bin/retailmesh openapi
+
+# Benchmarks, side by side in one run; loopback only. BENCH_SECONDS sets the length.
+bench: install
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache
