@@ -176,6 +176,15 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
             assert found is not None
             return found[0]
 
+        @get(
+            "/metrics",
+            summary="Prometheus metrics (scrape with a bearer token)",
+            media_type="text/plain; version=0.0.4",
+            responses=_ADMIN,
+        )
+        async def metrics(self) -> Response[bytes]:
+            return Response(gateway.metrics.render(), media_type="text/plain; version=0.0.4")
+
         @get("/plans", summary="Plans and their limits", responses=_ADMIN)
         async def plans(self) -> dict[str, PlanConfig]:
             return dict(gateway.config.plans)

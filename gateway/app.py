@@ -28,6 +28,7 @@ from gateway.cors import (
 )
 from gateway.forward import Forwarder, Guard, Target
 from gateway.limits import Limiter, PlanPolicy
+from gateway.metrics import GatewayMetrics
 from gateway.problems import send_problem
 from gateway.routes import RouteTable
 from gateway.upstream import UpstreamPool
@@ -130,6 +131,7 @@ class Gateway:
         self.auth: Authenticator | None = None
         self.limiter: Limiter | None = None
         self.plans = {name: PlanPolicy(name, plan) for name, plan in config.plans.items()}
+        self.metrics = GatewayMetrics(self)
         self.key_cache: KeyCache | None = None
         # Identity headers are signed once per identity and reused for half their life.
         self._identity_tokens: dict[Identity, tuple[bytes, float]] = {}
@@ -384,6 +386,7 @@ class Gateway:
             try:
                 identity = await self.auth.identify(route, scope)
             except AuthFailure as failure:
+                self.metrics.refused(failure.slug)
                 challenge = (
                     [(b"www-authenticate", failure.challenge.encode())] if failure.challenge else []
                 )
@@ -400,6 +403,7 @@ class Gateway:
             if self.plans:
                 refusal = await self._limit(identity, route, extra)
                 if refusal is not None:
+                    self.metrics.refused(refusal[1])
                     await send_problem(scope, respond, *refusal[:4], headers=refusal[4])
                     return
             await self.forwarder.forward(
@@ -412,6 +416,9 @@ class Gateway:
                 extra_headers=[(IDENTITY_HEADER.encode(), self.identity_header(identity))],
             )
         finally:
+            self.metrics.observe(
+                api, version, status, time.perf_counter() - scope["retailmesh.started_at"]
+            )
             access_log(
                 "gateway",
                 scope["method"],

@@ -113,3 +113,22 @@ async def test_dead_letters_are_listed_and_replayed(
     entries = await redis_client.xrange(mesh_env["REDIS_PREFIX"] + "events.erp")
     assert entries[-1][1][b"id"] == b"ev-1"
     assert (await c.get("/admin/v1/dead-letters/events.nope", headers=admin)).status_code == 404
+
+
+async def test_metrics_count_requests_refusals_and_breakers(
+    mesh: Running, admin: dict[str, str]
+) -> None:
+    c = mesh.client
+    await c.get("/v1/erp/products/SKU-000001")
+    await c.get("/v1/erp/products/SKU-999999")
+    await c.get("/v1/erp/inventory/SKU-000001")  # no credentials
+    assert (await c.get("/admin/v1/metrics")).status_code == 401
+    r = await c.get("/admin/v1/metrics", headers=admin)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert 'retailmesh_gateway_requests_total{api="erp",status="200",version="v1"} 1.0' in text
+    assert 'retailmesh_gateway_requests_total{api="erp",status="404",version="v1"} 1.0' in text
+    assert 'retailmesh_gateway_refusals_total{reason="unauthenticated"} 1.0' in text
+    assert 'retailmesh_gateway_breaker_state{upstream="erp"} 0.0' in text
+    assert 'retailmesh_gateway_request_duration_seconds_count{api="erp"} 3.0' in text
+    assert "retailmesh_gateway_limits_shared 1.0" in text

@@ -320,3 +320,31 @@ async def test_expired_key_is_refused(gw: tuple[Running, CountingEcho]) -> None:
     r = await running.client.get("/v1/things/key/x", headers={"X-API-Key": new.key})
     assert r.status_code == 401
     assert r.json()["detail"] == "invalid API key"
+
+
+async def test_credentials_never_reach_the_logs(
+    gw: tuple[Running, CountingEcho], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    running, _ = gw
+    gateway: Gateway = running.app
+    assert gateway.runtime.db is not None
+    new = await gateway.key_store.create(
+        gateway.runtime.db, partner_id="acme", scopes=["things:read"], plan="partner"
+    )
+    good = signed(running.app, claims())
+    bad = signed(running.app, claims(aud="elsewhere"))
+    with caplog.at_level(logging.DEBUG):
+        for headers in (
+            {"X-API-Key": new.key},
+            {"X-API-Key": new.key[:-1] + "0"},
+            {"Authorization": f"Bearer {good}"},
+            {"Authorization": f"Bearer {bad}"},
+        ):
+            await running.client.get("/v1/things/key/x", headers=headers)
+            await running.client.get("/v1/things/jwt/x", headers=headers)
+    assert caplog.records  # the access log did write
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    for secret in (new.key, new.key[8:40], good, good.split(".")[2], bad):
+        assert secret not in logged
