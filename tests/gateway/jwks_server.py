@@ -20,9 +20,11 @@ def create() -> Any:
                 await send({"type": f"lifespan.{kind}.complete"})
                 if kind == "shutdown":
                     return
+        # A test fixture: tiny files a test rewrites between requests, read on the loop.
         if scope["path"] == "/jwks.json":
-            counter.write_text(str(int(counter.read_text() or 0) + 1) if counter.exists() else "1")
-        body = path.read_bytes()
+            seen = int(counter.read_text()) if counter.exists() else 0  # noqa: ASYNC240
+            counter.write_text(str(seen + 1))  # noqa: ASYNC240
+        body = path.read_bytes()  # noqa: ASYNC240
         await send(
             {
                 "type": "http.response.start",

@@ -3,6 +3,7 @@ once per interval), and filtered to signature keys."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -80,7 +81,7 @@ async def test_a_rotated_key_is_fetched_on_its_first_unknown_kid(
 
         second, second_jwk = ec_key("k2")
         jwks.write_text(json.dumps({"keys": [first_jwk, second_jwk]}))
-        time.sleep(0.25)
+        await asyncio.sleep(0.25)
         assert (await verifier.verify(token(second, "k2")))["sub"] == "u1"
         assert hits(jwks) == 2
 
