@@ -22,8 +22,8 @@ def create() -> Any:
                     return
         # A test fixture: tiny files a test rewrites between requests, read on the loop.
         if scope["path"] == "/jwks.json":
-            seen = int(counter.read_text()) if counter.exists() else 0  # noqa: ASYNC240
-            counter.write_text(str(seen + 1))  # noqa: ASYNC240
+            seen = int(counter.read_text()) if counter.exists() else 0
+            counter.write_text(str(seen + 1))
         body = path.read_bytes()  # noqa: ASYNC240
         await send(
             {
