@@ -16,7 +16,7 @@ from services.kit.identity import Identity
 
 if TYPE_CHECKING:
     from gateway.auth.jwt import JwtVerifier
-    from gateway.auth.keys import KeyCache
+    from gateway.auth.keys import ApiKey, KeyCache
     from gateway.config import RouteConfig
 
 __all__ = ["AuthFailure", "Authenticator", "Unauthenticated", "Unauthorized"]
@@ -58,6 +58,8 @@ def _credentials(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | 
 class Authenticator:
     def __init__(self, keys: KeyCache, jwt: JwtVerifier, jwt_plan: str) -> None:
         self.keys, self.jwt, self.jwt_plan = keys, jwt, jwt_plan
+        # identities built from a cached key record, reused while that record is cached
+        self._key_identities: dict[str, tuple[ApiKey, Identity]] = {}
 
     async def identify(self, route: RouteConfig, scope: dict[str, Any]) -> Identity:
         key, bearer = _credentials(scope["headers"])
@@ -90,13 +92,20 @@ class Authenticator:
         if record is None or not record.usable(datetime.now(UTC)):
             # one answer for unknown, mistyped, expired and revoked: nothing to probe
             raise Unauthenticated("invalid API key")
-        return Identity(
+        known = self._key_identities.get(record.id)
+        if known is not None and known[0] is record:
+            return known[1]
+        identity = Identity(
             kind="partner",
             consumer=record.id,
             partner_id=record.partner_id,
             scopes=frozenset(record.scopes),
             plan=record.plan,
         )
+        if len(self._key_identities) > 10_000:
+            self._key_identities.clear()
+        self._key_identities[record.id] = (record, identity)
+        return identity
 
     async def _by_jwt(self, token: str) -> Identity:
         if not token:
