@@ -16,8 +16,13 @@ __all__ = [
     "LOCATION_PATTERN",
     "POSTING_ID_PATTERN",
     "SKU_PATTERN",
+    "Availability",
+    "AvailabilityQuery",
+    "AvailabilityResult",
+    "Channel",
     "Currency",
     "InventoryPosition",
+    "LocationAvailability",
     "LocationId",
     "LocationKind",
     "Money",
@@ -35,6 +40,9 @@ __all__ = [
     "ProductPage",
     "Quantity",
     "RefundPosting",
+    "Reservation",
+    "ReservationId",
+    "ReservationRequest",
     "Sku",
     "SkuPositions",
     "StockAdjustment",
@@ -208,3 +216,71 @@ class PostingTotals(msgspec.Struct, frozen=True, kw_only=True):
     ordered_units: int
     refund_postings: int
     refunded_units: int
+
+
+ReservationId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=POSTING_ID_PATTERN,
+        description="The caller's id for the reservation (an order id and line): idempotent.",
+    ),
+]
+Channel = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[a-z][a-z0-9-]{0,31}$", description="A sales channel", examples=["web"]
+    ),
+]
+
+
+class LocationAvailability(msgspec.Struct, frozen=True, kw_only=True):
+    location_id: str
+    on_hand: int
+    reserved: int
+    safety_stock: int
+    #: on hand - reserved - safety stock, never below 0
+    ats: int
+
+
+class Availability(msgspec.Struct, frozen=True, kw_only=True):
+    """Available to sell: one SKU in one channel, summed over the channel's locations."""
+
+    sku: str
+    channel: str
+    ats: int
+    locations: list[LocationAvailability]
+    #: when the ERP's positions were read
+    as_of: datetime
+
+
+class AvailabilityQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    skus: Annotated[list[Sku], msgspec.Meta(min_length=1, max_length=100)]
+    channel: Channel = "web"
+
+
+class AvailabilityResult(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[Availability]
+    unknown_skus: list[str]
+
+
+class ReservationRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Hold units of one SKU for an order: at a location, or anywhere in a channel (the first
+    of the channel's locations, in its configured order, that has all of them)."""
+
+    reservation_id: ReservationId
+    sku: Sku
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+    owner: PostingId
+    channel: Channel | None = None
+    location_id: LocationId | None = None
+    ttl_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] | None = None
+
+
+class Reservation(msgspec.Struct, frozen=True, kw_only=True):
+    reservation_id: str
+    sku: str
+    quantity: int
+    location_id: str
+    owner: str
+    status: Literal["held", "confirmed", "released", "expired", "committed"]
+    expires_at: datetime | None = None

@@ -63,8 +63,6 @@ _DOCS_HTML = """<!doctype html>
 
 class GatewaySettings(Settings, frozen=True, kw_only=True):
     gateway_config: str = "deploy/config/gateway.toml"
-    #: mesh mode: `erp=http://127.0.0.1:8101,...`; empty in the embedded mode
-    service_urls: Annotated[str, msgspec.Meta(max_length=4096)] = ""
     #: the identity provider's JWKS; without either, the development issuer's keys
     jwt_jwks_url: str | None = None
     jwt_jwks_file: str | None = None

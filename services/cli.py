@@ -21,7 +21,7 @@ from typing import Any
 __all__ = ["main"]
 
 SPEC_DIR = Path("openapi")
-MESH_PORTS = {"erp": 8101}
+MESH_PORTS = {"erp": 8101, "inventory": 8102}
 
 
 DEMO_PARTNER = "demo-partner"
@@ -124,14 +124,13 @@ def cmd_run_mesh(args: argparse.Namespace) -> int:
     # SIGTERM (a process manager stopping us) takes the same path as Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     procs: list[subprocess.Popen[bytes]] = []
-    urls = []
     try:
+        urls = [f"{name}=http://{args.host}:{port}" for name, port in MESH_PORTS.items()]
+        env["SERVICE_URLS"] = ",".join(urls)  # every service finds every other by name
         for name, port in MESH_PORTS.items():
-            urls.append(f"{name}=http://{args.host}:{port}")
             procs.append(
                 _granian_process(f"services.{name}.app:create_app_from_env", args.host, port, env)
             )
-        env["SERVICE_URLS"] = ",".join(urls)
         procs.append(_granian_process("services.mesh:gateway_from_env", args.host, args.port, env))
         _banner(
             f"http://{args.host}:{args.port}", "mesh: " + ", ".join(urls) + ", gateway", demo_key

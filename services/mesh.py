@@ -15,6 +15,8 @@ from gateway.config import load_config
 from gateway.spec import external_spec
 from services.erp.app import ErpSettings
 from services.erp.app import create_app as create_erp
+from services.inventory.app import InventorySettings
+from services.inventory.app import create_app as create_inventory
 from services.kit.logs import configure_logging
 from services.kit.openapi import openapi_document
 from services.kit.registry import Registry
@@ -33,6 +35,7 @@ __all__ = [
 #: name → (settings type, app factory). A new service is one line here.
 SERVICES: dict[str, tuple[type[Any], Callable[..., Litestar]]] = {
     "erp": (ErpSettings, create_erp),
+    "inventory": (InventorySettings, create_inventory),
 }
 
 

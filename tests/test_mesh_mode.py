@@ -24,13 +24,21 @@ def mesh_processes(
         "LOG_LEVEL": "WARNING",
     }
     erp = ServedApp("services.erp.app:create_app_from_env", env).start()
-    gateway = ServedApp("services.mesh:gateway_from_env", {**env, "SERVICE_URLS": f"erp={erp.url}"})
+    inventory = ServedApp(
+        "services.inventory.app:create_app_from_env", {**env, "SERVICE_URLS": f"erp={erp.url}"}
+    )
+    gateway = ServedApp(
+        "services.mesh:gateway_from_env",
+        {**env, "SERVICE_URLS": f"erp={erp.url},inventory={inventory.url}"},
+    )
     try:
+        inventory.start()
         gateway.start()
         token = dev_issuer(env).mint("ops", roles=["admin"])
         yield gateway.url, {"Authorization": f"Bearer {token}"}
     finally:
         gateway.stop()
+        inventory.stop()
         erp.stop()
 
 
@@ -69,5 +77,9 @@ def test_a_request_crosses_the_gateway_process_to_the_erp_process(
         }
         booked = client.post("/v1/erp/postings/orders", json=posting, headers=admin)
         assert booked.status_code == 201, booked.text
+        # gateway → inventory process → ERP process, over HTTP both hops
+        stock = client.get("/v1/inventory/availability/SKU-000001", headers=admin)
+        assert stock.status_code == 200, stock.text
+        assert "fwd=miss" in stock.headers["cache-status"]
         spec = client.get("/openapi.json").json()
         assert "/v1/erp/products/{sku}" in spec["paths"]

@@ -29,7 +29,7 @@ from services.kit.events import EventBus, MemoryBus, Outbox, RedisBus, Relay, Ru
 from services.kit.identity import Identity, IdentityCodec
 from services.kit.logs import access_log
 from services.kit.redisconn import connect_redis
-from services.kit.registry import Registry
+from services.kit.registry import Registry, parse_service_urls
 from services.kit.requestid import request_id, request_started_at
 from services.kit.storage import Database
 from services.kit.strictbody import strict_body
@@ -66,7 +66,9 @@ class Runtime:
     def __init__(self, name: str, settings: Settings, registry: Registry | None) -> None:
         self.name = name
         self.settings = settings
-        self.registry = registry or Registry(timeout=settings.request_timeout_s)
+        self.registry = registry or Registry(
+            urls=parse_service_urls(settings.service_urls), timeout=settings.request_timeout_s
+        )
         self.metadata = MetaData()
         self.outbox = Outbox(self.metadata, name)
         self.db: Database | None = None

@@ -29,6 +29,7 @@ from litestar.plugins.problem_details import (
     ProblemDetailsPlugin,
 )
 from litestar.response import Response
+from redis.exceptions import RedisError
 
 from contracts.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, Problem
 from services.kit.requestid import request_id
@@ -172,6 +173,17 @@ def _source(value: Any) -> str | None:
     return str(getattr(value, "value", value))
 
 
+def _from_store_error(exc: RedisError) -> ProblemDetailsException:
+    log.warning("a store did not answer: %s", exc)
+    return _Problem(
+        status_code=503,
+        type_=problem_type("store-unavailable"),
+        title="Service unavailable",
+        detail="a store the service needs did not answer; try again shortly",
+        headers={"Retry-After": "1"},
+    )
+
+
 def _from_unexpected(exc: Exception) -> ProblemDetailsException:
     # The stack trace goes to the log, tied to the request id; never to the client.
     log.error("unhandled error", exc_info=exc)
@@ -223,6 +235,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
             exception_to_problem_detail_map={
                 ServiceError: _from_service_error,
                 HTTPException: _from_http_exception,
+                RedisError: _from_store_error,
                 Exception: _from_unexpected,
             },
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 if TYPE_CHECKING:
@@ -22,13 +22,18 @@ class RedisUnavailable(RuntimeError):
 
 
 def _client(url: str) -> Redis:
-    return Redis.from_url(
+    # A bounded pool that makes callers wait for a connection: under a burst (a flash
+    # sale), a plain pool fails past max_connections where waiting a millisecond would do.
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=64,
+        timeout=5.0,
         socket_connect_timeout=1.0,
         socket_timeout=5.0,
         health_check_interval=15,
         retry_on_timeout=False,
     )
+    return Redis.from_pool(pool)  # owns the pool: aclose() closes it
 
 
 async def connect_redis(settings: Settings) -> Redis | None:

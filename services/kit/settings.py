@@ -55,6 +55,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     relay_interval_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
     request_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    #: mesh mode: where the other services are, `erp=http://127.0.0.1:8101,...`
+    service_urls: Annotated[str, msgspec.Meta(max_length=4096)] = ""
     #: hex, at least 32 bytes: signs the identity header inside the mesh (dev: generated)
     identity_secret: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-fA-F]{2}){32,}$")] | None = None
 

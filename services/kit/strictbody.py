@@ -22,14 +22,17 @@ if TYPE_CHECKING:
 
 __all__ = ["strict_body"]
 
-_types: dict[int, Any] = {}
+# id(handler) → (handler, body type); the handler is kept so that its id is never reused
+# by another app's handler (tests build many apps in one process).
+_types: dict[int, tuple[Any, Any]] = {}
 _NONE = object()
 _AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.DOTALL)
 
 
 def _body_type(handler: Any) -> Any:
     key = id(handler)
-    cached = _types.get(key)
+    entry = _types.get(key)
+    cached = entry[1] if entry is not None and entry[0] is handler else None
     if cached is None:
         field = handler.parsed_fn_signature.parameters.get("data")
         annotation = getattr(field, "annotation", None) if field is not None else None
@@ -40,7 +43,7 @@ def _body_type(handler: Any) -> Any:
                 cached = annotation
             except TypeError:
                 cached = _NONE
-        _types[key] = cached
+        _types[key] = (handler, cached)
     return None if cached is _NONE else cached
 
 

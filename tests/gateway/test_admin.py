@@ -70,10 +70,12 @@ async def test_plans_routes_breakers_and_limits_are_visible(
     assert {"api": "erp", "path": "/postings/orders"}.items() <= next(
         r for r in routes if r["path"] == "/postings/orders"
     ).items()
-    (breaker,) = (await c.get("/admin/v1/breakers", headers=admin)).json()
-    assert breaker["upstream"] == "erp" and breaker["state"] == "closed"
+    breakers = {b["upstream"]: b for b in (await c.get("/admin/v1/breakers", headers=admin)).json()}
+    assert set(breakers) == {"erp", "inventory"} and breakers["erp"]["state"] == "closed"
     mesh.app.guards["erp"].breaker._open(0.0)
-    assert (await c.get("/admin/v1/breakers", headers=admin)).json()[0]["state"] == "open"
+    listed = (await c.get("/admin/v1/breakers", headers=admin)).json()
+    states = {b["upstream"]: b["state"] for b in listed}
+    assert states == {"erp": "open", "inventory": "closed"}
     reset = await c.post("/admin/v1/breakers/erp/reset", headers=admin)
     assert reset.json()["state"] == "closed"
 

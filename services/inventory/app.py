@@ -1,0 +1,238 @@
+"""Inventory process API: available to sell per channel, and reservations."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Litestar, Response, get, post
+from litestar.di import Provide
+from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidation
+
+from contracts.models import (
+    POSTING_ID_PATTERN,
+    SKU_PATTERN,
+    Availability,
+    AvailabilityQuery,
+    AvailabilityResult,
+    Reservation,
+    ReservationRequest,
+)
+from services.inventory.errors import PositionsUnavailable, UnknownSku
+from services.inventory.logic import AtsService, load_ats_config
+from services.inventory.store import AtsStore
+from services.kit.app import Runtime, create_service_app
+from services.kit.errors import problem_responses
+from services.kit.identity import Identity, require_scope
+from services.kit.registry import Registry
+from services.kit.settings import Settings
+
+__all__ = ["InventorySettings", "create_app", "create_app_from_env"]
+
+Ats = SkipValidation[AtsService]
+Caller = SkipValidation[Identity]
+SkuParam = Annotated[str, PathParameter(pattern=SKU_PATTERN)]
+ReservationParam = Annotated[str, PathParameter(pattern=POSTING_ID_PATTERN)]
+ChannelParam = Annotated[str, QueryParameter(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
+
+
+class InventorySettings(Settings, frozen=True, kw_only=True):
+    inventory_config: str = "deploy/config/inventory.toml"
+    #: how long positions are fresh; XFetch refreshes hot SKUs before that
+    ats_refresh_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
+    #: how old positions may be served when the ERP fails (stale-if-error)
+    ats_stale_max_s: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 300.0
+    ats_lock_ms: Annotated[int, msgspec.Meta(ge=10, le=60_000)] = 2000
+    reservation_ttl_s: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 900
+
+
+class CacheEntryView(msgspec.Struct, frozen=True, kw_only=True):
+    sku: str
+    cached: bool
+    known: bool | None = None
+    age_s: float | None = None
+    fetch_s: float | None = None
+    versions: dict[str, int] = {}
+    on_hand: dict[str, int] = {}
+    reserved: dict[str, int] = {}
+    stats: dict[str, int] = {}
+
+
+def _cache_headers(status: Any) -> dict[str, str]:
+    return {"Cache-Status": status.header(), "Age": str(max(0, int(status.age)))}
+
+
+class AvailabilityController(Controller):
+    path = "/availability"
+    tags = ["availability"]
+
+    @get(
+        "/{sku:str}",
+        summary="Available to sell of one SKU in a channel, per location",
+        responses=problem_responses(404, 503),
+    )
+    async def one(
+        self, ats: Ats, sku: SkuParam, channel: ChannelParam = "web"
+    ) -> Response[Availability]:
+        items, unknown = await ats.availability([sku], channel)
+        if unknown:
+            raise UnknownSku(sku)
+        availability, status = items[0]
+        return Response(availability, headers=_cache_headers(status))
+
+    @post(
+        "/query",
+        status_code=200,
+        summary="Available to sell of up to 100 SKUs (missing ones fetched in one ERP call)",
+        responses=problem_responses(404, 503),
+    )
+    async def many(
+        self, ats: Ats, data: JSONBody[AvailabilityQuery]
+    ) -> Response[AvailabilityResult]:
+        items, unknown = await ats.availability(list(data.skus), data.channel)
+        oldest = max((status.age for _, status in items), default=0.0)
+        return Response(
+            AvailabilityResult(items=[a for a, _ in items], unknown_skus=unknown),
+            headers={"Age": str(int(oldest))},
+        )
+
+
+class ReservationsController(Controller):
+    path = "/reservations"
+    tags = ["reservations"]
+
+    @post(
+        "/",
+        status_code=201,
+        summary="Hold units (atomic: never more than is available)",
+        description="Idempotent by reservation_id: a replay answers the first reservation.",
+        responses=problem_responses(401, 403, 404, 409, 422, 503),
+    )
+    async def create(
+        self, ats: Ats, identity: Caller, data: JSONBody[ReservationRequest]
+    ) -> Response[Reservation]:
+        require_scope(identity, "inventory:reserve")
+        reservation, created = await ats.reserve(data)
+        return Response(
+            reservation,
+            status_code=201,
+            headers={"Idempotent-Replayed": str(not created).lower()},
+        )
+
+    @get(
+        "/{reservation_id:str}",
+        summary="One reservation",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def one(
+        self, ats: Ats, identity: Caller, reservation_id: ReservationParam
+    ) -> Reservation:
+        require_scope(identity, "inventory:reserve")
+        return await ats.get(reservation_id)
+
+    @post(
+        "/{reservation_id:str}/confirm",
+        status_code=200,
+        summary="Keep the units until the order is posted (idempotent)",
+        responses=problem_responses(401, 403, 404, 409),
+    )
+    async def confirm(
+        self, ats: Ats, identity: Caller, reservation_id: ReservationParam
+    ) -> Reservation:
+        require_scope(identity, "inventory:reserve")
+        return await ats.settle(reservation_id, "confirm")
+
+    @post(
+        "/{reservation_id:str}/release",
+        status_code=200,
+        summary="Give the units back (idempotent)",
+        responses=problem_responses(401, 403, 404, 409),
+    )
+    async def release(
+        self, ats: Ats, identity: Caller, reservation_id: ReservationParam
+    ) -> Reservation:
+        require_scope(identity, "inventory:reserve")
+        return await ats.settle(reservation_id, "release")
+
+
+class CacheController(Controller):
+    path = "/cache"
+    tags = ["cache"]
+
+    @get(
+        "/{sku:str}",
+        summary="A SKU's cache entry (operators)",
+        responses=problem_responses(401, 403),
+    )
+    async def entry(self, ats: Ats, identity: Caller, sku: SkuParam) -> CacheEntryView:
+        require_scope(identity, "inventory:admin")
+        import time
+
+        _, pos, res = await ats.store.read(sku, time.time())
+        from services.inventory.logic import _entry
+
+        entry = _entry(pos, res)
+        if entry is None:
+            return CacheEntryView(sku=sku, cached=False, stats=ats.snapshot())
+        return CacheEntryView(
+            sku=sku,
+            cached=True,
+            known=entry.known,
+            age_s=round(time.time() - entry.fetched_at, 3),
+            fetch_s=round(entry.delta, 4),
+            versions=entry.versions,
+            on_hand=entry.on_hand,
+            reserved=entry.reserved,
+            stats=ats.snapshot(),
+        )
+
+
+def create_app(
+    settings: InventorySettings, *, registry: Registry | None = None, bus: Any = None
+) -> Litestar:
+    runtime = Runtime("inventory", settings, registry)
+    config = load_ats_config(settings.inventory_config)
+    holder: dict[str, AtsService] = {}
+
+    async def start(rt: Runtime) -> None:
+        if rt.redis is None:
+            return  # answered with 503 below: reservations need Redis's atomicity
+        holder["ats"] = AtsService(
+            AtsStore(rt.redis, settings.redis_prefix),
+            rt.registry.client("erp"),
+            config,
+            refresh_s=settings.ats_refresh_s,
+            stale_max_s=settings.ats_stale_max_s,
+            lock_ms=settings.ats_lock_ms,
+            reservation_ttl_s=settings.reservation_ttl_s,
+        )
+
+    def provide_ats() -> AtsService:
+        ats = holder.get("ats")
+        if ats is None:
+            raise PositionsUnavailable("the inventory service runs only with Redis")
+        return ats
+
+    app = create_service_app(
+        "inventory",
+        settings,
+        title="retailmesh inventory (available to sell)",
+        description="Available to sell per channel, cached off the ERP, and reservations.",
+        route_handlers=[AvailabilityController, ReservationsController, CacheController],
+        runtime=runtime,
+        dependencies={"ats": Provide(provide_ats, sync_to_thread=False)},
+        on_start=[start],
+        bus=bus,
+    )
+    app.state.runtime = runtime
+    app.state.holder = holder
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    from services.kit.logs import configure_logging
+
+    settings = InventorySettings.from_env(os.environ)
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

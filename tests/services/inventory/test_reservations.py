@@ -1,0 +1,109 @@
+"""Reservations cannot oversell, expire on their own, and settle idempotently."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.services.inventory.conftest import Mesh
+
+SKU = "SKU-000042"
+
+
+def reservation(n: int | str, **kw: Any) -> dict[str, Any]:
+    body = {
+        "reservation_id": f"o-{n}:1",
+        "sku": SKU,
+        "quantity": 1,
+        "owner": f"o-{n}",
+        "location_id": "DC-NORTH",
+    }
+    body.update(kw)
+    return body
+
+
+async def ats(mesh: Mesh, channel: str = "web") -> dict[str, Any]:
+    r = await mesh.inventory.get(f"/availability/{SKU}", params={"channel": channel})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def north(mesh: Mesh) -> int:
+    return next(
+        loc["ats"] for loc in (await ats(mesh))["locations"] if loc["location_id"] == "DC-NORTH"
+    )
+
+
+async def test_1000_concurrent_reservations_for_100_units_admit_exactly_100(mesh: Mesh) -> None:
+    await mesh.set_on_hand(SKU, "DC-NORTH", 100)
+    assert await north(mesh) == 100
+    results = await asyncio.gather(
+        *(mesh.inventory.post("/reservations", json=reservation(n, ttl_s=2)) for n in range(1000))
+    )
+    statuses = [r.status_code for r in results]
+    assert statuses.count(201) == 100
+    assert statuses.count(409) == 900
+    refused = next(r for r in results if r.status_code == 409).json()
+    assert refused["type"].endswith("/insufficient-stock") and refused["shortfall"] == 1
+    assert await north(mesh) == 0
+    # the held units come back when the reservations expire, with no sweeper running
+    await asyncio.sleep(2.1)
+    assert await north(mesh) == 100
+    held = results[statuses.index(201)].json()
+    assert (await mesh.inventory.get(f"/reservations/{held['reservation_id']}")).json()[
+        "status"
+    ] == "expired"
+
+
+async def test_confirm_keeps_release_returns_and_both_are_idempotent(mesh: Mesh) -> None:
+    await mesh.set_on_hand(SKU, "DC-NORTH", 10)
+    r = await mesh.inventory.post("/reservations", json=reservation("a", quantity=4, ttl_s=1))
+    assert r.status_code == 201 and r.json()["status"] == "held"
+    rid = r.json()["reservation_id"]
+    for _ in range(2):
+        confirmed = await mesh.inventory.post(f"/reservations/{rid}/confirm")
+        assert confirmed.status_code == 200 and confirmed.json()["status"] == "confirmed"
+    await asyncio.sleep(1.1)
+    assert await north(mesh) == 6  # confirmed: it does not expire
+    for _ in range(2):
+        released = await mesh.inventory.post(f"/reservations/{rid}/release")
+        assert released.status_code == 200 and released.json()["status"] == "released"
+    assert await north(mesh) == 10
+    again = await mesh.inventory.post(f"/reservations/{rid}/confirm")
+    assert again.status_code == 409
+
+
+async def test_reservation_ids_are_idempotent(mesh: Mesh) -> None:
+    await mesh.set_on_hand(SKU, "DC-NORTH", 10)
+    first = await mesh.inventory.post("/reservations", json=reservation("b", quantity=3))
+    replay = await mesh.inventory.post("/reservations", json=reservation("b", quantity=3))
+    assert first.status_code == replay.status_code == 201
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert first.json()["reservation_id"] == replay.json()["reservation_id"]
+    assert await north(mesh) == 7
+    other = await mesh.inventory.post("/reservations", json=reservation("b", quantity=5))
+    assert other.status_code == 409 and other.json()["type"].endswith("/reservation-conflict")
+
+
+async def test_channel_reservation_takes_the_first_location_with_enough(mesh: Mesh) -> None:
+    await mesh.set_on_hand(SKU, "DC-NORTH", 2)
+    await mesh.set_on_hand(SKU, "DC-SOUTH", 50)
+    r = await mesh.inventory.post(
+        "/reservations",
+        json=reservation("c", quantity=3, location_id=None, channel="web"),
+    )
+    assert r.status_code == 201 and r.json()["location_id"] == "DC-SOUTH"
+    total = await ats(mesh)
+    assert total["ats"] == 2 + 47
+
+
+async def test_bad_reservations(mesh: Mesh) -> None:
+    both = await mesh.inventory.post("/reservations", json=reservation("d", channel="web"))
+    assert both.status_code == 422
+    unknown = await mesh.inventory.post("/reservations", json=reservation("e", sku="SKU-999999"))
+    assert unknown.status_code == 404
+    nobody = await mesh.inventory.post(
+        "/reservations", json=reservation("f"), headers={"x-retailmesh-identity": ""}
+    )
+    assert nobody.status_code == 401
