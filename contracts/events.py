@@ -21,6 +21,7 @@ __all__ = [
     "Envelope",
     "ErpEvent",
     "OrderPostingBooked",
+    "PositionAfter",
     "RefundPostingBooked",
     "StockAdjusted",
     "envelope",
@@ -44,6 +45,15 @@ class Envelope(msgspec.Struct, Generic[T], frozen=True, kw_only=True):
     data: T
 
 
+class PositionAfter(msgspec.Struct, frozen=True, kw_only=True):
+    """A position as the ERP booked it: on hand and its version (which only grows)."""
+
+    sku: str
+    location_id: str
+    on_hand: int
+    version: int
+
+
 class StockAdjusted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """On-hand stock of a SKU at a location changed in the ERP."""
 
@@ -52,6 +62,8 @@ class StockAdjusted(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     delta: int
     on_hand: int
     reason: str
+    #: the position's version after the change (0 from producers that do not know it)
+    version: int = 0
 
 
 class OrderPostingBooked(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -61,6 +73,8 @@ class OrderPostingBooked(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     order_id: str
     lines: list[PostingLine]
     total: Money
+    #: the positions the lines moved, after the booking
+    positions: list[PositionAfter] = []
 
 
 class RefundPostingBooked(msgspec.Struct, frozen=True, kw_only=True, tag=True):

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from contracts.events import (
     ERP_STREAM,
     OrderPostingBooked,
+    PositionAfter,
     RefundPostingBooked,
     StockAdjusted,
     envelope,
@@ -197,6 +198,7 @@ class ReferenceErpBackend:
                         delta=adjustment.delta,
                         on_hand=after.on_hand,
                         reason=adjustment.reason,
+                        version=after.version,
                     ),
                     source="erp",
                     causation_id=adjustment.adjustment_id,
@@ -249,13 +251,23 @@ class ReferenceErpBackend:
             )
             await self.t.insert_posting(conn, record, fingerprint)
             if kind == "order":
+                moved: dict[tuple[str, str], PositionAfter] = {}
                 for line in posting.lines:
-                    await self.t.move_stock(conn, line.sku, line.location_id, -line.quantity)
+                    after = await self.t.move_stock(
+                        conn, line.sku, line.location_id, -line.quantity
+                    )
+                    moved[(after.sku, after.location_id)] = PositionAfter(
+                        sku=after.sku,
+                        location_id=after.location_id,
+                        on_hand=after.on_hand,
+                        version=after.version,
+                    )
                 event: OrderPostingBooked | RefundPostingBooked = OrderPostingBooked(
                     posting_id=posting.posting_id,
                     order_id=posting.order_id,
                     lines=list(posting.lines),
                     total=record.amount,
+                    positions=list(moved.values()),
                 )
             else:
                 event = RefundPostingBooked(

@@ -10,6 +10,7 @@ from litestar import Controller, Litestar, Response, get, post
 from litestar.di import Provide
 from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidation
 
+from contracts.events import ERP_STREAM
 from contracts.models import (
     POSTING_ID_PATTERN,
     SKU_PATTERN,
@@ -20,6 +21,7 @@ from contracts.models import (
     ReservationRequest,
 )
 from services.inventory.errors import PositionsUnavailable, UnknownSku
+from services.inventory.events import ERP_DECODER, handle_erp_event
 from services.inventory.logic import AtsService, load_ats_config
 from services.inventory.store import AtsStore
 from services.kit.app import Runtime, create_service_app
@@ -198,7 +200,7 @@ def create_app(
     async def start(rt: Runtime) -> None:
         if rt.redis is None:
             return  # answered with 503 below: reservations need Redis's atomicity
-        holder["ats"] = AtsService(
+        ats = AtsService(
             AtsStore(rt.redis, settings.redis_prefix),
             rt.registry.client("erp"),
             config,
@@ -207,6 +209,13 @@ def create_app(
             lock_ms=settings.ats_lock_ms,
             reservation_ttl_s=settings.reservation_ttl_s,
         )
+        holder["ats"] = ats
+        assert rt.bus is not None
+
+        async def on_erp_event(envelope: Any) -> None:
+            await handle_erp_event(ats, envelope)
+
+        rt.add_worker(rt.bus.consumer(ERP_STREAM, "inventory", on_erp_event, ERP_DECODER))
 
     def provide_ats() -> AtsService:
         ats = holder.get("ats")

@@ -74,6 +74,21 @@ redis.call('EXPIRE', pos, ARGV[6])
 return 1
 """
 
+# ARGV: prefix, sku, loc, on_hand, version → 1 when written. Only a cached SKU is updated
+# (an uncached one gets the ERP's current state at its next fetch), and only forward.
+_APPLY = """
+local pos = ARGV[1] .. 'ats:' .. ARGV[2] .. ':pos'
+if redis.call('EXISTS', pos) == 0 or redis.call('HGET', pos, '_known') ~= '1' then
+  return 0
+end
+local loc, version = ARGV[3], tonumber(ARGV[5])
+if version > tonumber(redis.call('HGET', pos, 'v:' .. loc) or '-1') then
+  redis.call('HSET', pos, 'oh:' .. loc, ARGV[4], 'v:' .. loc, version)
+  return 1
+end
+return 0
+"""
+
 # ARGV: prefix, sku, rid, owner, qty, now, expires, fingerprint, then (loc, safety)...
 # → {'ok', loc} | {'exists', status, loc, same-fingerprint} | {'refused', best ats} | {'miss'}
 _RESERVE = (
@@ -156,6 +171,7 @@ class AtsStore:
         self._write: Any = redis.register_script(_WRITE)
         self._reserve: Any = redis.register_script(_RESERVE)
         self._settle: Any = redis.register_script(_SETTLE)
+        self._apply: Any = redis.register_script(_APPLY)
 
     def lock_key(self, sku: str) -> str:
         return f"{self.prefix}ats:{sku}:lock"
@@ -199,6 +215,13 @@ class AtsStore:
     async def settle(self, rid: str, now: float, action: str) -> tuple[str, bool]:
         status, changed = await self._settle(args=[self.prefix, rid, now, action])
         return (status.decode() if isinstance(status, bytes) else str(status)), bool(changed)
+
+    async def apply_position(self, sku: str, loc: str, on_hand: int, version: int) -> bool:
+        return bool(await self._apply(args=[self.prefix, sku, loc, on_hand, version]))
+
+    async def owner_reservations(self, owner: str) -> list[str]:
+        members: Any = await self.redis.smembers(f"{self.prefix}ats:o:{owner}")
+        return sorted(m.decode() for m in members)
 
     async def reservation(self, rid: str) -> dict[str, str] | None:
         raw: Any = await self.redis.hgetall(f"{self.prefix}ats:r:{rid}")
