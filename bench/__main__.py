@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bench import gateway_vs_haproxy
+from bench import flash_sale, gateway_vs_haproxy
 
 if __name__ == "__main__":
     print(gateway_vs_haproxy.report(gateway_vs_haproxy.run()), flush=True)
+    print(flash_sale.report(flash_sale.run()), flush=True)

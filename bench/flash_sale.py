@@ -1,0 +1,169 @@
+"""Flash sale: 500 concurrent clients reading 20 hot SKUs through the gateway, with the ERP
+slow and rate-limited. The cache must shield it: few ERP calls, no ERP 429s, no 5xx.
+
+The embedded mesh in one Granian worker; the reference ERP at ERP_LATENCY_MS=150 and
+ERP_RATE_LIMIT_RPS=20; wrk with a Lua script that picks one of 20 SKUs per request and
+counts 5xx answers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from bench.tools import Served, ensure_debian_tool
+from tests.support import ensure_redis, free_port
+
+SECONDS = int(os.environ.get("BENCH_FLASH_SECONDS", "30"))
+CLIENTS = int(os.environ.get("BENCH_FLASH_CLIENTS", "500"))
+SKUS = [f"SKU-{n:06d}" for n in range(1, 21)]
+
+WRK_SCRIPT = """
+local skus = {%s}
+fivexx = 0
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/v1/inventory/availability/" .. skus[math.random(#skus)])
+end
+response = function(status, headers, body)
+  if status >= 500 then fivexx = fivexx + 1 end
+end
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+done = function(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("fivexx") end
+  io.write(string.format("5xx: %%d\\n", total))
+end
+"""
+
+
+class FlashResult(msgspec.Struct):
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    five_xx: int
+    socket_errors: int
+    erp_calls: int
+    erp_429: int
+    hit_ratio: float
+    stale_serves: int
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run() -> FlashResult:
+    wrk = ensure_debian_tool("wrk", "wrk")
+    work = Path(tempfile.mkdtemp(prefix="rm-flash-"))
+    config = Path("deploy/config/gateway.toml").read_text()
+    # The shop's backend is one JWT consumer: give its plan room for the whole sale.
+    config = re.sub(
+        r"\[plans\.internal\]\n(?:.+\n){3}",
+        "[plans.internal]\nburst_per_second = 1000000\nper_minute = 100000000\n"
+        "daily_quota = 1000000000\n",
+        config,
+    )
+    (work / "gateway.toml").write_text(config)
+    port = free_port()
+    env = {
+        "DATA_DIR": str(work),
+        "REDIS_URL": ensure_redis(),
+        "REDIS_PREFIX": f"rmflash:{uuid.uuid4().hex[:8]}:",
+        "GATEWAY_CONFIG": str(work / "gateway.toml"),
+        "ERP_LATENCY_MS": "150",
+        "ERP_RATE_LIMIT_RPS": "20",
+        "LOG_LEVEL": "WARNING",
+    }
+    token = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "token",
+            "--sub",
+            "shop",
+            "--role",
+            "admin",
+            "--ttl",
+            "7200",
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (work / "flash.lua").write_text(WRK_SCRIPT % ", ".join(f'"{s}"' for s in SKUS))
+    server = Served.granian("services.mesh:embedded_from_env", port, env)
+    auth = {"Authorization": f"Bearer {token}"}
+    try:
+        server.start("/readyz")
+        proc = subprocess.run(
+            [
+                wrk,
+                "-t1",
+                f"-c{CLIENTS}",
+                f"-d{SECONDS}s",
+                "--latency",
+                "-s",
+                str(work / "flash.lua"),
+                "-H",
+                f"Authorization: Bearer {token}",
+                server.url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=SECONDS + 60,
+        )
+        out = proc.stdout + proc.stderr
+        stats = httpx.get(f"{server.url}/v1/inventory/cache/{SKUS[0]}", headers=auth).json()[
+            "stats"
+        ]
+    finally:
+        server.stop()
+    hits = stats.get("hit", 0)
+    lookups = hits + stats.get("miss", 0) + stats.get("stale", 0)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return FlashResult(
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        p50_ms=_ms(re.search(r"\s50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        p99_ms=_ms(re.search(r"\s99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        requests=int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        five_xx=int(re.search(r"5xx: (\d+)", out).group(1)),  # type: ignore[union-attr]
+        socket_errors=sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out)),
+        erp_calls=stats.get("erp_fetches", 0),
+        erp_429=stats.get("erp_429", 0),
+        hit_ratio=hits / lookups if lookups else 0.0,
+        stale_serves=stats.get("stale", 0),
+    )
+
+
+def report(r: FlashResult) -> str:
+    return "\n".join(
+        [
+            f"flash sale: {CLIENTS} clients, {len(SKUS)} hot SKUs, {SECONDS}s, through the gateway;"
+            " ERP 150 ms, 20 req/s",
+            f"  {r.rps:.0f} req/s  p50 {r.p50_ms:.1f} ms  p99 {r.p99_ms:.1f} ms  "
+            f"({r.requests} requests, {r.socket_errors} socket errors)",
+            f"  ERP calls {r.erp_calls}  ERP 429s {r.erp_429} (must be 0)  "
+            f"5xx at the edge {r.five_xx} (must be 0)  non-2xx {r.non_2xx}",
+            f"  cache hit ratio {r.hit_ratio:.4f}  stale serves {r.stale_serves}",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    print(report(run()))
