@@ -23,6 +23,7 @@ from contracts.models import (
 from services.inventory.errors import PositionsUnavailable, UnknownSku
 from services.inventory.events import ERP_DECODER, handle_erp_event
 from services.inventory.logic import AtsService, load_ats_config
+from services.inventory.memory import MemoryAtsStore
 from services.inventory.store import AtsStore
 from services.kit.app import Runtime, create_service_app
 from services.kit.errors import problem_responses
@@ -158,6 +159,44 @@ class ReservationsController(Controller):
         return await ats.settle(reservation_id, "release")
 
 
+_METRIC_HELP = {
+    "hit": "Reads served from the cache while fresh",
+    "miss": "Reads that waited for an ERP fetch",
+    "stale": "Reads served stale because the ERP failed (stale-if-error)",
+    "unavailable": "Reads refused: nothing fresh enough and the ERP down",
+    "erp_fetches": "Calls to the ERP for positions",
+    "erp_errors": "ERP calls that failed",
+    "erp_429": "ERP calls refused by its rate limit",
+    "waiters": "Reads that joined a fetch already in flight (single flight)",
+    "early_refresh": "Background refreshes before expiry (XFetch)",
+    "event_updates": "Positions updated by events",
+    "reservations_made": "Reservations made",
+    "reservations_refused": "Reservations refused for lack of stock",
+    "reservations_expired": "Reservations that expired unconfirmed",
+    "reservations_committed": "Reservations committed by a posted order",
+}
+
+
+class MetricsController(Controller):
+    path = "/metrics"
+    tags = ["ops"]
+
+    @get(
+        "/",
+        summary="Prometheus metrics of the shield",
+        media_type="text/plain; version=0.0.4",
+        responses=problem_responses(401, 403),
+    )
+    async def metrics(self, ats: Ats, identity: Caller) -> Response[str]:
+        require_scope(identity, "inventory:admin")
+        lines = []
+        for key, help_text in _METRIC_HELP.items():
+            name = f"retailmesh_inventory_{key}_total"
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+            lines.append(f"{name} {ats.stats.get(key, 0)}")
+        return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+
 class CacheController(Controller):
     path = "/cache"
     tags = ["cache"]
@@ -198,10 +237,12 @@ def create_app(
     holder: dict[str, AtsService] = {}
 
     async def start(rt: Runtime) -> None:
-        if rt.redis is None:
-            return  # answered with 503 below: reservations need Redis's atomicity
+        # Without Redis (the embedded mode on a bare machine) an in-process store stands in.
+        store: Any = (
+            AtsStore(rt.redis, settings.redis_prefix) if rt.redis is not None else MemoryAtsStore()
+        )
         ats = AtsService(
-            AtsStore(rt.redis, settings.redis_prefix),
+            store,
             rt.registry.client("erp"),
             config,
             refresh_s=settings.ats_refresh_s,
@@ -228,7 +269,12 @@ def create_app(
         settings,
         title="retailmesh inventory (available to sell)",
         description="Available to sell per channel, cached off the ERP, and reservations.",
-        route_handlers=[AvailabilityController, ReservationsController, CacheController],
+        route_handlers=[
+            AvailabilityController,
+            ReservationsController,
+            CacheController,
+            MetricsController,
+        ],
         runtime=runtime,
         dependencies={"ats": Provide(provide_ats, sync_to_thread=False)},
         on_start=[start],

@@ -25,7 +25,7 @@ from sqlalchemy import MetaData
 from contracts.problems import PROBLEM_MEDIA_TYPE
 from services.kit.errors import problem_details_plugin as _problems
 from services.kit.errors import problem_responses, problem_type
-from services.kit.events import EventBus, MemoryBus, Outbox, RedisBus, Relay, Runnable
+from services.kit.events import EventBus, Outbox, RedisBus, Relay, Runnable
 from services.kit.identity import Identity, IdentityCodec
 from services.kit.logs import access_log
 from services.kit.redisconn import connect_redis
@@ -104,7 +104,12 @@ class Runtime:
         if bus is None:
             self.redis = await connect_redis(settings)
             self._owns_redis = self.redis is not None
-            bus = RedisBus(self.redis, settings.redis_prefix) if self.redis else MemoryBus()
+            # Without Redis, the services of one process share one in-memory bus.
+            bus = (
+                RedisBus(self.redis, settings.redis_prefix)
+                if self.redis
+                else self.registry.local_bus()
+            )
         elif isinstance(bus, RedisBus):
             self.redis = bus.redis
         self.bus = bus

@@ -17,6 +17,7 @@ import aiohttp
 import msgspec
 
 from services.kit.asgi import ASGIApp, call_asgi
+from services.kit.events.memory import MemoryBus
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -183,6 +184,13 @@ class Registry:
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
         self._clients: dict[str, ServiceClient] = {}
+        self._local_bus: MemoryBus | None = None
+
+    def local_bus(self) -> MemoryBus:
+        """The in-memory event bus the in-process services share when there is no Redis."""
+        if self._local_bus is None:
+            self._local_bus = MemoryBus()
+        return self._local_bus
 
     def names(self) -> Iterable[str]:
         return sorted({*self.apps, *self.urls})

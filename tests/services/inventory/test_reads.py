@@ -120,3 +120,15 @@ async def test_availability_through_the_gateway_needs_the_scope(
         headers={"Authorization": f"Bearer {token}"},
     )
     assert unknown.status_code == 404
+
+
+async def test_the_shield_reports_its_metrics(mesh: Mesh) -> None:
+    await asyncio.gather(*(mesh.inventory.get("/availability/SKU-000081") for _ in range(20)))
+    r = await mesh.inventory.get("/metrics")
+    assert r.status_code == 200
+    text = r.text
+    assert "retailmesh_inventory_erp_fetches_total 1" in text
+    assert "retailmesh_inventory_miss_total 20" in text
+    assert (
+        await mesh.inventory.get("/metrics", headers={"x-retailmesh-identity": ""})
+    ).status_code == 401

@@ -107,3 +107,36 @@ async def test_bad_reservations(mesh: Mesh) -> None:
         "/reservations", json=reservation("f"), headers={"x-retailmesh-identity": ""}
     )
     assert nobody.status_code == 401
+
+
+async def test_without_redis_the_in_process_store_keeps_the_same_promises(
+    inventory_env: dict[str, str],
+) -> None:
+    from services.mesh import build_embedded
+    from tests.conftest import Running
+
+    env = {k: v for k, v in inventory_env.items() if k != "REDIS_URL"}
+    env["REDIS_MODE"] = "off"
+    async with Running(build_embedded(env)) as running:
+        mesh = Mesh(running)
+        try:
+            await mesh.set_on_hand(SKU, "DC-NORTH", 100)
+            results = await asyncio.gather(
+                *(
+                    mesh.inventory.post("/reservations", json=reservation(n, ttl_s=1))
+                    for n in range(300)
+                )
+            )
+            assert [r.status_code for r in results].count(201) == 100
+            assert await north(mesh) == 0
+            await asyncio.sleep(1.1)
+            assert await north(mesh) == 100
+            # and events still reach it, through the in-memory bus
+            await mesh.set_on_hand(SKU, "DC-NORTH", 60)
+            for _ in range(50):
+                if await north(mesh) == 60:
+                    break
+                await asyncio.sleep(0.02)
+            assert await north(mesh) == 60
+        finally:
+            await mesh.inventory.aclose()
