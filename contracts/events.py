@@ -17,13 +17,17 @@ from contracts.models import Money, PostingLine
 
 __all__ = [
     "ERP_STREAM",
+    "POS_STREAM",
     "STREAMS",
     "Envelope",
     "ErpEvent",
     "OrderPostingBooked",
+    "PosEvent",
     "PositionAfter",
     "RefundPostingBooked",
+    "SaleLinePosted",
     "StockAdjusted",
+    "TillTransactionRecorded",
     "envelope",
 ]
 
@@ -88,8 +92,36 @@ class RefundPostingBooked(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 ErpEvent = StockAdjusted | OrderPostingBooked | RefundPostingBooked
 
+POS_STREAM = "events.pos"
+
+
+class TillTransactionRecorded(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """A store accepted a sale or a return from a till: its lines left (or came back to)
+    the store's stock."""
+
+    transaction_id: str
+    kind: str
+    store_id: str
+    till_id: str
+    sequence: int
+    occurred_at: datetime
+    lines: list[SaleLinePosted]
+    total: Money
+    member_id: str | None = None
+    original_transaction_id: str | None = None
+
+
+class SaleLinePosted(msgspec.Struct, frozen=True, kw_only=True):
+    sku: str
+    quantity: int
+    unit_price: Money
+    discount: int = 0
+
+
+PosEvent = TillTransactionRecorded
+
 #: stream → the union of facts it carries (one decoder per stream)
-STREAMS: dict[str, Any] = {ERP_STREAM: ErpEvent}
+STREAMS: dict[str, Any] = {ERP_STREAM: ErpEvent, POS_STREAM: PosEvent}
 
 
 def envelope(

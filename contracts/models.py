@@ -19,6 +19,7 @@ __all__ = [
     "Availability",
     "AvailabilityQuery",
     "AvailabilityResult",
+    "BatchResult",
     "Channel",
     "Currency",
     "InventoryPosition",
@@ -39,14 +40,24 @@ __all__ = [
     "Product",
     "ProductPage",
     "Quantity",
+    "RecordedTransaction",
     "RefundPosting",
     "Reservation",
     "ReservationId",
     "ReservationRequest",
+    "SaleLine",
+    "SequenceGap",
     "Sku",
     "SkuPositions",
     "StockAdjustment",
     "StockLocation",
+    "StoreGaps",
+    "Tender",
+    "TillTransaction",
+    "TransactionBatch",
+    "TransactionId",
+    "TransactionOutcome",
+    "TransactionPage",
 ]
 
 SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
@@ -159,6 +170,8 @@ class PostingLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     location_id: LocationId
     quantity: Quantity
     unit_price: Money
+    #: the line's discount in minor units; the line is worth quantity x unit price - discount
+    discount: MinorUnits = 0
 
 
 class OrderPosting(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -284,3 +297,83 @@ class Reservation(msgspec.Struct, frozen=True, kw_only=True):
     owner: str
     status: Literal["held", "confirmed", "released", "expired", "committed"]
     expires_at: datetime | None = None
+
+
+TransactionId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        description="Minted by the till (a UUID); the POS stores each once.",
+    ),
+]
+TillId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")]
+
+
+class SaleLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    sku: Sku
+    quantity: Quantity
+    unit_price: Money
+    #: the line's discount in minor units (not per unit)
+    discount: MinorUnits = 0
+
+
+class Tender(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    kind: Literal["cash", "card", "voucher", "gift-card", "loyalty"]
+    amount: Money
+
+
+class TillTransaction(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A sale or a return rung up at a till, possibly offline, sent later in a batch."""
+
+    transaction_id: TransactionId
+    kind: Literal["sale", "return"]
+    store_id: LocationId
+    till_id: TillId
+    #: per till, from 1, no reuse: gaps show transactions not yet received
+    sequence: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+    occurred_at: UtcTime
+    lines: Annotated[list[SaleLine], msgspec.Meta(min_length=1, max_length=200)]
+    tenders: Annotated[list[Tender], msgspec.Meta(max_length=20)] = []
+    member_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,40}$")] | None = None
+    #: for a return: the sale it returns (its receipt)
+    original_transaction_id: TransactionId | None = None
+
+
+class TransactionBatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    transactions: Annotated[list[TillTransaction], msgspec.Meta(min_length=1, max_length=500)]
+
+
+class TransactionOutcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    transaction_id: str
+    status: Literal["accepted", "duplicate", "rejected"]
+    reason: str | None = None
+
+
+class BatchResult(msgspec.Struct, frozen=True, kw_only=True):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[TransactionOutcome]
+
+
+class SequenceGap(msgspec.Struct, frozen=True, kw_only=True):
+    """Sequence numbers of a till not received yet (both ends included)."""
+
+    till_id: str
+    first_missing: int
+    last_missing: int
+
+
+class StoreGaps(msgspec.Struct, frozen=True, kw_only=True):
+    store_id: str
+    gaps: list[SequenceGap]
+
+
+class RecordedTransaction(msgspec.Struct, frozen=True, kw_only=True):
+    transaction: TillTransaction
+    total: Money
+    received_at: datetime
+
+
+class TransactionPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[RecordedTransaction]

@@ -20,6 +20,8 @@ from services.inventory.app import create_app as create_inventory
 from services.kit.logs import configure_logging
 from services.kit.openapi import openapi_document
 from services.kit.registry import Registry
+from services.pos.app import PosSettings
+from services.pos.app import create_app as create_pos
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -36,6 +38,7 @@ __all__ = [
 SERVICES: dict[str, tuple[type[Any], Callable[..., Litestar]]] = {
     "erp": (ErpSettings, create_erp),
     "inventory": (InventorySettings, create_inventory),
+    "pos": (PosSettings, create_pos),
 }
 
 

@@ -27,17 +27,22 @@ def mesh_processes(
     inventory = ServedApp(
         "services.inventory.app:create_app_from_env", {**env, "SERVICE_URLS": f"erp={erp.url}"}
     )
+    pos = ServedApp(
+        "services.pos.app:create_app_from_env", {**env, "SERVICE_URLS": f"erp={erp.url}"}
+    )
     gateway = ServedApp(
         "services.mesh:gateway_from_env",
-        {**env, "SERVICE_URLS": f"erp={erp.url},inventory={inventory.url}"},
+        {**env, "SERVICE_URLS": f"erp={erp.url},inventory={inventory.url},pos={pos.url}"},
     )
     try:
         inventory.start()
+        pos.start()
         gateway.start()
         token = dev_issuer(env).mint("ops", roles=["admin"])
         yield gateway.url, {"Authorization": f"Bearer {token}"}
     finally:
         gateway.stop()
+        pos.stop()
         inventory.stop()
         erp.stop()
 

@@ -347,7 +347,10 @@ def _check_amounts(lines: list[object], amount: object) -> None:
         for n, line in enumerate(lines)
         if line.unit_price.currency != currency  # type: ignore[attr-defined]
     ]
-    total = sum(line.quantity * line.unit_price.amount for line in lines)  # type: ignore[attr-defined]
+    total = sum(
+        line.quantity * line.unit_price.amount - line.discount  # type: ignore[attr-defined]
+        for line in lines
+    )
     if not errors and total != amount.amount:  # type: ignore[attr-defined]
         errors.append(
             {"field": "amount", "message": f"lines add up to {total}, not {amount.amount}"}  # type: ignore[attr-defined]

@@ -92,6 +92,7 @@ class ErpTables:
             Column("location_id", String(32), nullable=False),
             Column("quantity", BigInteger, nullable=False),
             Column("unit_amount", BigInteger, nullable=False),
+            Column("discount", BigInteger, nullable=False, server_default="0"),
             Column("currency", String(3), nullable=False),
             Index("ix_erp_posting_lines_sku", "sku"),
         )
@@ -222,6 +223,7 @@ class ErpTables:
                     "location_id": line.location_id,
                     "quantity": line.quantity,
                     "unit_amount": line.unit_price.amount,
+                    "discount": line.discount,
                     "currency": line.unit_price.currency,
                 }
                 for n, line in enumerate(record.lines, 1)
@@ -255,6 +257,7 @@ class ErpTables:
                     location_id=r.location_id,
                     quantity=r.quantity,
                     unit_price=Money(r.unit_amount, r.currency),
+                    discount=r.discount,
                 )
             )
         return [

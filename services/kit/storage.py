@@ -69,9 +69,11 @@ class Database:
             yield conn
 
     async def create_all(self, metadata: MetaData) -> None:
-        """Create missing tables and indexes (the schema's migrations are additive)."""
+        """Create missing tables and indexes, and add missing columns: the schema only ever
+        grows (a new column is nullable or has a server default), so start-up migrates."""
         async with self.write() as conn:
             await conn.run_sync(metadata.create_all)
+            await conn.run_sync(_add_missing_columns, metadata)
 
     async def ping(self) -> None:
         async with self.read() as conn:
@@ -79,6 +81,19 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _add_missing_columns(sync_conn: Any, metadata: MetaData) -> None:
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateColumn
+
+    inspector = inspect(sync_conn)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                ddl = CreateColumn(column).compile(dialect=sync_conn.dialect)
+                sync_conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}'))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,146 @@
+"""POS system API: till transactions in batches, exactly once; lookups; sequence gaps."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, time
+from typing import Annotated, Any
+
+from litestar import Controller, Litestar, Request, get, post
+from litestar.di import Provide
+from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidation
+
+from contracts.events import POS_STREAM
+from contracts.models import (
+    LOCATION_PATTERN,
+    BatchResult,
+    RecordedTransaction,
+    StoreGaps,
+    TransactionBatch,
+    TransactionPage,
+)
+from services.kit.app import Runtime, create_service_app
+from services.kit.errors import problem_responses
+from services.kit.identity import Identity
+from services.kit.registry import Registry
+from services.kit.requestid import request_id
+from services.kit.settings import Settings
+from services.pos.events import POS_DECODER, ErpPoster
+from services.pos.logic import PosService
+from services.pos.store import PosTables
+
+__all__ = ["PosSettings", "create_app", "create_app_from_env"]
+
+Pos = SkipValidation[PosService]
+Caller = SkipValidation[Identity]
+StoreParam = Annotated[str, PathParameter(pattern=LOCATION_PATTERN)]
+TransactionParam = Annotated[
+    str,
+    PathParameter(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ),
+]
+
+
+class PosSettings(Settings, frozen=True, kw_only=True):
+    pass
+
+
+class TransactionsController(Controller):
+    path = "/transactions"
+    tags = ["transactions"]
+
+    @post(
+        "/batches",
+        status_code=200,
+        summary="Upload up to 500 till transactions; each is stored once",
+        description="Answers per transaction: accepted, duplicate (same id, same content) "
+        "or rejected (with the reason). A batch that is not valid as a whole stores nothing.",
+        responses=problem_responses(401, 403),
+    )
+    async def upload(
+        self,
+        pos: Pos,
+        identity: Caller,
+        request: Request[Any, Any, Any],
+        data: JSONBody[TransactionBatch],
+    ) -> BatchResult:
+        return await pos.ingest(data, identity, request_id(request.scope))
+
+    @get(
+        "/{transaction_id:str}",
+        summary="One transaction (a receipt, for returns)",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def one(
+        self, pos: Pos, identity: Caller, transaction_id: TransactionParam
+    ) -> RecordedTransaction:
+        return await pos.get(transaction_id, identity)
+
+
+class StoresController(Controller):
+    path = "/stores"
+    tags = ["stores"]
+
+    @get(
+        "/{store_id:str}/transactions",
+        summary="A store's transactions of one day (UTC)",
+        responses=problem_responses(401, 403),
+    )
+    async def by_day(
+        self,
+        pos: Pos,
+        identity: Caller,
+        store_id: StoreParam,
+        day: Annotated[date, QueryParameter(description="YYYY-MM-DD")],
+    ) -> TransactionPage:
+        items = await pos.by_day(store_id, datetime.combine(day, time()), identity)
+        return TransactionPage(items=items)
+
+    @get(
+        "/{store_id:str}/gaps",
+        summary="Sequence numbers the store's tills have not sent yet",
+        responses=problem_responses(401, 403),
+    )
+    async def gaps(self, pos: Pos, identity: Caller, store_id: StoreParam) -> StoreGaps:
+        return StoreGaps(store_id=store_id, gaps=await pos.gaps(store_id, identity))
+
+
+def create_app(
+    settings: PosSettings, *, registry: Registry | None = None, bus: Any = None
+) -> Litestar:
+    runtime = Runtime("pos", settings, registry)
+    tables = PosTables(runtime.metadata)
+    holder: dict[str, PosService] = {}
+
+    async def start(rt: Runtime) -> None:
+        assert rt.db is not None and rt.bus is not None
+        holder["pos"] = PosService(rt.db, tables, rt.outbox)
+        poster = ErpPoster(rt.registry.client("erp"), rt.identity)
+        rt.add_worker(rt.bus.consumer(POS_STREAM, "pos-erp", poster, POS_DECODER))
+
+    def provide_pos() -> PosService:
+        return holder["pos"]
+
+    app = create_service_app(
+        "pos",
+        settings,
+        title="retailmesh POS system API",
+        description="Till transactions (sales and returns) synced from stores exactly once.",
+        route_handlers=[TransactionsController, StoresController],
+        runtime=runtime,
+        dependencies={"pos": Provide(provide_pos, sync_to_thread=False)},
+        on_start=[start],
+        bus=bus,
+    )
+    app.state.runtime = runtime
+    app.state.holder = holder
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    from services.kit.logs import configure_logging
+
+    settings = PosSettings.from_env(os.environ)
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -1,0 +1,224 @@
+"""Store sales captured at tills, possibly offline, synced in batches exactly once.
+
+A batch answers per transaction: accepted, duplicate (the same id with the same content,
+already stored), or rejected with the reason (the same id with other content, a sequence
+number the till already used, amounts that do not add up). Accepted transactions and their
+events are written in one database transaction, so a crash after the commit loses no event
+and a crash before it stores nothing: the till sends again and gets the same answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from sqlalchemy.exc import IntegrityError
+
+from contracts.events import POS_STREAM, SaleLinePosted, TillTransactionRecorded, envelope
+from contracts.models import (
+    BatchResult,
+    Money,
+    RecordedTransaction,
+    SequenceGap,
+    TillTransaction,
+    TransactionBatch,
+    TransactionOutcome,
+)
+from services.pos.errors import NotYourStore, UnknownTransaction
+
+if TYPE_CHECKING:
+    from services.kit.events import Outbox
+    from services.kit.identity import Identity
+    from services.kit.storage import Database
+    from services.pos.store import PosTables
+
+__all__ = ["PosService", "check_store"]
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(TillTransaction)
+
+
+def check_store(identity: Identity, store_id: str) -> None:
+    """Tills act for their own store only (the `store_id` the gateway vouches for)."""
+    if identity.is_admin or identity.kind == "service":
+        return
+    if identity.store_id != store_id:
+        raise NotYourStore(store_id)
+
+
+def _total(tx: TillTransaction) -> Money:
+    currency = tx.lines[0].unit_price.currency
+    amount = sum(line.quantity * line.unit_price.amount - line.discount for line in tx.lines)
+    return Money(amount, currency)
+
+
+def _problem(tx: TillTransaction) -> str | None:
+    currency = tx.lines[0].unit_price.currency
+    if any(line.unit_price.currency != currency for line in tx.lines):
+        return "lines in more than one currency"
+    if any(line.discount > line.quantity * line.unit_price.amount for line in tx.lines):
+        return "a discount larger than its line"
+    if any(t.amount.currency != currency for t in tx.tenders):
+        return "a tender in another currency"
+    if tx.kind == "sale" and tx.tenders:
+        paid = sum(t.amount.amount for t in tx.tenders)
+        if paid < _total(tx).amount:
+            return f"tenders ({paid}) do not cover the total ({_total(tx).amount})"
+    if tx.kind == "return" and tx.original_transaction_id is None:
+        return "a return names the sale it returns (original_transaction_id)"
+    return None
+
+
+class PosService:
+    def __init__(self, db: Database, tables: PosTables, outbox: Outbox) -> None:
+        self.db, self.t, self.outbox = db, tables, outbox
+
+    async def ingest(
+        self, batch: TransactionBatch, identity: Identity, correlation_id: str | None = None
+    ) -> BatchResult:
+        for tx in batch.transactions:
+            check_store(identity, tx.store_id)  # before anything is stored
+        for _ in range(3):
+            try:
+                return await self._ingest(batch, correlation_id)
+            except IntegrityError:
+                # Two uploads of the same transactions raced (several replicas on
+                # PostgreSQL): again, and the loser now sees duplicates.
+                continue
+        return await self._ingest(batch, correlation_id)
+
+    async def _ingest(self, batch: TransactionBatch, correlation_id: str | None) -> BatchResult:
+        outcomes: list[TransactionOutcome] = []
+        now = datetime.now(UTC)
+        async with self.db.write() as conn:
+            ids = [tx.transaction_id.lower() for tx in batch.transactions]
+            stored = await self.t.existing(conn, ids)
+            used: dict[str, set[tuple[str, int]]] = {}
+            for store_id in {tx.store_id for tx in batch.transactions}:
+                used[store_id] = await self.t.used_sequences(
+                    conn,
+                    store_id,
+                    [
+                        (tx.till_id, tx.sequence)
+                        for tx in batch.transactions
+                        if tx.store_id == store_id
+                    ],
+                )
+            rows: list[dict[str, Any]] = []
+            seen: dict[str, bytes] = {}
+            for tx in batch.transactions:
+                tid = tx.transaction_id.lower()
+                body = _encoder.encode(tx)
+                fingerprint = hashlib.sha256(body).digest()
+                earlier = stored.get(tid) or seen.get(tid)
+                if earlier is not None:
+                    if earlier == fingerprint:
+                        outcomes.append(TransactionOutcome(transaction_id=tid, status="duplicate"))
+                    else:
+                        outcomes.append(
+                            TransactionOutcome(
+                                transaction_id=tid,
+                                status="rejected",
+                                reason="this id was stored with other content",
+                            )
+                        )
+                    continue
+                if (tx.till_id, tx.sequence) in used[tx.store_id]:
+                    outcomes.append(
+                        TransactionOutcome(
+                            transaction_id=tid,
+                            status="rejected",
+                            reason=f"sequence {tx.sequence} of till {tx.till_id} is taken",
+                        )
+                    )
+                    continue
+                problem = _problem(tx)
+                if problem is not None:
+                    outcomes.append(
+                        TransactionOutcome(transaction_id=tid, status="rejected", reason=problem)
+                    )
+                    continue
+                used[tx.store_id].add((tx.till_id, tx.sequence))
+                seen[tid] = fingerprint
+                rows.append(
+                    {
+                        "transaction_id": tid,
+                        "store_id": tx.store_id,
+                        "till_id": tx.till_id,
+                        "sequence": tx.sequence,
+                        "kind": tx.kind,
+                        "occurred_at": tx.occurred_at,
+                        "received_at": now,
+                        "fingerprint": fingerprint,
+                        "body": body,
+                    }
+                )
+                await self.outbox.add(
+                    conn,
+                    POS_STREAM,
+                    envelope(
+                        TillTransactionRecorded(
+                            transaction_id=tid,
+                            kind=tx.kind,
+                            store_id=tx.store_id,
+                            till_id=tx.till_id,
+                            sequence=tx.sequence,
+                            occurred_at=tx.occurred_at,
+                            lines=[
+                                SaleLinePosted(
+                                    sku=line.sku,
+                                    quantity=line.quantity,
+                                    unit_price=line.unit_price,
+                                    discount=line.discount,
+                                )
+                                for line in tx.lines
+                            ],
+                            total=_total(tx),
+                            member_id=tx.member_id,
+                            original_transaction_id=tx.original_transaction_id,
+                        ),
+                        source="pos",
+                        correlation_id=correlation_id,
+                        causation_id=tid,
+                    ),
+                )
+                outcomes.append(TransactionOutcome(transaction_id=tid, status="accepted"))
+            await self.t.insert(conn, rows)
+        self.outbox.notify()
+        return BatchResult(
+            accepted=sum(o.status == "accepted" for o in outcomes),
+            duplicates=sum(o.status == "duplicate" for o in outcomes),
+            rejected=sum(o.status == "rejected" for o in outcomes),
+            results=outcomes,
+        )
+
+    def _recorded(self, row: Any) -> RecordedTransaction:
+        tx = _decoder.decode(row.body)
+        received = (
+            row.received_at if row.received_at.tzinfo else row.received_at.replace(tzinfo=UTC)
+        )
+        return RecordedTransaction(transaction=tx, total=_total(tx), received_at=received)
+
+    async def get(self, transaction_id: str, identity: Identity) -> RecordedTransaction:
+        async with self.db.read() as conn:
+            row = await self.t.get(conn, transaction_id.lower())
+        if row is None:
+            raise UnknownTransaction(transaction_id)
+        check_store(identity, row.store_id)
+        return self._recorded(row)
+
+    async def by_day(
+        self, store_id: str, day: datetime, identity: Identity
+    ) -> list[RecordedTransaction]:
+        check_store(identity, store_id)
+        async with self.db.read() as conn:
+            rows = await self.t.by_day(conn, store_id, day)
+        return [self._recorded(r) for r in rows]
+
+    async def gaps(self, store_id: str, identity: Identity) -> list[SequenceGap]:
+        check_store(identity, store_id)
+        async with self.db.read() as conn:
+            found = await self.t.gaps(conn, store_id)
+        return [SequenceGap(till_id=t, first_missing=a, last_missing=b) for t, a, b in found]

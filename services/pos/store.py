@@ -1,0 +1,121 @@
+"""The POS system's own database: every till transaction once, by its till-minted id."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    and_,
+    func,
+    insert,
+    select,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+__all__ = ["PosTables"]
+
+
+class PosTables:
+    def __init__(self, metadata: MetaData) -> None:
+        self.transactions = Table(
+            "pos_transactions",
+            metadata,
+            Column("transaction_id", String(36), primary_key=True),
+            Column("store_id", String(32), nullable=False),
+            Column("till_id", String(32), nullable=False),
+            Column("sequence", BigInteger, nullable=False),
+            Column("kind", String(8), nullable=False),
+            Column("occurred_at", DateTime(timezone=True), nullable=False),
+            Column("received_at", DateTime(timezone=True), nullable=False),
+            Column("fingerprint", LargeBinary, nullable=False),
+            Column("body", LargeBinary, nullable=False),
+            UniqueConstraint("store_id", "till_id", "sequence", name="uq_pos_till_sequence"),
+        )
+
+    async def existing(self, conn: AsyncConnection, ids: list[str]) -> dict[str, bytes]:
+        rows = (
+            await conn.execute(
+                select(self.transactions.c.transaction_id, self.transactions.c.fingerprint).where(
+                    self.transactions.c.transaction_id.in_(ids)
+                )
+            )
+        ).all()
+        return {r.transaction_id: bytes(r.fingerprint) for r in rows}
+
+    async def used_sequences(
+        self, conn: AsyncConnection, store_id: str, keys: list[tuple[str, int]]
+    ) -> set[tuple[str, int]]:
+        if not keys:
+            return set()
+        tills = sorted({t for t, _ in keys})
+        rows = (
+            await conn.execute(
+                select(self.transactions.c.till_id, self.transactions.c.sequence).where(
+                    self.transactions.c.store_id == store_id,
+                    self.transactions.c.till_id.in_(tills),
+                    self.transactions.c.sequence.in_(sorted({s for _, s in keys})),
+                )
+            )
+        ).all()
+        return {(r.till_id, r.sequence) for r in rows}
+
+    async def insert(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            await conn.execute(insert(self.transactions), rows)
+
+    async def get(self, conn: AsyncConnection, transaction_id: str) -> Any:
+        return (
+            await conn.execute(
+                select(self.transactions).where(
+                    self.transactions.c.transaction_id == transaction_id
+                )
+            )
+        ).first()
+
+    async def by_day(self, conn: AsyncConnection, store_id: str, day: datetime) -> list[Any]:
+        start = day.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC)
+        end = start + timedelta(days=1)
+        return list(
+            (
+                await conn.execute(
+                    select(self.transactions)
+                    .where(
+                        self.transactions.c.store_id == store_id,
+                        and_(
+                            self.transactions.c.occurred_at >= start,
+                            self.transactions.c.occurred_at < end,
+                        ),
+                    )
+                    .order_by(self.transactions.c.till_id, self.transactions.c.sequence)
+                )
+            ).all()
+        )
+
+    async def gaps(self, conn: AsyncConnection, store_id: str) -> list[tuple[str, int, int]]:
+        """(till, first missing, last missing) between each till's lowest and highest."""
+        seq = self.transactions.c.sequence
+        previous = func.lag(seq).over(partition_by=self.transactions.c.till_id, order_by=seq)
+        inner = (
+            select(self.transactions.c.till_id, seq.label("seq"), previous.label("prev"))
+            .where(self.transactions.c.store_id == store_id)
+            .subquery()
+        )
+        rows = (
+            await conn.execute(
+                select(inner.c.till_id, inner.c.prev, inner.c.seq)
+                .where(inner.c.seq - inner.c.prev > 1)
+                .order_by(inner.c.till_id, inner.c.seq)
+            )
+        ).all()
+        return [(r.till_id, int(r.prev) + 1, int(r.seq) - 1) for r in rows]

@@ -1,0 +1,174 @@
+"""Till transactions sync exactly once: resent batches change nothing, gaps are reported,
+a store posts only for itself, and every accepted sale reaches the ERP once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.mesh import build_embedded
+from tests.conftest import Running, dev_issuer
+
+SKUS = ["SKU-000011", "SKU-000012", "SKU-000013", "SKU-000014"]
+
+
+@pytest.fixture
+def env(tmp_path: Path, redis_url: str, redis_prefix: str) -> dict[str, str]:
+    return {
+        "DATA_DIR": str(tmp_path / "data"),
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": redis_prefix,
+        "LOG_LEVEL": "WARNING",
+        "RELAY_INTERVAL_S": "0.05",
+    }
+
+
+@pytest.fixture
+async def mesh(env: dict[str, str]) -> AsyncIterator[Running]:
+    async with Running(build_embedded(env)) as running:
+        yield running
+
+
+def till(env: dict[str, str], store: str = "STORE-001") -> dict[str, str]:
+    token = dev_issuer(env).mint(f"till-{store}", scopes=["pos:write", "pos:read"], store_id=store)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def sale(
+    seq: int,
+    *,
+    store: str = "STORE-001",
+    till_id: str = "T1",
+    sku: str | None = None,
+    qty: int = 1,
+    tid: str | None = None,
+) -> dict[str, Any]:
+    sku = sku or SKUS[seq % len(SKUS)]
+    return {
+        "transaction_id": tid or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{store}/{till_id}/{seq}")),
+        "kind": "sale",
+        "store_id": store,
+        "till_id": till_id,
+        "sequence": seq,
+        "occurred_at": "2026-11-24T09:00:00Z",
+        "lines": [{"sku": sku, "quantity": qty, "unit_price": {"amount": 250, "currency": "EUR"}}],
+        "tenders": [{"kind": "card", "amount": {"amount": 250 * qty, "currency": "EUR"}}],
+    }
+
+
+async def upload(mesh: Running, headers: dict[str, str], txs: list[dict[str, Any]]) -> Any:
+    return await mesh.client.post(
+        "/v1/pos/transactions/batches", json={"transactions": txs}, headers=headers
+    )
+
+
+async def erp_totals(mesh: Running, admin: dict[str, str]) -> dict[str, tuple[int, int]]:
+    out = {}
+    for sku in SKUS:
+        t = (await mesh.client.get(f"/v1/erp/postings/totals/{sku}", headers=admin)).json()
+        out[sku] = (t["order_postings"], t["ordered_units"])
+    return out
+
+
+async def test_an_offline_till_resends_2000_transactions_three_times_and_each_counts_once(
+    mesh: Running, env: dict[str, str]
+) -> None:
+    headers = till(env)
+    admin = {"Authorization": "Bearer " + dev_issuer(env).mint("ops", roles=["admin"])}
+    txs = [sale(n) for n in range(1, 2001)]
+    batches = [txs[i : i + 500] for i in range(0, 2000, 500)]
+    # the connection drops mid-upload: the till never saw the answer to batch 2...
+    first = await upload(mesh, headers, batches[0])
+    assert first.json()["accepted"] == 500
+    await upload(mesh, headers, batches[1])
+    # ...so it sends everything again, three times, some of it concurrently
+    for _ in range(3):
+        answers = await asyncio.gather(*(upload(mesh, headers, b) for b in batches))
+        assert all(a.status_code == 200 for a in answers)
+    final = [await upload(mesh, headers, b) for b in batches]
+    assert sum(a.json()["duplicates"] for a in final) == 2000
+    assert sum(a.json()["accepted"] for a in final) == 0
+
+    gaps = (await mesh.client.get("/v1/pos/stores/STORE-001/gaps", headers=headers)).json()
+    assert gaps == {"store_id": "STORE-001", "gaps": []}
+
+    expected = Counter(SKUS[n % len(SKUS)] for n in range(1, 2001))
+    for _ in range(300):
+        totals = await erp_totals(mesh, admin)
+        if all(totals[s][0] == expected[s] for s in SKUS):
+            break
+        await asyncio.sleep(0.1)
+    assert totals == {s: (expected[s], expected[s]) for s in SKUS}  # one posting each
+
+
+async def test_gaps_are_listed_and_close_when_the_missing_arrive(
+    mesh: Running, env: dict[str, str]
+) -> None:
+    headers = till(env)
+    await upload(mesh, headers, [sale(n) for n in (1, 2, 5, 6)] + [sale(1, till_id="T2")])
+    gaps = (await mesh.client.get("/v1/pos/stores/STORE-001/gaps", headers=headers)).json()
+    assert gaps["gaps"] == [{"till_id": "T1", "first_missing": 3, "last_missing": 4}]
+    await upload(mesh, headers, [sale(3), sale(4)])
+    gaps = (await mesh.client.get("/v1/pos/stores/STORE-001/gaps", headers=headers)).json()
+    assert gaps["gaps"] == []
+
+
+async def test_reused_ids_and_sequences_are_rejected_not_overwritten(
+    mesh: Running, env: dict[str, str]
+) -> None:
+    headers = till(env)
+    original = sale(1)
+    assert (await upload(mesh, headers, [original])).json()["accepted"] == 1
+    changed = {**original, "lines": [{**original["lines"][0], "quantity": 9}]}
+    r = (await upload(mesh, headers, [changed])).json()
+    assert r["results"][0]["status"] == "rejected" and "other content" in r["results"][0]["reason"]
+    other_id = sale(1, tid=str(uuid.uuid4()))
+    r = (await upload(mesh, headers, [other_id])).json()
+    assert r["results"][0]["status"] == "rejected" and "sequence 1" in r["results"][0]["reason"]
+    stored = await mesh.client.get(
+        f"/v1/pos/transactions/{original['transaction_id']}", headers=headers
+    )
+    assert stored.json()["transaction"]["lines"][0]["quantity"] == 1
+
+
+async def test_a_store_posting_for_another_store_is_403_and_stores_nothing(
+    mesh: Running, env: dict[str, str]
+) -> None:
+    mine, theirs = till(env, "STORE-001"), till(env, "STORE-002")
+    batch = [sale(1), sale(1, store="STORE-002")]
+    r = await upload(mesh, mine, batch)
+    assert r.status_code == 403
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["type"].endswith("/not-your-store")
+    day = await mesh.client.get(
+        "/v1/pos/stores/STORE-001/transactions", params={"day": "2026-11-24"}, headers=mine
+    )
+    assert day.json()["items"] == []
+    assert (
+        await mesh.client.get("/v1/pos/stores/STORE-001/gaps", headers=theirs)
+    ).status_code == 403
+
+
+async def test_a_malformed_batch_is_refused_whole_with_field_errors(
+    mesh: Running, env: dict[str, str]
+) -> None:
+    headers = till(env)
+    bad = sale(2)
+    bad["lines"][0]["quantity"] = 0
+    r = await upload(mesh, headers, [sale(1), bad])
+    assert r.status_code == 400
+    assert any("transactions[1].lines[0].quantity" in e["field"] for e in r.json()["errors"])
+    day = await mesh.client.get(
+        "/v1/pos/stores/STORE-001/transactions", params={"day": "2026-11-24"}, headers=headers
+    )
+    assert day.json()["items"] == []  # the valid first one was not stored either
+    short = sale(3)
+    short["tenders"][0]["amount"]["amount"] = 10
+    r = (await upload(mesh, headers, [short])).json()
+    assert r["results"][0]["status"] == "rejected" and "tenders" in r["results"][0]["reason"]
