@@ -16,19 +16,28 @@ __all__ = [
     "LOCATION_PATTERN",
     "POSTING_ID_PATTERN",
     "SKU_PATTERN",
+    "Adjustment",
     "Availability",
     "AvailabilityQuery",
     "AvailabilityResult",
     "BatchResult",
     "Channel",
     "Currency",
+    "HoldRequest",
     "InventoryPosition",
+    "Ledger",
+    "LedgerEntry",
     "LocationAvailability",
     "LocationId",
     "LocationKind",
+    "LoyaltyAccount",
+    "MemberId",
+    "MemberIn",
+    "MemberLookup",
     "Money",
     "OrderPosting",
     "Page",
+    "PointsHold",
     "PositionsQuery",
     "PositionsResult",
     "PostingId",
@@ -53,6 +62,7 @@ __all__ = [
     "StockLocation",
     "StoreGaps",
     "Tender",
+    "Tier",
     "TillTransaction",
     "TransactionBatch",
     "TransactionId",
@@ -377,3 +387,66 @@ class RecordedTransaction(msgspec.Struct, frozen=True, kw_only=True):
 
 class TransactionPage(msgspec.Struct, frozen=True, kw_only=True):
     items: list[RecordedTransaction]
+
+
+MemberId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,40}$")]
+Tier = Literal["base", "silver", "gold"]
+
+
+class MemberIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Enrol a member. The card number and email are stored only as keyed hashes."""
+
+    member_id: MemberId
+    tier: Tier = "base"
+    #: the customer's JWT subject: who may read this account
+    customer_sub: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    card_number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}$")] | None = None
+    email: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$")] | None = None
+
+
+class LoyaltyAccount(msgspec.Struct, frozen=True, kw_only=True):
+    member_id: str
+    tier: str
+    balance: int
+    #: points held for orders not captured yet
+    held: int
+    available: int
+
+
+class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True):
+    kind: Literal["earn", "redeem", "reverse", "expire", "adjust"]
+    points: int
+    source_id: str
+    created_at: datetime
+
+
+class Ledger(msgspec.Struct, frozen=True, kw_only=True):
+    member_id: str
+    entries: list[LedgerEntry]
+
+
+class HoldRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    hold_id: PostingId
+    points: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
+    ttl_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 900
+
+
+class PointsHold(msgspec.Struct, frozen=True, kw_only=True):
+    hold_id: str
+    member_id: str
+    points: int
+    status: Literal["held", "captured", "released", "expired"]
+    expires_at: datetime
+
+
+class Adjustment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    source_id: PostingId
+    points: Annotated[int, msgspec.Meta(ge=-10_000_000, le=10_000_000)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class MemberLookup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """By card or by email (one of them). A POST, so neither lands in a URL or a log."""
+
+    card_number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}$")] | None = None
+    email: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$")] | None = None

@@ -20,6 +20,8 @@ from services.inventory.app import create_app as create_inventory
 from services.kit.logs import configure_logging
 from services.kit.openapi import openapi_document
 from services.kit.registry import Registry
+from services.loyalty.app import LoyaltySettings
+from services.loyalty.app import create_app as create_loyalty
 from services.pos.app import PosSettings
 from services.pos.app import create_app as create_pos
 
@@ -39,6 +41,7 @@ SERVICES: dict[str, tuple[type[Any], Callable[..., Litestar]]] = {
     "erp": (ErpSettings, create_erp),
     "inventory": (InventorySettings, create_inventory),
     "pos": (PosSettings, create_pos),
+    "loyalty": (LoyaltySettings, create_loyalty),
 }
 
 

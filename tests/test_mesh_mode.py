@@ -30,18 +30,19 @@ def mesh_processes(
     pos = ServedApp(
         "services.pos.app:create_app_from_env", {**env, "SERVICE_URLS": f"erp={erp.url}"}
     )
-    gateway = ServedApp(
-        "services.mesh:gateway_from_env",
-        {**env, "SERVICE_URLS": f"erp={erp.url},inventory={inventory.url},pos={pos.url}"},
-    )
+    loyalty = ServedApp("services.loyalty.app:create_app_from_env", env)
+    urls = f"erp={erp.url},inventory={inventory.url},pos={pos.url},loyalty={loyalty.url}"
+    gateway = ServedApp("services.mesh:gateway_from_env", {**env, "SERVICE_URLS": urls})
     try:
         inventory.start()
         pos.start()
+        loyalty.start()
         gateway.start()
         token = dev_issuer(env).mint("ops", roles=["admin"])
         yield gateway.url, {"Authorization": f"Bearer {token}"}
     finally:
         gateway.stop()
+        loyalty.stop()
         pos.stop()
         inventory.stop()
         erp.stop()

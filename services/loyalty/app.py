@@ -1,0 +1,191 @@
+"""Loyalty system API: members, a points ledger, two-phase redemption for orders."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Annotated, Any
+
+from litestar import Controller, Litestar, Response, get, post
+from litestar.di import Provide
+from litestar.params import JSONBody, PathParameter, SkipValidation
+
+from contracts.events import POS_STREAM
+from contracts.models import (
+    POSTING_ID_PATTERN,
+    Adjustment,
+    HoldRequest,
+    Ledger,
+    LoyaltyAccount,
+    MemberIn,
+    MemberLookup,
+    PointsHold,
+)
+from services.kit.app import Runtime, create_service_app
+from services.kit.errors import Unprocessable, problem_responses
+from services.kit.identity import Identity, require_scope
+from services.kit.registry import Registry
+from services.kit.settings import Settings
+from services.loyalty.events import accrue
+from services.loyalty.logic import LoyaltyService, load_rules
+from services.loyalty.store import LoyaltyTables
+from services.pos.events import POS_DECODER
+
+__all__ = ["LoyaltySettings", "create_app", "create_app_from_env"]
+
+Loyalty = SkipValidation[LoyaltyService]
+Caller = SkipValidation[Identity]
+MemberParam = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9-]{1,40}$")]
+HoldParam = Annotated[str, PathParameter(pattern=POSTING_ID_PATTERN)]
+
+
+class LoyaltySettings(Settings, frozen=True, kw_only=True):
+    loyalty_rules: str = "deploy/config/loyalty.toml"
+
+
+class MembersController(Controller):
+    path = "/members"
+    tags = ["members"]
+
+    @post("/", summary="Enrol a member", responses=problem_responses(401, 403, 409))
+    async def enrol(
+        self, loyalty: Loyalty, identity: Caller, data: JSONBody[MemberIn]
+    ) -> LoyaltyAccount:
+        require_scope(identity, "loyalty:admin")
+        return await loyalty.enrol(data)
+
+    @post(
+        "/lookup",
+        status_code=200,
+        summary="Find a member by card number or email (stored hashed)",
+        responses=problem_responses(401, 403, 404, 422),
+    )
+    async def lookup(
+        self, loyalty: Loyalty, identity: Caller, data: JSONBody[MemberLookup]
+    ) -> LoyaltyAccount:
+        require_scope(identity, "loyalty:lookup")
+        if (data.card_number is None) == (data.email is None):
+            raise Unprocessable("give a card_number or an email (one of them)")
+        return await loyalty.lookup(data.card_number, data.email)
+
+    @get(
+        "/{member_id:str}",
+        summary="An account: a customer sees only their own",
+        responses=problem_responses(401, 404),
+    )
+    async def account(
+        self, loyalty: Loyalty, identity: Caller, member_id: MemberParam
+    ) -> LoyaltyAccount:
+        return await loyalty.account(member_id, identity)
+
+    @get(
+        "/{member_id:str}/ledger",
+        summary="The account's entries",
+        responses=problem_responses(401, 404),
+    )
+    async def ledger(self, loyalty: Loyalty, identity: Caller, member_id: MemberParam) -> Ledger:
+        return await loyalty.ledger(member_id, identity)
+
+    @post(
+        "/{member_id:str}/holds",
+        status_code=201,
+        summary="Hold points for an order (never below zero)",
+        responses=problem_responses(401, 404, 409, 422),
+    )
+    async def hold(
+        self,
+        loyalty: Loyalty,
+        identity: Caller,
+        member_id: MemberParam,
+        data: JSONBody[HoldRequest],
+    ) -> Response[PointsHold]:
+        hold, created = await loyalty.hold(member_id, data, identity)
+        return Response(
+            hold, status_code=201, headers={"Idempotent-Replayed": str(not created).lower()}
+        )
+
+    @post(
+        "/{member_id:str}/adjustments",
+        status_code=200,
+        summary="An operator's correction (idempotent by source_id)",
+        responses=problem_responses(401, 403, 404, 422),
+    )
+    async def adjust(
+        self,
+        loyalty: Loyalty,
+        identity: Caller,
+        member_id: MemberParam,
+        data: JSONBody[Adjustment],
+    ) -> LoyaltyAccount:
+        require_scope(identity, "loyalty:admin")
+        return await loyalty.adjust(member_id, data)
+
+
+class HoldsController(Controller):
+    path = "/holds"
+    tags = ["holds"]
+
+    @post(
+        "/{hold_id:str}/capture",
+        status_code=200,
+        summary="Redeem held points (idempotent)",
+        responses=problem_responses(401, 404, 409),
+    )
+    async def capture(self, loyalty: Loyalty, identity: Caller, hold_id: HoldParam) -> PointsHold:
+        return await loyalty.settle(hold_id, "capture", identity)
+
+    @post(
+        "/{hold_id:str}/release",
+        status_code=200,
+        summary="Give held points back (idempotent)",
+        responses=problem_responses(401, 404, 409),
+    )
+    async def release(self, loyalty: Loyalty, identity: Caller, hold_id: HoldParam) -> PointsHold:
+        return await loyalty.settle(hold_id, "release", identity)
+
+
+def create_app(
+    settings: LoyaltySettings, *, registry: Registry | None = None, bus: Any = None
+) -> Litestar:
+    runtime = Runtime("loyalty", settings, registry)
+    tables = LoyaltyTables(runtime.metadata)
+    rules = load_rules(settings.loyalty_rules)
+    holder: dict[str, LoyaltyService] = {}
+
+    async def start(rt: Runtime) -> None:
+        assert rt.db is not None and rt.bus is not None
+        # lookups hash card numbers and emails with a key derived from the mesh secret
+        key = hashlib.sha256(b"loyalty-lookup:" + settings.identity_key()).digest()
+        loyalty = LoyaltyService(rt.db, tables, rules, key)
+        holder["loyalty"] = loyalty
+
+        async def on_pos_event(envelope: Any) -> None:
+            await accrue(loyalty, envelope)
+
+        rt.add_worker(rt.bus.consumer(POS_STREAM, "loyalty", on_pos_event, POS_DECODER))
+
+    def provide() -> LoyaltyService:
+        return holder["loyalty"]
+
+    app = create_service_app(
+        "loyalty",
+        settings,
+        title="retailmesh loyalty system API",
+        description="Members, an append-only points ledger, and holds for redemptions.",
+        route_handlers=[MembersController, HoldsController],
+        runtime=runtime,
+        dependencies={"loyalty": Provide(provide, sync_to_thread=False)},
+        on_start=[start],
+        bus=bus,
+    )
+    app.state.runtime = runtime
+    app.state.holder = holder
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    from services.kit.logs import configure_logging
+
+    settings = LoyaltySettings.from_env(os.environ)
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -1,0 +1,206 @@
+"""The points ledger: holds never overdraw, accrual and reversal count once, customers see
+only their own account. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from services.kit.identity import IDENTITY_HEADER, Identity
+from tests.conftest import Running
+
+OPERATOR = Identity(kind="service", consumer="test", roles=frozenset({"admin"}))
+
+
+class Loyalty:
+    def __init__(self, running: Running) -> None:
+        self.running = running
+        self.app = running.app.registry.apps["loyalty"]
+        self.codec = running.app.runtime.identity
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(self.app), base_url="http://loyalty"
+        )
+
+    def as_(self, identity: Identity) -> dict[str, str]:
+        return {IDENTITY_HEADER: self.codec.sign(identity)}
+
+    @property
+    def operator(self) -> dict[str, str]:
+        return self.as_(OPERATOR)
+
+    async def enrol(self, member_id: str, points: int = 0, **kw: Any) -> None:
+        r = await self.client.post(
+            "/members", json={"member_id": member_id, **kw}, headers=self.operator
+        )
+        assert r.status_code == 201, r.text
+        if points:
+            r = await self.client.post(
+                f"/members/{member_id}/adjustments",
+                json={"source_id": f"welcome-{member_id}", "points": points, "reason": "welcome"},
+                headers=self.operator,
+            )
+            assert r.status_code == 200, r.text
+
+    async def account(self, member_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = (
+            await self.client.get(f"/members/{member_id}", headers=self.operator)
+        ).json()
+        return body
+
+
+@pytest.fixture
+async def loyalty(mesh: Running) -> AsyncIterator[Loyalty]:
+    lo = Loyalty(mesh)
+    yield lo
+    await lo.client.aclose()
+
+
+async def test_200_concurrent_holds_against_a_balance_for_50_admit_exactly_50(
+    loyalty: Loyalty,
+) -> None:
+    await loyalty.enrol("M-1", points=500)
+    results = await asyncio.gather(
+        *(
+            loyalty.client.post(
+                "/members/M-1/holds",
+                json={"hold_id": f"h-{n}", "points": 10},
+                headers=loyalty.operator,
+            )
+            for n in range(200)
+        )
+    )
+    statuses = [r.status_code for r in results]
+    assert statuses.count(201) == 50 and statuses.count(422) == 150
+    account = await loyalty.account("M-1")
+    assert (account["balance"], account["held"], account["available"]) == (500, 500, 0)
+    # capturing all of them takes the balance to zero, never below
+    captured = await asyncio.gather(
+        *(
+            loyalty.client.post(f"/holds/{r.json()['hold_id']}/capture", headers=loyalty.operator)
+            for r in results
+            if r.status_code == 201
+        )
+    )
+    assert {c.status_code for c in captured} == {200}
+    account = await loyalty.account("M-1")
+    assert (account["balance"], account["held"], account["available"]) == (0, 0, 0)
+
+
+async def test_holds_settle_idempotently_and_expire(loyalty: Loyalty) -> None:
+    await loyalty.enrol("M-2", points=100)
+    ops = loyalty.operator
+    hold = {"hold_id": "order-1", "points": 40}
+    assert (
+        await loyalty.client.post("/members/M-2/holds", json=hold, headers=ops)
+    ).status_code == 201
+    replay = await loyalty.client.post("/members/M-2/holds", json=hold, headers=ops)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert (await loyalty.account("M-2"))["available"] == 60
+    for _ in range(2):
+        r = await loyalty.client.post("/holds/order-1/release", headers=ops)
+        assert r.json()["status"] == "released"
+    assert (await loyalty.client.post("/holds/order-1/capture", headers=ops)).status_code == 409
+    assert (await loyalty.account("M-2"))["available"] == 100
+    short = {"hold_id": "order-2", "points": 30, "ttl_s": 1}
+    assert (
+        await loyalty.client.post("/members/M-2/holds", json=short, headers=ops)
+    ).status_code == 201
+    assert (await loyalty.account("M-2"))["available"] == 70
+    await asyncio.sleep(1.1)
+    assert (await loyalty.account("M-2"))["available"] == 100
+    assert (await loyalty.client.post("/holds/order-2/capture", headers=ops)).status_code == 409
+
+
+async def test_a_customer_sees_only_their_own_account(loyalty: Loyalty) -> None:
+    await loyalty.enrol("M-A", customer_sub="alice")
+    await loyalty.enrol("M-B", customer_sub="bob")
+    alice = loyalty.as_(Identity(kind="user", consumer="sub:alice", sub="alice"))
+    assert (await loyalty.client.get("/members/M-A", headers=alice)).status_code == 200
+    for path in ("/members/M-B", "/members/M-B/ledger"):
+        r = await loyalty.client.get(path, headers=alice)
+        assert r.status_code == 404  # not 403: another customer's account does not exist for her
+    hold = {"hold_id": "steal", "points": 1}
+    assert (
+        await loyalty.client.post("/members/M-B/holds", json=hold, headers=alice)
+    ).status_code == 404
+
+
+async def test_lookup_by_card_or_email_stores_neither(loyalty: Loyalty) -> None:
+    await loyalty.enrol("M-C", card_number="6280001234567890", email="Carol@Example.com")
+    ops = loyalty.operator
+    by_card = await loyalty.client.post(
+        "/members/lookup", json={"card_number": "6280001234567890"}, headers=ops
+    )
+    by_email = await loyalty.client.post(
+        "/members/lookup", json={"email": "carol@example.com"}, headers=ops
+    )
+    assert by_card.json()["member_id"] == by_email.json()["member_id"] == "M-C"
+    db = loyalty.app.state.runtime.db
+    tables = loyalty.app.state.holder["loyalty"].t
+    async with db.read() as conn:
+        row = (await conn.execute(tables.members.select())).first()
+    assert "6280001234567890" not in str(tuple(row)) and "carol" not in str(tuple(row)).lower()
+
+
+async def test_purchases_earn_once_and_returns_take_back_pro_rata(
+    loyalty: Loyalty, mesh_env: dict[str, str]
+) -> None:
+    from tests.conftest import dev_issuer
+
+    await loyalty.enrol("M-D", tier="gold")  # 2 points per euro
+    till = {
+        "Authorization": "Bearer "
+        + dev_issuer(mesh_env).mint("till", scopes=["pos:write"], store_id="STORE-002")
+    }
+    sale_id = str(uuid.uuid4())
+
+    def tx(seq: int, tid: str, kind: str, qty: int, **kw: Any) -> dict[str, Any]:
+        return {
+            "transaction_id": tid,
+            "kind": kind,
+            "store_id": "STORE-002",
+            "till_id": "T1",
+            "sequence": seq,
+            "occurred_at": "2026-11-24T09:00:00Z",
+            "member_id": "M-D",
+            "lines": [
+                {
+                    "sku": "SKU-000021",
+                    "quantity": qty,
+                    "unit_price": {"amount": 2500, "currency": "EUR"},
+                }
+            ],
+            **kw,
+        }
+
+    batch = {"transactions": [tx(1, sale_id, "sale", 4)]}  # 100 EUR → 200 points
+    for _ in range(3):
+        await mesh_client(loyalty).post("/v1/pos/transactions/batches", json=batch, headers=till)
+    await wait_balance(loyalty, "M-D", 200)
+    ret = tx(2, str(uuid.uuid4()), "return", 1, original_transaction_id=sale_id)  # 25 EUR back
+    await mesh_client(loyalty).post(
+        "/v1/pos/transactions/batches", json={"transactions": [ret]}, headers=till
+    )
+    await wait_balance(loyalty, "M-D", 150)
+    ledger = (await loyalty.client.get("/members/M-D/ledger", headers=loyalty.operator)).json()
+    assert [(e["kind"], e["points"]) for e in ledger["entries"]] == [
+        ("earn", 200),
+        ("reverse", -50),
+    ]
+
+
+def mesh_client(loyalty: Loyalty) -> httpx.AsyncClient:
+    return loyalty.running.client
+
+
+async def wait_balance(loyalty: Loyalty, member_id: str, balance: int) -> None:
+    for _ in range(100):
+        if (await loyalty.account(member_id))["balance"] == balance:
+            return
+        await asyncio.sleep(0.03)
+    raise AssertionError(await loyalty.account(member_id))
