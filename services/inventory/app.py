@@ -54,6 +54,10 @@ class CacheEntryView(msgspec.Struct, frozen=True, kw_only=True):
     sku: str
     cached: bool
     known: bool | None = None
+    #: what wrote it last: an ERP fetch or a stock event
+    source: str | None = None
+    #: reads of this SKU served by this replica
+    hits: int = 0
     age_s: float | None = None
     fetch_s: float | None = None
     versions: dict[str, int] = {}
@@ -220,6 +224,8 @@ class CacheController(Controller):
             sku=sku,
             cached=True,
             known=entry.known,
+            source=entry.source,
+            hits=ats.hits[sku],
             age_s=round(time.time() - entry.fetched_at, 3),
             fetch_s=round(entry.delta, 4),
             versions=entry.versions,

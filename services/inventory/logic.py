@@ -86,6 +86,7 @@ def load_ats_config(path: str | Path) -> AtsConfig:
 class Entry(msgspec.Struct, frozen=True):
     """A SKU's cached positions: on hand and version per location, and reservations."""
 
+    source: str
     known: bool
     fetched_at: float
     delta: float
@@ -125,6 +126,7 @@ def _entry(pos: dict[bytes, bytes], res: dict[bytes, bytes]) -> Entry | None:
         elif key.startswith(b"v:"):
             versions[key[2:].decode()] = int(value)
     return Entry(
+        source=pos.get(b"_source", b"erp-fetch").decode(),
         known=pos.get(b"_known") == b"1",
         fetched_at=float(pos[b"_fetched"]),
         delta=float(pos.get(b"_delta", b"0")),
@@ -159,6 +161,8 @@ class AtsService:
         self._inflight: dict[str, asyncio.Future[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.stats: Counter[str] = Counter()
+        #: reads served per SKU by this replica (for the operators' cache view)
+        self.hits: Counter[str] = Counter()
 
     # reads
 
@@ -225,6 +229,7 @@ class AtsService:
             for sku in stale_or_missing:
                 found[sku] = await self._read(sku, now)
         for sku in skus:
+            self.hits[sku] += 1
             entry = found[sku]
             if entry is None:
                 self.stats["unavailable"] += 1

@@ -74,6 +74,7 @@ class MemoryAtsStore:
         pos[b"_fetched"] = repr(fetched_at).encode()
         pos[b"_delta"] = repr(delta).encode()
         pos[b"_known"] = b"1" if positions is not None else b"0"
+        pos[b"_source"] = b"erp-fetch"
         for loc, on_hand, version in positions or ():
             if version > int(pos.get(b"v:" + loc.encode(), b"-1")):
                 pos[b"oh:" + loc.encode()] = str(on_hand).encode()
@@ -86,6 +87,7 @@ class MemoryAtsStore:
         if version > int(pos.get(b"v:" + loc.encode(), b"-1")):
             pos[b"oh:" + loc.encode()] = str(on_hand).encode()
             pos[b"v:" + loc.encode()] = str(version).encode()
+            pos[b"_source"] = b"event"
             return True
         return False
 

@@ -60,7 +60,8 @@ return {expired,
 _WRITE = """
 local prefix, sku = ARGV[1], ARGV[2]
 local pos = prefix .. 'ats:' .. sku .. ':pos'
-redis.call('HSET', pos, '_fetched', ARGV[3], '_delta', ARGV[4], '_known', ARGV[5])
+redis.call('HSET', pos, '_fetched', ARGV[3], '_delta', ARGV[4], '_known', ARGV[5],
+           '_source', 'erp-fetch')
 local i = 7
 while i <= #ARGV do
   local loc, on_hand, version = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
@@ -83,7 +84,7 @@ if redis.call('EXISTS', pos) == 0 or redis.call('HGET', pos, '_known') ~= '1' th
 end
 local loc, version = ARGV[3], tonumber(ARGV[5])
 if version > tonumber(redis.call('HGET', pos, 'v:' .. loc) or '-1') then
-  redis.call('HSET', pos, 'oh:' .. loc, ARGV[4], 'v:' .. loc, version)
+  redis.call('HSET', pos, 'oh:' .. loc, ARGV[4], 'v:' .. loc, version, '_source', 'event')
   return 1
 end
 return 0

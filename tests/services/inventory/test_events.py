@@ -38,6 +38,9 @@ async def test_an_erp_adjustment_lowers_ats_within_one_second(mesh: Mesh) -> Non
     elapsed = await wait_for(mesh, lambda loc: loc["ats"] == 25)
     assert elapsed < 1.0
     assert mesh.ats.stats["erp_fetches"] == fetches  # the event did it, not a refetch
+    view = (await mesh.inventory.get(f"/cache/{SKU}")).json()
+    assert view["source"] == "event" and view["hits"] >= 2
+    assert view["on_hand"]["DC-NORTH"] == 25 and view["versions"]["DC-NORTH"] >= 2
 
 
 async def test_a_posted_order_moves_stock_and_commits_its_reservation_once(mesh: Mesh) -> None:

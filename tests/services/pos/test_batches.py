@@ -48,9 +48,12 @@ def sale(
     sku: str | None = None,
     qty: int = 1,
     tid: str | None = None,
+    member: str | None = None,
 ) -> dict[str, Any]:
     sku = sku or SKUS[seq % len(SKUS)]
+    extra = {"member_id": member} if member else {}
     return {
+        **extra,
         "transaction_id": tid or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{store}/{till_id}/{seq}")),
         "kind": "sale",
         "store_id": store,
@@ -81,7 +84,12 @@ async def test_an_offline_till_resends_2000_transactions_three_times_and_each_co
 ) -> None:
     headers = till(env)
     admin = {"Authorization": "Bearer " + dev_issuer(env).mint("ops", roles=["admin"])}
-    txs = [sale(n) for n in range(1, 2001)]
+    enrolled = await mesh.client.post(
+        "/v1/loyalty/members", json={"member_id": "M-900", "tier": "base"}, headers=admin
+    )
+    assert enrolled.status_code == 201
+    # every tenth sale is a loyalty member's: 2.50 EUR → 2 points each, 200 sales → 400
+    txs = [sale(n, member="M-900" if n % 10 == 0 else None) for n in range(1, 2001)]
     batches = [txs[i : i + 500] for i in range(0, 2000, 500)]
     # the connection drops mid-upload: the till never saw the answer to batch 2...
     first = await upload(mesh, headers, batches[0])
@@ -105,6 +113,14 @@ async def test_an_offline_till_resends_2000_transactions_three_times_and_each_co
             break
         await asyncio.sleep(0.1)
     assert totals == {s: (expected[s], expected[s]) for s in SKUS}  # one posting each
+    for _ in range(100):
+        account = (await mesh.client.get("/v1/loyalty/members/M-900", headers=admin)).json()
+        if account["balance"] == 400:
+            break
+        await asyncio.sleep(0.05)
+    assert account["balance"] == 400  # credited once per sale, resends or not
+    ledger = (await mesh.client.get("/v1/loyalty/members/M-900/ledger", headers=admin)).json()
+    assert len(ledger["entries"]) == 200
 
 
 async def test_gaps_are_listed_and_close_when_the_missing_arrive(
