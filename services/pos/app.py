@@ -21,6 +21,7 @@ from contracts.models import (
 )
 from services.kit.app import Runtime, create_service_app
 from services.kit.errors import problem_responses
+from services.kit.events import ConsumerPolicy
 from services.kit.identity import Identity
 from services.kit.registry import Registry
 from services.kit.requestid import request_id
@@ -117,7 +118,16 @@ def create_app(
         assert rt.db is not None and rt.bus is not None
         holder["pos"] = PosService(rt.db, tables, rt.outbox)
         poster = ErpPoster(rt.registry.client("erp"), rt.identity)
-        rt.add_worker(rt.bus.consumer(POS_STREAM, "pos-erp", poster, POS_DECODER))
+        # Postings are idempotent by transaction id and independent of each other: many at once.
+        rt.add_worker(
+            rt.bus.consumer(
+                POS_STREAM,
+                "pos-erp",
+                poster,
+                POS_DECODER,
+                policy=ConsumerPolicy(concurrency=16, batch=256),
+            )
+        )
 
     def provide_pos() -> PosService:
         return holder["pos"]

@@ -26,6 +26,9 @@ class ConsumerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     #: how long a read blocks waiting for new messages
     block_s: float = 1.0
     batch: int = 64
+    #: messages of a batch handled at once. 1 keeps the stream's order; more suits handlers
+    #: whose effects commute (idempotent calls keyed by the event, such as ERP postings)
+    concurrency: int = 1
     #: how long "this event was applied" is remembered, for idempotency
     dedupe_ttl_s: int = 7 * 24 * 3600
 

@@ -174,10 +174,7 @@ class StreamConsumer:
 
     async def step(self) -> int:
         """Reclaim idle messages, then read new ones; returns how many were handled."""
-        handled = 0
-        for msg_id, fields in await self._reclaim():
-            await self._process(msg_id, fields)
-            handled += 1
+        handled = await self._process_all(await self._reclaim())
         reply: Any = await self.redis.xreadgroup(
             self.group,
             self.name,
@@ -186,10 +183,22 @@ class StreamConsumer:
             block=int(self.policy.block_s * 1000),
         )
         for _stream, messages in reply or ():
+            handled += await self._process_all(messages)
+        return handled
+
+    async def _process_all(self, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
+        if self.policy.concurrency <= 1:
             for msg_id, fields in messages:
                 await self._process(msg_id, fields)
-                handled += 1
-        return handled
+            return len(messages)
+        limit = asyncio.Semaphore(self.policy.concurrency)
+
+        async def one(msg_id: bytes, fields: dict[bytes, bytes]) -> None:
+            async with limit:
+                await self._process(msg_id, fields)
+
+        await asyncio.gather(*(one(m, f) for m, f in messages))
+        return len(messages)
 
     async def _reclaim(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """Take over pending messages that are due: a failed one whose backoff has elapsed,

@@ -266,3 +266,30 @@ async def test_memory_bus_retries_dead_letters_and_replays() -> None:
     assert len(calls) == 2 * FAST.max_attempts + 1  # the second replay is a duplicate
     consumer.stop()
     await task
+
+
+async def test_a_concurrent_consumer_handles_a_batch_at_once_and_still_once_each(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    bus = RedisBus(redis_client, redis_prefix)
+    applied: list[int] = []
+    in_flight = 0
+    peak = 0
+
+    async def handle(env: Envelope[StockAdjusted]) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.02)
+        applied.append(env.data.delta)
+        in_flight -= 1
+
+    policy = ConsumerPolicy(concurrency=8, batch=64, block_s=0.05)
+    consumer = bus.consumer(STREAM, "erp-poster", handle, decoder, name="c1", policy=policy)
+    await consumer.ensure_group()
+    events = [fact(n) for n in range(40)]
+    for e in [*events, *events[:10]]:  # ten of them twice
+        await bus.publish(STREAM, e.id, e.type, msgspec.json.encode(e))
+    await drain(consumer, 3)
+    assert sorted(applied) == list(range(40))
+    assert peak == 8
