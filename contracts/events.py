@@ -17,11 +17,14 @@ from contracts.models import Money, PostingLine
 
 __all__ = [
     "ERP_STREAM",
+    "ORDERS_STREAM",
     "POS_STREAM",
     "STREAMS",
     "Envelope",
     "ErpEvent",
+    "OrderEvent",
     "OrderPostingBooked",
+    "OrderStatusChanged",
     "PosEvent",
     "PositionAfter",
     "RefundPostingBooked",
@@ -120,8 +123,30 @@ class SaleLinePosted(msgspec.Struct, frozen=True, kw_only=True):
 
 PosEvent = TillTransactionRecorded
 
+ORDERS_STREAM = "events.orders"
+
+
+class OrderStatusChanged(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """An order moved from one status to the next (or was created, `previous` None)."""
+
+    order_id: str
+    status: str
+    previous: str | None
+    customer: str
+    channel: str
+    fulfilment: str
+    pickup_store_id: str | None = None
+    detail: str | None = None
+
+
+OrderEvent = OrderStatusChanged
+
 #: stream → the union of facts it carries (one decoder per stream)
-STREAMS: dict[str, Any] = {ERP_STREAM: ErpEvent, POS_STREAM: PosEvent}
+STREAMS: dict[str, Any] = {
+    ERP_STREAM: ErpEvent,
+    POS_STREAM: PosEvent,
+    ORDERS_STREAM: OrderEvent,
+}
 
 
 def envelope(

@@ -22,6 +22,8 @@ __all__ = [
     "AvailabilityResult",
     "BatchResult",
     "Channel",
+    "CheckoutRequest",
+    "CollectRequest",
     "Currency",
     "HoldRequest",
     "InventoryPosition",
@@ -35,9 +37,17 @@ __all__ = [
     "MemberIn",
     "MemberLookup",
     "Money",
+    "Order",
+    "OrderId",
+    "OrderLine",
+    "OrderLineIn",
+    "OrderPage",
     "OrderPosting",
+    "OrderStatus",
+    "OrderStatusEntry",
     "Page",
     "PointsHold",
+    "PointsRedemption",
     "PositionsQuery",
     "PositionsResult",
     "PostingId",
@@ -450,3 +460,94 @@ class MemberLookup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     card_number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}$")] | None = None
     email: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$")] | None = None
+
+
+OrderId = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^ord-[0-9a-f]{32}$", description="An order id, minted at checkout"),
+]
+OrderStatus = Literal[
+    "pending",
+    "confirmed",
+    "posted",
+    "ready_for_pickup",
+    "shipped",
+    "collected",
+    "delivered",
+    "cancelled",
+    "rejected",
+]
+PaymentReference = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
+        description="The payment the storefront already authorized (its provider's id)",
+    ),
+]
+
+
+class OrderLineIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    sku: Sku
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=1_000)]
+
+
+class PointsRedemption(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Pay part of the order with the customer's own loyalty points."""
+
+    member_id: MemberId
+    points: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
+
+
+class CheckoutRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An order from a storefront. Prices come from the ERP's catalogue, not the client."""
+
+    lines: Annotated[list[OrderLineIn], msgspec.Meta(min_length=1, max_length=50)]
+    payment_reference: PaymentReference
+    channel: Channel = "web"
+    #: ship from the channel's locations, or pick up at a store (its stock)
+    fulfilment: Literal["ship", "pickup"] = "ship"
+    pickup_store_id: LocationId | None = None
+    redeem: PointsRedemption | None = None
+
+
+class OrderLine(msgspec.Struct, frozen=True, kw_only=True):
+    sku: str
+    quantity: int
+    unit_price: Money
+    #: where the units are reserved (known once the stock step ran)
+    location_id: str | None = None
+
+
+class OrderStatusEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    status: OrderStatus
+    at: datetime
+    detail: str | None = None
+
+
+class Order(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    order_id: str
+    status: OrderStatus
+    customer: str
+    channel: str
+    fulfilment: Literal["ship", "pickup"]
+    lines: list[OrderLine]
+    total: Money
+    payment_reference: str
+    created_at: datetime
+    updated_at: datetime
+    pickup_store_id: str | None = None
+    member_id: str | None = None
+    points_redeemed: int = 0
+    #: why a rejected order was rejected
+    reason: str | None = None
+    #: shown to the customer only: the store asks for it at pick-up
+    pickup_code: str | None = None
+    history: list[OrderStatusEntry] = []
+
+
+class OrderPage(Page, frozen=True, kw_only=True):
+    items: list[Order]
+
+
+class CollectRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pickup_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]

@@ -454,7 +454,7 @@ class Gateway:
                 return
             out = preflight_headers(route, origin)
         else:
-            methods = list(route.methods) if route is not None else allowed
+            methods = table.methods(rest)
             out = [(b"allow", ", ".join([*methods, "OPTIONS"]).encode())]
         await respond({"type": "http.response.start", "status": 204, "headers": out})
         await respond({"type": "http.response.body", "body": b""})

@@ -23,7 +23,8 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 class RouteTable:
     """Matches an upstream-relative path to its route: the first route whose path matches
-    is the resource, and its methods are all that path allows (405 with `Allow` otherwise),
+    is the resource (with the routes that repeat that path for other methods, each with its
+    own scopes), and their methods are all that path allows (405 with `Allow` otherwise),
     so `Allow` never advertises a method another, broader route happens to accept."""
 
     def __init__(self, routes: list[RouteConfig]) -> None:
@@ -32,9 +33,19 @@ class RouteTable:
     def match(self, method: str, path: str) -> tuple[RouteConfig | None, list[str]]:
         """(the route, or None) and, when only other methods match, the methods allowed."""
         lookup = "GET" if method == "HEAD" else method
+        resource: str | None = None
+        allowed: list[str] = []
         for regex, route in self.routes:
+            if resource is not None and route.path != resource:
+                continue
             if regex.match(path):
+                resource = route.path
                 if lookup in route.methods or method in route.methods:
                     return route, []
-                return None, list(route.methods)
-        return None, []
+                allowed.extend(m for m in route.methods if m not in allowed)
+        return None, allowed
+
+    def methods(self, path: str) -> list[str]:
+        """Every method the path's resource allows (across the routes that repeat it)."""
+        route, allowed = self.match("OPTIONS", path)
+        return list(route.methods) if route is not None else allowed

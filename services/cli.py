@@ -21,7 +21,7 @@ from typing import Any
 __all__ = ["main"]
 
 SPEC_DIR = Path("openapi")
-MESH_PORTS = {"erp": 8101, "inventory": 8102, "pos": 8103, "loyalty": 8104}
+MESH_PORTS = {"erp": 8101, "inventory": 8102, "pos": 8103, "loyalty": 8104, "orders": 8105}
 
 
 DEMO_PARTNER = "demo-partner"

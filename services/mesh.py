@@ -22,6 +22,8 @@ from services.kit.openapi import openapi_document
 from services.kit.registry import Registry
 from services.loyalty.app import LoyaltySettings
 from services.loyalty.app import create_app as create_loyalty
+from services.orders.app import OrdersSettings
+from services.orders.app import create_app as create_orders
 from services.pos.app import PosSettings
 from services.pos.app import create_app as create_pos
 
@@ -42,6 +44,7 @@ SERVICES: dict[str, tuple[type[Any], Callable[..., Litestar]]] = {
     "inventory": (InventorySettings, create_inventory),
     "pos": (PosSettings, create_pos),
     "loyalty": (LoyaltySettings, create_loyalty),
+    "orders": (OrdersSettings, create_orders),
 }
 
 

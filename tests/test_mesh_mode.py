@@ -31,17 +31,21 @@ def mesh_processes(
         "services.pos.app:create_app_from_env", {**env, "SERVICE_URLS": f"erp={erp.url}"}
     )
     loyalty = ServedApp("services.loyalty.app:create_app_from_env", env)
-    urls = f"erp={erp.url},inventory={inventory.url},pos={pos.url},loyalty={loyalty.url}"
+    deps = f"erp={erp.url},inventory={inventory.url},loyalty={loyalty.url}"
+    orders = ServedApp("services.orders.app:create_app_from_env", {**env, "SERVICE_URLS": deps})
+    urls = f"{deps},pos={pos.url},orders={orders.url}"
     gateway = ServedApp("services.mesh:gateway_from_env", {**env, "SERVICE_URLS": urls})
     try:
         inventory.start()
         pos.start()
         loyalty.start()
+        orders.start()
         gateway.start()
         token = dev_issuer(env).mint("ops", roles=["admin"])
         yield gateway.url, {"Authorization": f"Bearer {token}"}
     finally:
         gateway.stop()
+        orders.stop()
         loyalty.stop()
         pos.stop()
         inventory.stop()
@@ -87,5 +91,13 @@ def test_a_request_crosses_the_gateway_process_to_the_erp_process(
         stock = client.get("/v1/inventory/availability/SKU-000001", headers=admin)
         assert stock.status_code == 200, stock.text
         assert "fwd=miss" in stock.headers["cache-status"]
+        # a checkout: gateway → orders → inventory, loyalty and ERP processes
+        checkout = client.post(
+            "/v1/orders/orders",
+            json={"lines": [{"sku": "SKU-000002", "quantity": 1}], "payment_reference": "psp-1"},
+            headers={**admin, "Idempotency-Key": '"mesh-checkout-1"'},
+        )
+        assert checkout.status_code == 201, checkout.text
+        assert checkout.json()["status"] == "confirmed"
         spec = client.get("/openapi.json").json()
         assert "/v1/erp/products/{sku}" in spec["paths"]

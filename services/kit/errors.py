@@ -149,6 +149,10 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
             for item in (exc.extra if isinstance(exc.extra, list) else [])
             if isinstance(item, dict)
         ]
+        missing = _MISSING.match(str(exc.detail or ""))
+        if not extra["errors"] and missing:
+            # Litestar names a missing parameter only in its message: make it a field error.
+            extra["errors"] = [{"field": missing[2], "message": "required", "source": missing[1]}]
     else:
         slug, title = _HTTP_SLUGS.get(status, "http-" + str(status)), phrase
     detail = exc.detail if exc.detail and exc.detail != phrase else title
@@ -164,6 +168,9 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
         headers=exc.headers,
         extra=extra,
     )
+
+
+_MISSING = re.compile(r"^Missing required (\w+) parameter '([^']+)'")
 
 
 def _source(value: Any) -> str | None:

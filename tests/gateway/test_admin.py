@@ -71,12 +71,18 @@ async def test_plans_routes_breakers_and_limits_are_visible(
         r for r in routes if r["path"] == "/postings/orders"
     ).items()
     breakers = {b["upstream"]: b for b in (await c.get("/admin/v1/breakers", headers=admin)).json()}
-    assert set(breakers) == {"erp", "inventory", "pos", "loyalty"}
+    assert set(breakers) == {"erp", "inventory", "pos", "loyalty", "orders"}
     assert breakers["erp"]["state"] == "closed"
     mesh.app.guards["erp"].breaker._open(0.0)
     listed = (await c.get("/admin/v1/breakers", headers=admin)).json()
     states = {b["upstream"]: b["state"] for b in listed}
-    assert states == {"erp": "open", "inventory": "closed", "pos": "closed", "loyalty": "closed"}
+    assert states == {
+        "erp": "open",
+        "inventory": "closed",
+        "pos": "closed",
+        "loyalty": "closed",
+        "orders": "closed",
+    }
     reset = await c.post("/admin/v1/breakers/erp/reset", headers=admin)
     assert reset.json()["state"] == "closed"
 

@@ -1,0 +1,285 @@
+"""Orders process API: checkout, pick-up in store and the order lifecycle, as durable sagas
+across inventory (stock), loyalty (points) and the ERP (postings)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Litestar, Response, get, post
+from litestar.di import Provide
+from litestar.params import (
+    HeaderParameter,
+    JSONBody,
+    PathParameter,
+    QueryParameter,
+    SkipValidation,
+)
+
+from contracts.events import ORDERS_STREAM, Envelope, OrderEvent, OrderStatusChanged
+from contracts.models import (
+    LOCATION_PATTERN,
+    CheckoutRequest,
+    CollectRequest,
+    Order,
+    OrderPage,
+    OrderStatus,
+)
+from contracts.problems import PROBLEM_MEDIA_TYPE
+from services.kit.app import Runtime, create_service_app
+from services.kit.errors import problem_responses
+from services.kit.events import ConsumerPolicy
+from services.kit.identity import Identity
+from services.kit.registry import Registry
+from services.kit.settings import Settings
+from services.orders.catalogue import Catalogue
+from services.orders.downstream import Downstream
+from services.orders.logic import OrdersService
+from services.orders.saga import Resumer, SagaDriver
+from services.orders.store import OrderTables
+from services.orders.views import PickupCodes
+
+__all__ = ["OrdersSettings", "create_app", "create_app_from_env"]
+
+Orders = SkipValidation[OrdersService]
+Caller = SkipValidation[Identity]
+OrderParam = Annotated[str, PathParameter(pattern=r"^ord-[0-9a-f]{32}$")]
+StoreParam = Annotated[str, PathParameter(pattern=LOCATION_PATTERN)]
+Cursor = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=r"^[0-9]{1,17}~ord-[0-9a-f]{32}$", description="next_cursor of the last page"
+    ),
+]
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size")]
+#: draft-ietf-httpapi-idempotency-key-header: a Structured Field String; a bare token is
+#: taken too. Printable ASCII, no quotes or backslashes inside.
+IdempotencyKey = Annotated[
+    str,
+    HeaderParameter(
+        name="Idempotency-Key",
+        pattern=r'^("[ !#-\[\]-~]{1,255}"|[!#-\[\]-~]{1,255})$',
+        description='A key of the client\'s, unique per checkout: "8e03978e-40d5-43e8-bc93"',
+    ),
+]
+ORDERS_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Envelope[OrderEvent])
+
+
+class OrdersSettings(Settings, frozen=True, kw_only=True):
+    #: how long a checkout's reservations and points hold last before they lapse
+    checkout_hold_s: Annotated[int, msgspec.Meta(ge=10, le=86_400)] = 900
+    #: a saga's driver holds it this long (renewed per step); then another may take it over
+    saga_lease_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    #: after a service did not answer, the saga is tried again this much later
+    saga_retry_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
+    #: how often the resumer looks for sagas nobody drives
+    saga_sweep_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 2.0
+    #: attempts of a downstream call within one step, before the saga waits
+    step_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
+
+
+def _json(status: int, body: bytes, replayed: bool) -> Response[bytes]:
+    return Response(
+        body,
+        status_code=status,
+        media_type="application/json" if status < 300 else PROBLEM_MEDIA_TYPE,
+        headers={"Idempotent-Replayed": str(replayed).lower()},
+    )
+
+
+class OrdersController(Controller):
+    path = "/orders"
+    tags = ["orders"]
+
+    @post(
+        "/",
+        status_code=201,
+        summary="Check out: reserve stock, hold points, confirm (Idempotency-Key required)",
+        description="201 with the confirmed order; 409 out of stock; 422 not enough points "
+        "or an order that cannot be taken. A replay with the same key answers the first "
+        "response; the same key with another body is 422; while the first runs, 409.",
+        responses=problem_responses(400, 401, 409, 422, 503),
+    )
+    async def checkout(
+        self,
+        orders: Orders,
+        identity: Caller,
+        data: JSONBody[CheckoutRequest],
+        idempotency_key: IdempotencyKey,
+    ) -> Response[Order]:
+        key = idempotency_key.strip('"')
+        result = await orders.checkout(data, key, identity)
+        return _json(result.status, result.body, result.replayed)  # type: ignore[return-value]
+
+    @get("/", summary="The caller's own orders, newest first", responses=problem_responses(401))
+    async def mine(
+        self, orders: Orders, identity: Caller, cursor: Cursor = None, limit: Limit = 20
+    ) -> OrderPage:
+        items, next_cursor = await orders.mine(identity, cursor, limit)
+        return OrderPage(items=items, next_cursor=next_cursor)
+
+    @get(
+        "/{order_id:str}",
+        summary="An order and its history (a customer sees only their own)",
+        responses=problem_responses(401, 404),
+    )
+    async def one(self, orders: Orders, identity: Caller, order_id: OrderParam) -> Order:
+        return await orders.get(order_id, identity)
+
+    @post(
+        "/{order_id:str}/cancel",
+        status_code=200,
+        summary="Cancel: gives back stock and points, and books a cancellation if posted",
+        responses=problem_responses(401, 403, 404, 409),
+    )
+    async def cancel(self, orders: Orders, identity: Caller, order_id: OrderParam) -> Order:
+        return await orders.transition(order_id, "cancelled", identity)
+
+    @post(
+        "/{order_id:str}/ready",
+        status_code=200,
+        summary="The store has the order ready for pick-up",
+        responses=problem_responses(401, 403, 404, 409),
+    )
+    async def ready(self, orders: Orders, identity: Caller, order_id: OrderParam) -> Order:
+        return await orders.transition(order_id, "ready_for_pickup", identity)
+
+    @post(
+        "/{order_id:str}/collect",
+        status_code=200,
+        summary="The customer collected the order (the store checks the pick-up code)",
+        responses=problem_responses(401, 403, 404, 409),
+    )
+    async def collect(
+        self,
+        orders: Orders,
+        identity: Caller,
+        order_id: OrderParam,
+        data: JSONBody[CollectRequest],
+    ) -> Order:
+        return await orders.transition(order_id, "collected", identity, data.pickup_code)
+
+    @post(
+        "/{order_id:str}/ship",
+        status_code=200,
+        summary="The order left the warehouse",
+        responses=problem_responses(401, 403, 404, 409),
+    )
+    async def ship(self, orders: Orders, identity: Caller, order_id: OrderParam) -> Order:
+        return await orders.transition(order_id, "shipped", identity)
+
+    @post(
+        "/{order_id:str}/deliver",
+        status_code=200,
+        summary="The carrier delivered the order",
+        responses=problem_responses(401, 403, 404, 409),
+    )
+    async def deliver(self, orders: Orders, identity: Caller, order_id: OrderParam) -> Order:
+        return await orders.transition(order_id, "delivered", identity)
+
+
+class StoreOrdersController(Controller):
+    path = "/stores"
+    tags = ["stores"]
+
+    @get(
+        "/{store_id:str}/orders",
+        summary="A store's pick-up orders (its own tills, or operators)",
+        responses=problem_responses(401, 403),
+    )
+    async def for_store(
+        self,
+        orders: Orders,
+        identity: Caller,
+        store_id: StoreParam,
+        status: Annotated[OrderStatus | None, QueryParameter()] = None,
+        cursor: Cursor = None,
+        limit: Limit = 20,
+    ) -> OrderPage:
+        items, next_cursor = await orders.for_store(store_id, status, identity, cursor, limit)
+        return OrderPage(items=items, next_cursor=next_cursor)
+
+
+def create_app(
+    settings: OrdersSettings, *, registry: Registry | None = None, bus: Any = None
+) -> Litestar:
+    runtime = Runtime("orders", settings, registry)
+    tables = OrderTables(runtime.metadata)
+    holder: dict[str, OrdersService] = {}
+
+    async def start(rt: Runtime) -> None:
+        assert rt.db is not None and rt.bus is not None
+        codes = PickupCodes(hashlib.sha256(b"orders-pickup:" + settings.identity_key()).digest())
+        downstream = Downstream(
+            rt.registry,
+            rt.identity,
+            reservation_ttl_s=settings.checkout_hold_s,
+            hold_ttl_s=settings.checkout_hold_s,
+            attempts=settings.step_attempts,
+        )
+        driver = SagaDriver(
+            rt.db,
+            tables,
+            rt.outbox,
+            downstream,
+            codes,
+            lease_s=settings.saga_lease_s,
+            retry_s=settings.saga_retry_s,
+        )
+        orders = OrdersService(
+            rt.db,
+            tables,
+            rt.outbox,
+            Catalogue(rt.registry.client("erp")),
+            driver,
+            downstream,
+            codes,
+        )
+        holder["orders"] = orders
+
+        async def on_order_event(envelope: Any) -> None:
+            event = envelope.data
+            if not isinstance(event, OrderStatusChanged):
+                return
+            if event.status == "confirmed":
+                await orders.post_to_erp(event.order_id)
+            elif event.status == "cancelled":
+                await orders.undo_cancelled(event.order_id)
+
+        # Postings are idempotent and independent: many at once; retried (with backoff up to
+        # a minute) for as long as the ERP is down, a dead letter only after about a day.
+        policy = ConsumerPolicy(concurrency=16, batch=128, max_attempts=1500, max_backoff_s=60.0)
+        rt.add_worker(
+            rt.bus.consumer(
+                ORDERS_STREAM, "orders-erp", on_order_event, ORDERS_DECODER, policy=policy
+            )
+        )
+        rt.add_worker(Resumer(driver, rt.db, tables, settings.saga_sweep_s))
+
+    def provide() -> OrdersService:
+        return holder["orders"]
+
+    app = create_service_app(
+        "orders",
+        settings,
+        title="retailmesh orders process API",
+        description="Checkout, pick-up in store and the order lifecycle as durable sagas.",
+        route_handlers=[OrdersController, StoreOrdersController],
+        runtime=runtime,
+        dependencies={"orders": Provide(provide, sync_to_thread=False)},
+        on_start=[start],
+        bus=bus,
+    )
+    app.state.runtime = runtime
+    app.state.holder = holder
+    return app
+
+
+def create_app_from_env() -> Litestar:
+    from services.kit.logs import configure_logging
+
+    settings = OrdersSettings.from_env(os.environ)
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

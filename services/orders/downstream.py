@@ -1,0 +1,271 @@
+"""The calls a saga makes to other services, each with an idempotency key derived from the
+order and the step, so that running a step again (a retry, a resumed saga) has no second
+visible effect:
+
+    reservation   {order_id}.{line}       inventory: reserve, confirm, release
+    points hold   {order_id}.points       loyalty: hold, capture, release
+    re-credit     {order_id}.cancel       loyalty: adjustment giving captured points back
+    posting       {order_id}              ERP: the order posting
+    cancellation  {order_id}.cancel       ERP: the refund posting of a cancelled order
+
+A call ends in one of three ways: it worked; the service refused (`Refused`: the order is
+rejected, with a problem the client understands); or the service did not answer usefully
+after a few tries (`NotNow`: the saga stops where it is and is resumed later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from contracts.models import (
+    Adjustment,
+    HoldRequest,
+    Money,
+    OrderPosting,
+    PostingLine,
+    RefundPosting,
+    ReservationRequest,
+    StockAdjustment,
+)
+from services.kit.identity import IDENTITY_HEADER, Identity
+from services.kit.registry import ServiceCallError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from contracts.models import OrderLine
+    from services.kit.identity import IdentityCodec
+    from services.kit.registry import Registry, ServiceResponse
+
+__all__ = ["Downstream", "NotNow", "Refused", "SagaOrder"]
+
+_SERVICE = Identity(
+    kind="service",
+    consumer="orders",
+    scopes=frozenset({"inventory:reserve", "erp:read", "erp:post", "erp:adjust", "loyalty:admin"}),
+)
+
+
+class Refused(Exception):
+    """A service said no for good: the order is rejected with this problem."""
+
+    def __init__(self, status: int, slug: str, detail: str) -> None:
+        self.status, self.slug, self.detail = status, slug, detail
+        super().__init__(detail)
+
+
+class NotNow(Exception):
+    """A service did not answer usefully after a few tries; resume the saga later."""
+
+
+class SagaOrder(msgspec.Struct, kw_only=True):
+    """What a step needs to know of its order."""
+
+    order_id: str
+    customer: str
+    channel: str
+    fulfilment: str
+    pickup_store_id: str | None
+    lines: list[OrderLine]
+    total: Money
+    member_id: str | None
+    points: int
+    created_at: datetime
+
+
+def _problem_slug(response: ServiceResponse) -> str:
+    try:
+        kind = msgspec.json.decode(response.body, type=dict[str, Any]).get("type", "")
+    except msgspec.DecodeError:
+        return ""
+    return str(kind).rsplit("/", 1)[-1]
+
+
+class Downstream:
+    def __init__(
+        self,
+        registry: Registry,
+        codec: IdentityCodec,
+        *,
+        reservation_ttl_s: int,
+        hold_ttl_s: int,
+        attempts: int = 3,
+        backoff_s: float = 0.2,
+    ) -> None:
+        self.inventory = registry.client("inventory")
+        self.loyalty = registry.client("loyalty")
+        self.erp = registry.client("erp")
+        self.codec = codec
+        self.reservation_ttl_s = reservation_ttl_s
+        self.hold_ttl_s = hold_ttl_s
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+
+    async def _call(
+        self, client: Any, method: str, path: str, identity: Identity, body: Any = None
+    ) -> ServiceResponse:
+        """Call until an answer that is not a 5xx or a 429; `NotNow` after `attempts`."""
+        last = "no answer"
+        for attempt in range(self.attempts):
+            try:
+                response: ServiceResponse = await client.request(
+                    method, path, json=body, headers={IDENTITY_HEADER: self.codec.sign(identity)}
+                )
+            except ServiceCallError as exc:
+                last = str(exc)
+            else:
+                if response.status < 500 and response.status != 429:
+                    return response
+                last = f"{client.name} answered {response.status}"
+            if attempt + 1 < self.attempts:
+                await asyncio.sleep(self.backoff_s * 2**attempt)
+        raise NotNow(f"{method} {client.name}{path}: {last}")
+
+    def _customer(self, order: SagaOrder) -> Identity:
+        # Points are the customer's: loyalty checks that the member is theirs.
+        return Identity(
+            kind="user", consumer="orders", sub=order.customer, scopes=frozenset({"loyalty:redeem"})
+        )
+
+    # stock
+
+    async def reserve(self, order: SagaOrder, index: int) -> str:
+        """Reserve one line; returns the location holding it."""
+        line = order.lines[index]
+        where: dict[str, Any] = (
+            {"location_id": order.pickup_store_id}
+            if order.fulfilment == "pickup"
+            else {"channel": order.channel}
+        )
+        request = ReservationRequest(
+            reservation_id=f"{order.order_id}.{index}",
+            sku=line.sku,
+            quantity=line.quantity,
+            owner=order.order_id,
+            ttl_s=self.reservation_ttl_s,
+            **where,
+        )
+        r = await self._call(self.inventory, "POST", "/reservations", _SERVICE, request)
+        if r.status == 201:
+            return str(msgspec.json.decode(r.body, type=dict[str, Any])["location_id"])
+        slug = _problem_slug(r)
+        if slug == "insufficient-stock":
+            raise Refused(409, "out-of-stock", f"not enough {line.sku} to reserve {line.quantity}")
+        if slug in ("unknown-sku", "unknown-channel"):
+            raise Refused(422, slug, f"inventory refused {line.sku}: {slug}")
+        raise Refused(409, "stock-refused", f"inventory answered {r.status} ({slug})")
+
+    async def confirm_stock(self, order: SagaOrder, index: int) -> None:
+        rid = f"{order.order_id}.{index}"
+        r = await self._call(self.inventory, "POST", f"/reservations/{rid}/confirm", _SERVICE)
+        if r.status != 200:
+            raise Refused(409, "reservation-lapsed", f"reservation {rid} could not be kept")
+
+    async def release_stock(self, order: SagaOrder, index: int) -> None:
+        """Give a line's units back; a reservation never made or already gone is fine."""
+        rid = f"{order.order_id}.{index}"
+        r = await self._call(self.inventory, "POST", f"/reservations/{rid}/release", _SERVICE)
+        if r.status not in (200, 404, 409):
+            raise NotNow(f"release {rid}: inventory answered {r.status}")
+
+    # points
+
+    async def hold_points(self, order: SagaOrder) -> None:
+        request = HoldRequest(
+            hold_id=f"{order.order_id}.points", points=order.points, ttl_s=self.hold_ttl_s
+        )
+        path = f"/members/{order.member_id}/holds"
+        r = await self._call(self.loyalty, "POST", path, self._customer(order), request)
+        if r.status == 201:
+            return
+        slug = _problem_slug(r)
+        if slug == "insufficient-points":
+            raise Refused(422, "insufficient-points", f"not enough points to redeem {order.points}")
+        if slug == "unknown-member":
+            raise Refused(422, "unknown-member", "no such loyalty member for this customer")
+        raise Refused(409, "points-refused", f"loyalty answered {r.status} ({slug})")
+
+    async def capture_points(self, order: SagaOrder) -> None:
+        path = f"/holds/{order.order_id}.points/capture"
+        r = await self._call(self.loyalty, "POST", path, self._customer(order))
+        if r.status != 200:
+            raise Refused(409, "points-hold-lapsed", "the points hold could not be redeemed")
+
+    async def release_points(self, order: SagaOrder) -> None:
+        path = f"/holds/{order.order_id}.points/release"
+        r = await self._call(self.loyalty, "POST", path, self._customer(order))
+        if r.status not in (200, 404, 409):
+            raise NotNow(f"release points: loyalty answered {r.status}")
+
+    async def recredit_points(self, order: SagaOrder) -> None:
+        """Give captured points back to a cancelled order's member (once: by source id)."""
+        request = Adjustment(
+            source_id=f"{order.order_id}.cancel",
+            points=order.points,
+            reason=f"order {order.order_id} cancelled",
+        )
+        path = f"/members/{order.member_id}/adjustments"
+        r = await self._call(self.loyalty, "POST", path, _SERVICE, request)
+        if r.status not in (200, 404):
+            raise NotNow(f"re-credit points: loyalty answered {r.status}")
+
+    # ERP
+
+    def _posting_lines(self, order: SagaOrder) -> list[PostingLine]:
+        return [
+            PostingLine(
+                sku=line.sku,
+                location_id=line.location_id or "",
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+            )
+            for line in order.lines
+        ]
+
+    async def is_posted(self, order: SagaOrder) -> bool:
+        """Whether the ERP booked the order (its posting id is the order id)."""
+        r = await self._call(self.erp, "GET", f"/postings/{order.order_id}", _SERVICE)
+        if r.status not in (200, 404):
+            raise NotNow(f"ERP answered {r.status} for posting {order.order_id}")
+        return r.status == 200
+
+    async def post_order(self, order: SagaOrder) -> None:
+        posting = OrderPosting(
+            posting_id=order.order_id,
+            order_id=order.order_id,
+            lines=self._posting_lines(order),
+            total=order.total,
+            occurred_at=order.created_at,
+        )
+        r = await self._call(self.erp, "POST", "/postings/orders", _SERVICE, posting)
+        if r.status != 201:
+            raise NotNow(
+                f"ERP refused the posting of {order.order_id}: {r.status} {r.body[:200]!r}"
+            )
+
+    async def post_cancellation(self, order: SagaOrder, at: datetime) -> None:
+        """Refund a posted order in the ERP and book its units back into stock."""
+        posting = RefundPosting(
+            posting_id=f"{order.order_id}.cancel",
+            order_id=order.order_id,
+            lines=self._posting_lines(order),
+            amount=order.total,
+            occurred_at=at,
+        )
+        r = await self._call(self.erp, "POST", "/postings/refunds", _SERVICE, posting)
+        if r.status != 201:
+            raise NotNow(f"ERP refused the cancellation of {order.order_id}: {r.status}")
+        for index, line in enumerate(order.lines):
+            adjustment = StockAdjustment(
+                adjustment_id=f"{order.order_id}.cancel.{index}",
+                sku=line.sku,
+                location_id=line.location_id or "",
+                delta=line.quantity,
+                reason="receipt",
+            )
+            r = await self._call(self.erp, "POST", "/inventory/adjustments", _SERVICE, adjustment)
+            if r.status != 201:
+                raise NotNow(f"ERP refused the restock of {adjustment.adjustment_id}: {r.status}")

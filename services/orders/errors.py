@@ -1,0 +1,103 @@
+"""Orders errors.
+
+OrdersError (ServiceError)
+├── MissingIdempotencyKey   400 idempotency-key-missing
+├── UnknownOrder            404 unknown-order (also for another customer's order)
+├── IdempotencyInFlight     409 idempotency-key-in-flight (the first request still runs)
+├── IllegalTransition       409 illegal-transition
+├── WrongPickupCode         403 wrong-pickup-code
+├── IdempotencyKeyReused    422 idempotency-key-reused (same key, another body)
+├── BadOrder                422 bad-order (unknown SKUs, mixed currencies…)
+└── SagaStalled             503 order-in-progress (a step's service does not answer yet)
+"""
+
+from __future__ import annotations
+
+from services.kit.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceError,
+    Unavailable,
+    Unprocessable,
+)
+
+__all__ = [
+    "BadOrder",
+    "IdempotencyInFlight",
+    "IdempotencyKeyReused",
+    "IllegalTransition",
+    "MissingIdempotencyKey",
+    "OrdersError",
+    "SagaStalled",
+    "UnknownOrder",
+    "WrongPickupCode",
+]
+
+
+class OrdersError(ServiceError):
+    pass
+
+
+class MissingIdempotencyKey(BadRequest, OrdersError):
+    slug, title = "idempotency-key-missing", "Idempotency-Key required"
+
+    def __init__(self, detail: str = "this request needs an Idempotency-Key header") -> None:
+        super().__init__(detail)
+
+
+class UnknownOrder(NotFound, OrdersError):
+    slug, title = "unknown-order", "Unknown order"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"no order {order_id}", order_id=order_id)
+
+
+class IdempotencyInFlight(Conflict, OrdersError):
+    slug, title = "idempotency-key-in-flight", "A request with this key is in progress"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the first request with this Idempotency-Key has not finished; retry later",
+            headers={"Retry-After": "1"},
+        )
+
+
+class IllegalTransition(Conflict, OrdersError):
+    slug, title = "illegal-transition", "Illegal transition"
+
+    def __init__(self, order_id: str, status: str, target: str) -> None:
+        super().__init__(
+            f"order {order_id} is {status}; it cannot become {target}",
+            order_id=order_id,
+            status=status,
+            target=target,
+        )
+
+
+class WrongPickupCode(Forbidden, OrdersError):
+    slug, title = "wrong-pickup-code", "Wrong pick-up code"
+
+
+class IdempotencyKeyReused(Unprocessable, OrdersError):
+    slug, title = "idempotency-key-reused", "Idempotency-Key reused with another request"
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used with a different request body")
+
+
+class BadOrder(Unprocessable, OrdersError):
+    slug, title = "bad-order", "The order cannot be taken"
+
+
+class SagaStalled(Unavailable, OrdersError):
+    slug, title = "order-in-progress", "The order is still being processed"
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(
+            f"order {order_id} waits for a service that does not answer; it will be finished "
+            "in the background: retry with the same Idempotency-Key",
+            headers={"Retry-After": "5"},
+            order_id=order_id,
+        )

@@ -1,0 +1,383 @@
+"""Orders: checkout with an Idempotency-Key, reads with ownership, lifecycle moves, and what
+a confirmed or cancelled order sets off (the ERP posting, the cancellation).
+
+Idempotency (draft-ietf-httpapi-idempotency-key-header): a key is scoped to the caller. The
+first request with a key stores the key, a fingerprint of its body and the order it creates,
+in the same transaction as the order; its response is stored when the saga ends. A replay
+gets that response; the same key with another body is 422; the same key while the first
+request still runs is 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from contracts.models import CheckoutRequest, Money, Order, OrderLine
+from services.kit.errors import Forbidden, Unavailable
+from services.orders.catalogue import CatalogueUnavailable
+from services.orders.downstream import NotNow
+from services.orders.errors import (
+    BadOrder,
+    IdempotencyInFlight,
+    IdempotencyKeyReused,
+    IllegalTransition,
+    SagaStalled,
+    UnknownOrder,
+    WrongPickupCode,
+)
+from services.orders.lifecycle import can_move, move, record_creation
+from services.orders.saga import saga_order
+from services.orders.views import view_in
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from services.kit.events import Outbox
+    from services.kit.identity import Identity
+    from services.kit.storage import Database
+    from services.orders.catalogue import Catalogue
+    from services.orders.downstream import Downstream
+    from services.orders.saga import SagaDriver
+    from services.orders.store import OrderTables
+    from services.orders.views import PickupCodes
+
+__all__ = ["CheckoutResult", "OrdersService", "customer_of", "principal_of"]
+
+log = logging.getLogger("retailmesh.orders")
+_encoder = msgspec.json.Encoder()
+MAX_PICKUP_FAILURES = 5
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class CheckoutResult(msgspec.Struct, frozen=True):
+    status: int
+    body: bytes
+    replayed: bool
+
+
+def principal_of(identity: Identity) -> str:
+    """Whose idempotency keys these are."""
+    return f"{identity.kind}:{identity.consumer}"
+
+
+def customer_of(identity: Identity) -> str:
+    return identity.sub or identity.consumer
+
+
+def _operator(identity: Identity) -> bool:
+    return identity.is_admin or identity.kind == "service" or "orders:admin" in identity.scopes
+
+
+class OrdersService:
+    def __init__(
+        self,
+        db: Database,
+        tables: OrderTables,
+        outbox: Outbox,
+        catalogue: Catalogue,
+        driver: SagaDriver,
+        downstream: Downstream,
+        codes: PickupCodes,
+    ) -> None:
+        self.db, self.t, self.outbox = db, tables, outbox
+        self.catalogue, self.driver, self.ds, self.codes = catalogue, driver, downstream, codes
+
+    # checkout
+
+    async def _price(self, data: CheckoutRequest) -> tuple[list[OrderLine], Money]:
+        errors: list[dict[str, str]] = []
+        seen: set[str] = set()
+        lines: list[OrderLine] = []
+        for n, line in enumerate(data.lines):
+            if line.sku in seen:
+                errors.append({"field": f"lines[{n}].sku", "message": "the SKU is on two lines"})
+                continue
+            seen.add(line.sku)
+            try:
+                product = await self.catalogue.product(line.sku)
+            except CatalogueUnavailable as exc:
+                raise Unavailable(str(exc), headers={"Retry-After": "5"}) from None
+            if product is None or not product.active:
+                errors.append({"field": f"lines[{n}].sku", "message": f"{line.sku} is not sold"})
+                continue
+            lines.append(OrderLine(sku=line.sku, quantity=line.quantity, unit_price=product.price))
+        if not errors and len({line.unit_price.currency for line in lines}) > 1:
+            errors.append({"field": "lines", "message": "the lines are priced in two currencies"})
+        if data.fulfilment == "pickup" and data.pickup_store_id is None:
+            errors.append({"field": "pickup_store_id", "message": "a pick-up needs the store"})
+        if data.fulfilment == "ship" and data.pickup_store_id is not None:
+            errors.append({"field": "pickup_store_id", "message": "only for fulfilment pickup"})
+        if errors:
+            raise BadOrder("the order cannot be taken as it is", errors=errors)
+        total = sum(line.quantity * line.unit_price.amount for line in lines)
+        return lines, Money(total, lines[0].unit_price.currency)
+
+    async def checkout(self, data: CheckoutRequest, key: str, identity: Identity) -> CheckoutResult:
+        principal = principal_of(identity)
+        fingerprint = hashlib.sha256(_encoder.encode(data)).hexdigest()
+        earlier = await self._earlier(principal, key, fingerprint)
+        if earlier is not None:
+            return earlier
+        lines, total = await self._price(data)
+        order_id = f"ord-{uuid.uuid4().hex}"
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {
+            "order_id": order_id,
+            "customer": customer_of(identity),
+            "channel": data.channel,
+            "fulfilment": data.fulfilment,
+            "pickup_store_id": data.pickup_store_id,
+            "status": "pending",
+            "stage": "reserve",
+            "lines": _encoder.encode(lines),
+            "total_amount": total.amount,
+            "currency": total.currency,
+            "payment_reference": data.payment_reference,
+            "member_id": data.redeem.member_id if data.redeem else None,
+            "points": data.redeem.points if data.redeem else 0,
+            "erp_posted": False,
+            "lease_until": now + timedelta(seconds=self.driver.lease_s),
+            "pickup_failures": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with self.db.write() as conn:
+                await conn.execute(
+                    self.t.idempotency.insert().values(
+                        principal=principal,
+                        key=key,
+                        fingerprint=fingerprint,
+                        order_id=order_id,
+                        created_at=now,
+                    )
+                )
+                await conn.execute(self.t.orders.insert().values(**values))
+                created = _Created(
+                    order_id=order_id,
+                    customer=values["customer"],
+                    channel=data.channel,
+                    fulfilment=data.fulfilment,
+                    pickup_store_id=data.pickup_store_id,
+                )
+                await record_creation(conn, self.t, self.outbox, created, now)
+        except IntegrityError:
+            # the same key raced in from another request: answer as that one's replay
+            earlier = await self._earlier(principal, key, fingerprint)
+            if earlier is None:
+                raise
+            return earlier
+        self.outbox.notify()
+        try:
+            await self.driver.drive(order_id)
+        except NotNow:
+            raise SagaStalled(order_id) from None
+        result = await self._earlier(principal, key, fingerprint)
+        assert result is not None
+        return CheckoutResult(result.status, result.body, False)
+
+    async def _earlier(self, principal: str, key: str, fingerprint: str) -> CheckoutResult | None:
+        i = self.t.idempotency.c
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(i.fingerprint, i.status_code, i.body).where(
+                        i.principal == principal, i.key == key
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        if row.fingerprint != fingerprint:
+            raise IdempotencyKeyReused
+        if row.status_code is None:
+            raise IdempotencyInFlight
+        return CheckoutResult(row.status_code, bytes(row.body), True)
+
+    # reads
+
+    def _visible(self, row: Any, identity: Identity) -> bool:
+        if _operator(identity):
+            return True
+        if identity.store_id is not None and row.pickup_store_id == identity.store_id:
+            return True
+        return identity.kind == "user" and row.customer == identity.sub
+
+    async def _row(self, conn: AsyncConnection, order_id: str, identity: Identity) -> Any:
+        row = (
+            await conn.execute(select(self.t.orders).where(self.t.orders.c.order_id == order_id))
+        ).first()
+        if row is None or not self._visible(row, identity):
+            raise UnknownOrder(order_id)  # the same answer for "not yours": nothing to probe
+        return row
+
+    def _for_customer(self, row: Any, identity: Identity) -> bool:
+        return identity.kind == "user" and row.customer == identity.sub
+
+    async def get(self, order_id: str, identity: Identity) -> Order:
+        async with self.db.read() as conn:
+            row = await self._row(conn, order_id, identity)
+            return await view_in(conn, self.t, row, self.codes, self._for_customer(row, identity))
+
+    async def _page(
+        self, where: Any, cursor: str | None, limit: int, identity: Identity
+    ) -> tuple[list[Order], str | None]:
+        o = self.t.orders.c
+        query = select(self.t.orders).where(where)
+        if cursor:
+            micros, _, oid = cursor.partition("~")
+            when = _EPOCH + timedelta(microseconds=int(micros))
+            query = query.where(
+                or_(o.created_at < when, and_(o.created_at == when, o.order_id < oid))
+            )
+        query = query.order_by(o.created_at.desc(), o.order_id.desc()).limit(limit + 1)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+            items = [
+                await view_in(conn, self.t, r, self.codes, self._for_customer(r, identity))
+                for r in rows[:limit]
+            ]
+        more = len(rows) > limit
+        last = rows[limit - 1] if more else None
+        next_cursor: str | None = None
+        if last is not None:
+            at = (_utc(last.created_at) - _EPOCH) // timedelta(microseconds=1)
+            next_cursor = f"{at}~{last.order_id}"
+        return items, next_cursor
+
+    async def mine(
+        self, identity: Identity, cursor: str | None, limit: int
+    ) -> tuple[list[Order], str | None]:
+        return await self._page(
+            self.t.orders.c.customer == customer_of(identity), cursor, limit, identity
+        )
+
+    async def for_store(
+        self, store_id: str, status: str | None, identity: Identity, cursor: str | None, limit: int
+    ) -> tuple[list[Order], str | None]:
+        if not _operator(identity) and identity.store_id != store_id:
+            raise Forbidden(f"this caller may not see the orders of {store_id}")
+        o = self.t.orders.c
+        where = o.pickup_store_id == store_id
+        if status is not None:
+            where = and_(where, o.status == status)
+        return await self._page(where, cursor, limit, identity)
+
+    # lifecycle
+
+    async def transition(
+        self, order_id: str, target: str, identity: Identity, code: str | None = None
+    ) -> Order:
+        async with self.db.write() as conn:
+            row = await self._row(conn, order_id, identity)
+            self._authorize(row, target, identity)
+            if (
+                not can_move(row.status, target)
+                or (target in ("ready_for_pickup", "collected") and row.fulfilment != "pickup")
+                or (target in ("shipped", "delivered") and row.fulfilment != "ship")
+            ):
+                raise IllegalTransition(order_id, row.status, target)
+            wrong: WrongPickupCode | None = None
+            if target == "collected":
+                if row.pickup_failures >= MAX_PICKUP_FAILURES:
+                    raise WrongPickupCode("too many wrong codes: an operator must hand it over")
+                if not self.codes.check(order_id, code or ""):
+                    await conn.execute(
+                        update(self.t.orders)
+                        .where(self.t.orders.c.order_id == order_id)
+                        .values(pickup_failures=self.t.orders.c.pickup_failures + 1)
+                    )
+                    wrong = WrongPickupCode("the pick-up code does not match this order")
+            if wrong is None and not await move(conn, self.t, self.outbox, row, target):
+                raise IllegalTransition(order_id, row.status, target)
+        if wrong is not None:
+            raise wrong  # after the commit: the failure is counted
+        self.outbox.notify()
+        return await self.get(order_id, identity)
+
+    def _authorize(self, row: Any, target: str, identity: Identity) -> None:
+        if _operator(identity):
+            return
+        if target == "cancelled":
+            if identity.kind == "user" and row.customer == identity.sub:
+                return
+        elif target in ("ready_for_pickup", "collected"):
+            if identity.store_id is not None and identity.store_id == row.pickup_store_id:
+                return
+        elif target in ("shipped", "delivered") and "orders:fulfil" in identity.scopes:
+            return
+        raise Forbidden(f"this caller may not mark the order {target}")
+
+    # what confirmed and cancelled orders set off (the orders-erp consumer)
+
+    async def _load(self, order_id: str) -> Any:
+        async with self.db.read() as conn:
+            return (
+                await conn.execute(
+                    select(self.t.orders).where(self.t.orders.c.order_id == order_id)
+                )
+            ).first()
+
+    async def post_to_erp(self, order_id: str) -> None:
+        """Book a confirmed order in the ERP (idempotent by order id), then mark it posted.
+        Raising leaves the event to be retried."""
+        row = await self._load(order_id)
+        if row is None or row.erp_posted:
+            return
+        order = saga_order(row)
+        if row.status == "cancelled" and not await self.ds.is_posted(order):
+            return  # cancelled before it was ever booked: nothing to post, nothing to undo
+        await self.ds.post_order(order)
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(self.t.orders)
+                .where(self.t.orders.c.order_id == order_id)
+                .values(erp_posted=True)
+            )
+            row = await self._current(conn, order_id)
+            if row.status == "confirmed":
+                await move(conn, self.t, self.outbox, row, "posted")
+        self.outbox.notify()
+        if row.status == "cancelled":
+            # cancelled while the posting was on its way: book the cancellation too
+            await self.ds.post_cancellation(order, datetime.now(UTC))
+
+    async def _current(self, conn: AsyncConnection, order_id: str) -> Any:
+        query = select(self.t.orders).where(self.t.orders.c.order_id == order_id)
+        return (await conn.execute(query)).one()
+
+    async def undo_cancelled(self, order_id: str) -> None:
+        """A cancelled order gives back what it holds: its reservations, its points, and, if
+        the ERP booked it, its stock and money through a cancellation posting."""
+        row = await self._load(order_id)
+        if row is None:
+            return
+        order = saga_order(row)
+        for index in range(len(order.lines)):
+            await self.ds.release_stock(order, index)
+        if order.points:
+            await self.ds.recredit_points(order)
+        if row.erp_posted:
+            await self.ds.post_cancellation(order, _utc(row.updated_at))
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class _Created(msgspec.Struct, kw_only=True):
+    """What the creation event tells of a new order."""
+
+    order_id: str
+    customer: str
+    channel: str
+    fulfilment: str
+    pickup_store_id: str | None

@@ -1,0 +1,260 @@
+"""The checkout saga, durable: reserve stock → hold points → confirm.
+
+Before a step runs, the order's row says which step is next and a `started` line goes to
+the step log; after it, a `done` line and the next stage are written in one transaction
+(with the step's results: where the units are reserved). A refusal (`Refused`) writes
+`failed` and the stage `compensate`: the steps before are undone in reverse (release the
+points hold, release the reservations), each undo idempotent, and the order ends
+`rejected` with the problem the client gets. The end (confirmed or rejected) is written with
+the checkout's idempotent response in the same transaction.
+
+A saga that cannot go on (`NotNow`: a service does not answer) stays at its stage; its lease
+runs out and the resumer drives it again, as it does after a crash: every step carries an
+idempotency key derived from the order and the step, so running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from sqlalchemy import and_, insert, or_, select, update
+
+from contracts.models import Money, OrderLine
+from services.orders.downstream import NotNow, Refused, SagaOrder
+from services.orders.lifecycle import move
+from services.orders.views import problem_body, view_in
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from services.kit.events import Outbox
+    from services.kit.storage import Database
+    from services.orders.downstream import Downstream
+    from services.orders.store import OrderTables
+    from services.orders.views import PickupCodes
+
+__all__ = ["Resumer", "SagaDriver", "saga_order"]
+
+log = logging.getLogger("retailmesh.orders.saga")
+_lines = msgspec.json.Decoder(list[OrderLine])
+_encoder = msgspec.json.Encoder()
+
+
+def saga_order(row: Any) -> SagaOrder:
+    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    return SagaOrder(
+        order_id=row.order_id,
+        customer=row.customer,
+        channel=row.channel,
+        fulfilment=row.fulfilment,
+        pickup_store_id=row.pickup_store_id,
+        lines=_lines.decode(row.lines),
+        total=Money(row.total_amount, row.currency),
+        member_id=row.member_id,
+        points=row.points,
+        created_at=created,
+    )
+
+
+class SagaDriver:
+    def __init__(
+        self,
+        db: Database,
+        tables: OrderTables,
+        outbox: Outbox,
+        downstream: Downstream,
+        codes: PickupCodes,
+        *,
+        lease_s: float,
+        retry_s: float,
+    ) -> None:
+        self.db, self.t, self.outbox, self.ds, self.codes = db, tables, outbox, downstream, codes
+        self.lease_s, self.retry_s = lease_s, retry_s
+        self._running: dict[str, asyncio.Task[None]] = {}
+
+    def running(self, order_id: str) -> bool:
+        return order_id in self._running
+
+    async def drive(self, order_id: str) -> None:
+        """Drive the order's saga to its end, once at a time per order in this process.
+        The work goes on if the caller goes away (a client hanging up)."""
+        task = self._running.get(order_id)
+        if task is None:
+            task = asyncio.create_task(self._drive(order_id), name=f"saga-{order_id}")
+            self._running[order_id] = task
+            task.add_done_callback(lambda _t: self._running.pop(order_id, None))
+        await asyncio.shield(task)
+
+    async def _load(self, conn: AsyncConnection, order_id: str) -> Any:
+        query = select(self.t.orders).where(self.t.orders.c.order_id == order_id)
+        return (await conn.execute(query)).one()
+
+    async def _log(
+        self, conn: AsyncConnection, order_id: str, step: str, phase: str, detail: str | None
+    ) -> None:
+        await conn.execute(
+            insert(self.t.steps).values(
+                order_id=order_id, step=step, phase=phase, detail=detail, at=datetime.now(UTC)
+            )
+        )
+
+    async def _mark(
+        self, order_id: str, step: str, phase: str, detail: str | None = None, **values: Any
+    ) -> None:
+        now = datetime.now(UTC)
+        async with self.db.write() as conn:
+            await self._log(conn, order_id, step, phase, detail)
+            await conn.execute(
+                update(self.t.orders)
+                .where(self.t.orders.c.order_id == order_id)
+                .values(lease_until=now + timedelta(seconds=self.lease_s), updated_at=now, **values)
+            )
+
+    async def _drive(self, order_id: str) -> None:
+        async with self.db.read() as conn:
+            row = await self._load(conn, order_id)
+        order = saga_order(row)
+        stage: str = row.stage
+        try:
+            while stage not in ("done", "compensate"):
+                await self._mark(order_id, stage, "started")
+                try:
+                    stage = await self._run(order, stage)
+                except Refused as refusal:
+                    await self._mark(
+                        order_id,
+                        stage,
+                        "failed",
+                        refusal.detail[:400],
+                        stage="compensate",
+                        reason=refusal.detail[:400],
+                        reject_status=refusal.status,
+                        reject_slug=refusal.slug,
+                    )
+                    stage = "compensate"
+            if stage == "compensate":
+                await self._compensate(order)
+        except NotNow as exc:
+            log.warning("order %s waits at %s: %s", order_id, stage, exc)
+            async with self.db.write() as conn:
+                await self._log(conn, order_id, stage, "waiting", str(exc)[:400])
+                await conn.execute(
+                    update(self.t.orders)
+                    .where(self.t.orders.c.order_id == order_id)
+                    .values(lease_until=datetime.now(UTC) + timedelta(seconds=self.retry_s))
+                )
+            raise
+
+    async def _run(self, order: SagaOrder, stage: str) -> str:
+        """Run one step; record it done with the next stage, which it returns."""
+        if stage == "reserve":
+            for index, line in enumerate(order.lines):
+                location = await self.ds.reserve(order, index)
+                order.lines[index] = msgspec.structs.replace(line, location_id=location)
+            after = "hold" if order.points else "confirm"
+            await self._mark(
+                order.order_id, stage, "done", stage=after, lines=_encoder.encode(order.lines)
+            )
+            return after
+        if stage == "hold":
+            await self.ds.hold_points(order)
+            await self._mark(order.order_id, stage, "done", stage="confirm")
+            return "confirm"
+        if stage == "confirm":
+            for index in range(len(order.lines)):
+                await self.ds.confirm_stock(order, index)
+            if order.points:
+                await self.ds.capture_points(order)
+            await self._finish(order.order_id, "confirm", "confirmed")
+            return "done"
+        raise AssertionError(f"unknown saga stage {stage}")
+
+    async def _compensate(self, order: SagaOrder) -> None:
+        await self._mark(order.order_id, "compensate", "started")
+        if order.points:
+            await self.ds.release_points(order)
+        for index in reversed(range(len(order.lines))):
+            await self.ds.release_stock(order, index)
+        await self._finish(order.order_id, "compensate", "rejected")
+
+    async def _finish(self, order_id: str, step: str, status: str) -> None:
+        """The end of the saga, its history line, its event and the checkout's response,
+        in one transaction."""
+        async with self.db.write() as conn:
+            row = await self._load(conn, order_id)
+            await self._log(
+                conn, order_id, step, "done" if status == "confirmed" else "compensated", None
+            )
+            await move(
+                conn, self.t, self.outbox, row, status, row.reason, stage="done", lease_until=None
+            )
+            row = await self._load(conn, order_id)
+            if status == "confirmed":
+                code, body = (
+                    201,
+                    _encoder.encode(await view_in(conn, self.t, row, self.codes, True)),
+                )
+            else:
+                code, body = row.reject_status or 409, problem_body(row)
+            await conn.execute(
+                update(self.t.idempotency)
+                .where(self.t.idempotency.c.order_id == order_id)
+                .values(status_code=code, body=body)
+            )
+        self.outbox.notify()
+
+
+class Resumer:
+    """Drives the sagas nobody drives: those a crashed process left, those that waited for a
+    service. Runs in every replica; a lease makes one of them take each order."""
+
+    def __init__(self, driver: SagaDriver, db: Database, tables: OrderTables, interval_s: float):
+        self.driver, self.db, self.t, self.interval_s = driver, db, tables, interval_s
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("resumer sweep failed")
+            try:
+                async with asyncio.timeout(self.interval_s):
+                    await self._stopping.wait()
+            except TimeoutError:
+                pass
+
+    async def sweep(self) -> int:
+        """Take over every saga whose lease ran out; returns how many ended."""
+        now = datetime.now(UTC)
+        o = self.t.orders.c
+        free = and_(o.stage != "done", or_(o.lease_until.is_(None), o.lease_until < now))
+        async with self.db.read() as conn:
+            ids = [
+                r.order_id for r in await conn.execute(select(o.order_id).where(free).limit(200))
+            ]
+        ended = 0
+        for order_id in ids:
+            if self.driver.running(order_id):
+                continue
+            async with self.db.write() as conn:
+                claimed = await conn.execute(
+                    update(self.t.orders)
+                    .where(o.order_id == order_id, free)
+                    .values(lease_until=now + timedelta(seconds=self.driver.lease_s))
+                )
+            if claimed.rowcount != 1:
+                continue  # another replica took it
+            try:
+                await self.driver.drive(order_id)
+                ended += 1
+            except NotNow:
+                pass
+        return ended

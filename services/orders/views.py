@@ -1,0 +1,91 @@
+"""What clients see of an order, and the pick-up codes.
+
+A pick-up code is derived from the order id with a key of the service (an HMAC), so it is
+stored nowhere: the customer sees it on their order, the store checks it at the counter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from sqlalchemy import select
+
+from contracts.models import Money, Order, OrderLine, OrderStatusEntry
+from contracts.problems import PROBLEM_MEDIA_TYPE
+from services.kit.errors import problem_type
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from services.orders.store import OrderTables
+
+__all__ = ["PROBLEM_MEDIA_TYPE", "PickupCodes", "problem_body", "view_in"]
+
+_lines = msgspec.json.Decoder(list[OrderLine])
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class PickupCodes:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def code(self, order_id: str) -> str:
+        digest = hmac.new(self._key, order_id.encode(), hashlib.sha256).digest()
+        return f"{int.from_bytes(digest[:8], 'big') % 1_000_000:06d}"
+
+    def check(self, order_id: str, code: str) -> bool:
+        return hmac.compare_digest(self.code(order_id).encode(), code.encode())
+
+
+async def view_in(
+    conn: AsyncConnection, t: OrderTables, row: Any, codes: PickupCodes, for_customer: bool
+) -> Order:
+    history = (
+        await conn.execute(
+            select(t.history.c.status, t.history.c.detail, t.history.c.at)
+            .where(t.history.c.order_id == row.order_id)
+            .order_by(t.history.c.id)
+        )
+    ).all()
+    show_code = for_customer and row.fulfilment == "pickup" and row.status not in ("rejected",)
+    return Order(
+        order_id=row.order_id,
+        status=row.status,
+        customer=row.customer,
+        channel=row.channel,
+        fulfilment=row.fulfilment,
+        lines=_lines.decode(row.lines),
+        total=Money(row.total_amount, row.currency),
+        payment_reference=row.payment_reference,
+        created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
+        pickup_store_id=row.pickup_store_id,
+        member_id=row.member_id,
+        points_redeemed=row.points,
+        reason=row.reason if row.status == "rejected" else None,
+        pickup_code=codes.code(row.order_id) if show_code else None,
+        history=[
+            OrderStatusEntry(status=h.status, at=_utc(h.at), detail=h.detail) for h in history
+        ],
+    )
+
+
+def problem_body(row: Any) -> bytes:
+    """A rejected checkout's problem+json (stored as the key's first response)."""
+    status = row.reject_status or 409
+    return msgspec.json.encode(
+        {
+            "type": problem_type(row.reject_slug or "rejected"),
+            "title": "Order rejected",
+            "status": status,
+            "detail": row.reason or "the order was rejected",
+            "order_id": row.order_id,
+        }
+    )

@@ -1,0 +1,82 @@
+"""Checkout as a saga: stock and points held, the order confirmed, then posted to the ERP
+once; refusals compensate and answer problem+json."""
+
+from __future__ import annotations
+
+from tests.services.orders.conftest import SKU, Shop, cart, eventually
+
+
+async def test_a_checkout_confirms_posts_once_and_commits_its_stock(shop: Shop) -> None:
+    await shop.set_on_hand(SKU, "DC-NORTH", 10)
+    await shop.set_on_hand(SKU, "DC-SOUTH", 0)
+    r = await shop.checkout("alice", cart((SKU, 3)))
+    assert r.status_code == 201, r.text
+    order = r.json()
+    assert order["status"] == "confirmed" and order["customer"] == "alice"
+    assert order["lines"][0]["location_id"] == "DC-NORTH"
+    price = order["lines"][0]["unit_price"]["amount"]
+    assert order["total"]["amount"] == 3 * price
+    assert await shop.ats(SKU) == 7
+
+    async def posted() -> bool:
+        return (await shop.order(order["order_id"]))["status"] == "posted"
+
+    await eventually(posted)
+    postings = await shop.postings(order["order_id"])
+    assert len(postings) == 1 and postings[0]["lines"][0]["quantity"] == 3
+    # the ERP's stock moved and the reservation was committed: ATS counts the units once
+    await eventually(lambda: _ats_is(shop, 7))
+    history = [h["status"] for h in (await shop.order(order["order_id"]))["history"]]
+    assert history == ["pending", "confirmed", "posted"]
+
+
+async def _ats_is(shop: Shop, units: int) -> bool:
+    return await shop.ats(SKU) == units
+
+
+async def test_out_of_stock_is_409_and_releases_the_lines_already_reserved(shop: Shop) -> None:
+    await shop.set_on_hand(SKU, "DC-NORTH", 5)
+    await shop.set_on_hand(SKU, "DC-SOUTH", 0)
+    await shop.set_on_hand("SKU-000078", "DC-NORTH", 0)
+    await shop.set_on_hand("SKU-000078", "DC-SOUTH", 0)
+    r = await shop.checkout("bob", cart((SKU, 2), ("SKU-000078", 1)))
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    problem = r.json()
+    assert problem["type"].endswith("/out-of-stock")
+    order = await shop.order(problem["order_id"])
+    assert order["status"] == "rejected" and "SKU-000078" in order["reason"]
+    assert await shop.ats(SKU) == 5  # the first line's reservation was given back
+
+
+async def test_points_are_held_then_redeemed_and_not_enough_points_is_422(shop: Shop) -> None:
+    await shop.set_on_hand(SKU, "DC-NORTH", 10)
+    await shop.set_on_hand(SKU, "DC-SOUTH", 0)
+    await shop.enrol("M-CAROL", "carol", 500)
+    r = await shop.checkout("carol", cart((SKU, 1), redeem={"member_id": "M-CAROL", "points": 300}))
+    assert r.status_code == 201, r.text
+    assert r.json()["points_redeemed"] == 300
+    account = await shop.account("M-CAROL")
+    assert account["balance"] == 200 and account["held"] == 0
+    r = await shop.checkout("carol", cart((SKU, 1), redeem={"member_id": "M-CAROL", "points": 300}))
+    assert r.status_code == 422 and r.json()["type"].endswith("/insufficient-points")
+    assert await shop.ats(SKU) == 9  # the second order's unit came back
+    assert (await shop.account("M-CAROL"))["available"] == 200
+
+
+async def test_another_customers_points_cannot_be_redeemed(shop: Shop) -> None:
+    await shop.set_on_hand(SKU, "DC-NORTH", 10)
+    await shop.enrol("M-DAN", "dan", 500)
+    r = await shop.checkout("eve", cart((SKU, 1), redeem={"member_id": "M-DAN", "points": 100}))
+    assert r.status_code == 422 and r.json()["type"].endswith("/unknown-member")
+    assert (await shop.account("M-DAN"))["balance"] == 500
+
+
+async def test_unknown_skus_and_bad_fulfilment_are_422_and_create_nothing(shop: Shop) -> None:
+    r = await shop.checkout("frank", cart(("SKU-999999", 1)))
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "lines[0].sku"
+    r = await shop.checkout("frank", cart((SKU, 1), fulfilment="pickup"))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "pickup_store_id"
+    mine = await shop.gateway.get("/v1/orders/orders", headers=shop.token("frank"))
+    assert mine.status_code == 200 and mine.json()["items"] == []
