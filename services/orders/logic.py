@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contracts.models import CheckoutRequest, Money, Order, OrderLine
 from services.kit.errors import Forbidden, Unavailable
+from services.kit.failpoints import failpoint
 from services.orders.catalogue import CatalogueUnavailable
 from services.orders.downstream import NotNow
 from services.orders.errors import (
@@ -176,6 +177,7 @@ class OrdersService:
                 raise
             return earlier
         self.outbox.notify()
+        failpoint("orders.checkout.created")
         try:
             await self.driver.drive(order_id)
         except NotNow:
@@ -338,6 +340,7 @@ class OrdersService:
         if row.status == "cancelled" and not await self.ds.is_posted(order):
             return  # cancelled before it was ever booked: nothing to post, nothing to undo
         await self.ds.post_order(order)
+        failpoint("orders.post.called")
         async with self.db.write() as conn:
             await conn.execute(
                 update(self.t.orders)

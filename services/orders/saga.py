@@ -24,6 +24,7 @@ import msgspec
 from sqlalchemy import and_, insert, or_, select, update
 
 from contracts.models import Money, OrderLine
+from services.kit.failpoints import failpoint
 from services.orders.downstream import NotNow, Refused, SagaOrder
 from services.orders.lifecycle import move
 from services.orders.views import problem_body, view_in
@@ -122,6 +123,7 @@ class SagaDriver:
         try:
             while stage not in ("done", "compensate"):
                 await self._mark(order_id, stage, "started")
+                failpoint(f"orders.saga.{stage}.started")
                 try:
                     stage = await self._run(order, stage)
                 except Refused as refusal:
@@ -155,6 +157,7 @@ class SagaDriver:
             for index, line in enumerate(order.lines):
                 location = await self.ds.reserve(order, index)
                 order.lines[index] = msgspec.structs.replace(line, location_id=location)
+            failpoint("orders.saga.reserve.called")
             after = "hold" if order.points else "confirm"
             await self._mark(
                 order.order_id, stage, "done", stage=after, lines=_encoder.encode(order.lines)
@@ -162,6 +165,7 @@ class SagaDriver:
             return after
         if stage == "hold":
             await self.ds.hold_points(order)
+            failpoint("orders.saga.hold.called")
             await self._mark(order.order_id, stage, "done", stage="confirm")
             return "confirm"
         if stage == "confirm":
@@ -169,16 +173,20 @@ class SagaDriver:
                 await self.ds.confirm_stock(order, index)
             if order.points:
                 await self.ds.capture_points(order)
+            failpoint("orders.saga.confirm.called")
             await self._finish(order.order_id, "confirm", "confirmed")
+            failpoint("orders.saga.confirm.finished")
             return "done"
         raise AssertionError(f"unknown saga stage {stage}")
 
     async def _compensate(self, order: SagaOrder) -> None:
         await self._mark(order.order_id, "compensate", "started")
+        failpoint("orders.saga.compensate.started")
         if order.points:
             await self.ds.release_points(order)
         for index in reversed(range(len(order.lines))):
             await self.ds.release_stock(order, index)
+        failpoint("orders.saga.compensate.called")
         await self._finish(order.order_id, "compensate", "rejected")
 
     async def _finish(self, order_id: str, step: str, status: str) -> None:

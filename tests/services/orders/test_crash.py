@@ -1,0 +1,252 @@
+"""The orders service killed (SIGKILL, by a failpoint) at each step of the saga, then
+restarted: every order reaches an end state, no reservation or points hold leaks, and the
+ERP has at most one posting per order. Every service runs as its own process."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.kit.identity import IDENTITY_HEADER, Identity, IdentityCodec
+from tests.services.orders.conftest import INVENTORY_TOML
+from tests.support import ServedApp
+
+SKU = "SKU-000123"
+SHORT = "SKU-000124"  # none on hand: its line makes the saga compensate
+MEMBER = "M-CRASH"
+CUSTOMER = "crash-customer"
+POINTS = 50
+CONFIRMING = [
+    "orders.checkout.created",
+    "orders.saga.reserve.started",
+    "orders.saga.reserve.called",
+    "orders.saga.hold.started",
+    "orders.saga.hold.called",
+    "orders.saga.confirm.started",
+    "orders.saga.confirm.called",
+    "orders.saga.confirm.finished",
+    "orders.post.called",
+]
+REJECTING = ["orders.saga.compensate.started", "orders.saga.compensate.called"]
+
+
+class Backends:
+    def __init__(self, env: dict[str, str], secret: bytes) -> None:
+        self.env = env
+        self.orders_database = ""
+        self.erp = ServedApp(
+            "services.erp.app:create_app_from_env", {**env, "DATA_DIR": env["DATA_DIR"] + "/erp"}
+        )
+        self.inventory = ServedApp(
+            "services.inventory.app:create_app_from_env",
+            {
+                **env,
+                "DATA_DIR": env["DATA_DIR"] + "/inventory",
+                "SERVICE_URLS": f"erp={self.erp.url}",
+            },
+        )
+        self.loyalty = ServedApp(
+            "services.loyalty.app:create_app_from_env",
+            {**env, "DATA_DIR": env["DATA_DIR"] + "/loyalty"},
+        )
+        codec = IdentityCodec(secret)
+        self.codec = codec
+        self.operator = {
+            IDENTITY_HEADER: codec.sign(
+                Identity(kind="service", consumer="test", roles=frozenset({"admin"}))
+            )
+        }
+
+    def customer(self) -> dict[str, str]:
+        return {
+            IDENTITY_HEADER: self.codec.sign(Identity(kind="user", consumer=CUSTOMER, sub=CUSTOMER))
+        }
+
+    def urls(self) -> str:
+        return f"erp={self.erp.url},inventory={self.inventory.url},loyalty={self.loyalty.url}"
+
+    def start(self) -> Backends:
+        self.erp.start()
+        self.inventory.start()
+        self.loyalty.start()
+        return self
+
+    def stop(self) -> None:
+        for app in (self.loyalty, self.inventory, self.erp):
+            app.stop()
+
+
+@pytest.fixture
+def backends(
+    tmp_path: Path, redis_url: str, redis_prefix: str, database_url: str
+) -> Iterator[Backends]:
+    (tmp_path / "inventory.toml").write_text(INVENTORY_TOML)
+    secret = secrets.token_bytes(32)
+    env = {
+        "DATA_DIR": str(tmp_path),
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": redis_prefix,
+        "REDIS_MODE": "required",
+        "LOG_LEVEL": "WARNING",
+        "RELAY_INTERVAL_S": "0.1",
+        "INVENTORY_CONFIG": str(tmp_path / "inventory.toml"),
+        "IDENTITY_SECRET": secret.hex(),
+    }
+    b = Backends(env, secret).start()
+    # the orders service keeps its sagas in SQLite or in PostgreSQL (the others in SQLite)
+    b.orders_database = "" if database_url.startswith("sqlite") else database_url
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def _call(method: str, url: str, headers: dict[str, str], body: Any = None) -> httpx.Response:
+    return httpx.request(method, url, json=body, headers=headers, timeout=15)
+
+
+def _setup(b: Backends, units: int) -> None:
+    for sku, on_hand in ((SKU, units), (SHORT, 0)):
+        for loc, n in (("DC-NORTH", on_hand), ("DC-SOUTH", 0)):
+            current = _call("GET", f"{b.erp.url}/inventory/{sku}", b.operator).json()["positions"]
+            have = next(p["on_hand"] for p in current if p["location_id"] == loc)
+            r = _call(
+                "POST",
+                f"{b.erp.url}/inventory/adjustments",
+                b.operator,
+                {
+                    "adjustment_id": f"set-{uuid.uuid4().hex[:8]}",
+                    "sku": sku,
+                    "location_id": loc,
+                    "delta": n - have,
+                    "reason": "count",
+                },
+            )
+            assert r.status_code == 201, r.text
+    r = _call(
+        "POST",
+        f"{b.loyalty.url}/members",
+        b.operator,
+        {"member_id": MEMBER, "customer_sub": CUSTOMER},
+    )
+    assert r.status_code == 201, r.text
+    r = _call(
+        "POST",
+        f"{b.loyalty.url}/members/{MEMBER}/adjustments",
+        b.operator,
+        {"source_id": "start", "points": 10_000, "reason": "test"},
+    )
+    assert r.status_code == 200, r.text
+
+
+def _orders(b: Backends, port: int | None, failpoint: str | None) -> ServedApp:
+    env = {
+        **b.env,
+        "DATA_DIR": b.env["DATA_DIR"] + "/orders",
+        "SERVICE_URLS": b.urls(),
+        "SAGA_LEASE_S": "1",
+        "SAGA_SWEEP_S": "0.2",
+    }
+    if b.orders_database:
+        env["DATABASE_URL"] = b.orders_database
+    if failpoint:
+        env["FAILPOINTS"] = failpoint
+    return ServedApp("services.orders.app:create_app_from_env", env, port=port).start()
+
+
+def _until(check: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("the condition did not come true in time")
+        time.sleep(0.1)
+
+
+def _checkout_through_a_crash(
+    b: Backends, failpoint: str, lines: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Check out with the failpoint armed; the process dies; restart it; the client retries
+    with the same Idempotency-Key until it gets the order's end."""
+    orders = _orders(b, None, failpoint)
+    key = f'"{uuid.uuid4()}"'
+    headers = {**b.customer(), "Idempotency-Key": key}
+    body = {
+        "lines": lines,
+        "payment_reference": "psp-crash",
+        "redeem": {"member_id": MEMBER, "points": POINTS},
+    }
+    try:
+        first: httpx.Response | None = _call("POST", f"{orders.url}/orders", headers, body)
+    except httpx.HTTPError:
+        first = None  # the process died under the request
+    assert orders.proc is not None
+    _until(lambda: (orders.proc is not None and orders.proc.poll() is not None) or None, timeout=20)
+    orders.kill()
+    restarted = _orders(b, orders.port, None)
+    try:
+
+        def answered() -> httpx.Response | None:
+            r = _call(
+                "POST", f"{restarted.url}/orders", {**b.customer(), "Idempotency-Key": key}, body
+            )
+            return None if r.status_code == 409 and "in-flight" in r.json()["type"] else r
+
+        final = _until(answered)
+        if first is not None:
+            assert final.json() == first.json()
+        result: dict[str, Any] = final.json()
+        oid = result["order_id"]
+        if final.status_code == 201:
+            _until(
+                lambda: (
+                    _call("GET", f"{restarted.url}/orders/{oid}", b.operator).json()["status"]
+                    == "posted"
+                )
+            )
+        return {"status": final.status_code, "order_id": oid}
+    finally:
+        restarted.stop()
+
+
+def test_orders_killed_at_each_saga_step_end_without_leaks(backends: Backends) -> None:
+    b = backends
+    _setup(b, units=100)
+    outcomes = {}
+    for point in CONFIRMING:
+        outcomes[point] = _checkout_through_a_crash(b, point, [{"sku": SKU, "quantity": 2}])
+    for point in REJECTING:
+        outcomes[point] = _checkout_through_a_crash(
+            b, point, [{"sku": SKU, "quantity": 2}, {"sku": SHORT, "quantity": 1}]
+        )
+    assert {p: o["status"] for p, o in outcomes.items()} == {
+        **{p: 201 for p in CONFIRMING},
+        **{p: 409 for p in REJECTING},
+    }
+    for point, outcome in outcomes.items():
+        oid = outcome["order_id"]
+        postings = httpx.get(
+            f"{b.erp.url}/postings", params={"order_id": oid}, headers=b.operator
+        ).json()["items"]
+        reservation = _call("GET", f"{b.inventory.url}/reservations/{oid}.0", b.operator).json()
+        if point in CONFIRMING:
+            assert len(postings) == 1, point
+            assert reservation["status"] == "committed", point
+        else:
+            assert postings == [], point
+            assert reservation["status"] == "released", point
+    # stock: two units per confirmed order left, nothing held; points: redeemed once each
+    ats = _call("GET", f"{b.inventory.url}/availability/{SKU}", b.operator).json()["ats"]
+    assert ats == 100 - 2 * len(CONFIRMING)
+    account = _call("GET", f"{b.loyalty.url}/members/{MEMBER}", b.operator).json()
+    assert account["balance"] == 10_000 - POINTS * len(CONFIRMING)
+    assert account["held"] == 0
