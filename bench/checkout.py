@@ -1,0 +1,177 @@
+"""Checkout throughput: orders per second and latency through the gateway, side by side with
+the saga's first step alone (a bare stock reservation), same mesh, same clients, one run.
+
+Each client is its own customer (its own rate-limit consumer) and sends checkouts of one
+line, one unit, each with a fresh Idempotency-Key, back to back for the duration.
+Reported: orders/s, p50 and p99, and the ratio to the bare reservation, which shows what
+the saga's durability (its step log, the outbox, the idempotency record) costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from bench.tools import Served
+from tests.support import ensure_redis, free_port
+
+CLIENTS = int(os.environ.get("BENCH_CHECKOUT_CLIENTS", "32"))
+SECONDS = float(os.environ.get("BENCH_CHECKOUT_SECONDS", "15"))
+SKUS = [f"SKU-{n:06d}" for n in range(150, 170)]
+
+
+class Phase(msgspec.Struct):
+    name: str
+    done: int
+    refused: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.seconds
+
+
+class CheckoutResult(msgspec.Struct):
+    checkout: Phase
+    reservation: Phase
+    postings: int
+    posted_s: float
+
+
+async def _phase(
+    name: str, base: str, tokens: list[str], path: str, body: object, with_key: bool
+) -> Phase:
+    latencies: list[float] = []
+    refused = 0
+    stop_at = time.perf_counter() + SECONDS
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+
+        async def customer(n: int) -> None:
+            nonlocal refused
+            headers = {"Authorization": f"Bearer {tokens[n]}"}
+            i = 0
+            while time.perf_counter() < stop_at:
+                i += 1
+                sku = SKUS[(n + i) % len(SKUS)]
+                payload = body(sku, n, i)  # type: ignore[operator]
+                if with_key:
+                    headers["Idempotency-Key"] = f'"{uuid.uuid4()}"'
+                started = time.perf_counter()
+                r = await client.post(path, json=payload, headers=headers)
+                if r.status_code == 201:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    refused += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(customer(n) for n in range(CLIENTS)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return (
+            latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else 0.0
+        )
+
+    return Phase(name, len(latencies), refused, elapsed, pct(0.5), pct(0.99))
+
+
+def _order(sku: str, n: int, i: int) -> dict[str, object]:
+    return {"lines": [{"sku": sku, "quantity": 1}], "payment_reference": f"psp-{n}-{i}"}
+
+
+def _reservation(sku: str, n: int, i: int) -> dict[str, object]:
+    rid = f"bench-{uuid.uuid4().hex}"
+    return {"reservation_id": rid, "sku": sku, "quantity": 1, "owner": rid, "channel": "web"}
+
+
+async def _drive(base: str, tokens: list[str], admin: str) -> CheckoutResult:
+    auth = {"Authorization": f"Bearer {admin}"}
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        for sku in SKUS:  # plenty of stock: this measures the path, not refusals
+            r = await client.post(
+                "/v1/erp/inventory/adjustments",
+                headers=auth,
+                json={
+                    "adjustment_id": f"bench-{uuid.uuid4().hex[:12]}",
+                    "sku": sku,
+                    "location_id": "DC-NORTH",
+                    "delta": 100_000,
+                    "reason": "receipt",
+                },
+            )
+            assert r.status_code == 201, r.text
+            await client.get(f"/v1/inventory/availability/{sku}", headers=auth)  # warm
+    reservation = await _phase(
+        "reservation", base, [admin] * CLIENTS, "/v1/inventory/reservations", _reservation, False
+    )
+    checkout = await _phase("checkout", base, tokens, "/v1/orders/orders", _order, True)
+    # and until the ERP has booked every confirmed order (outbox → consumer → ERP)
+    started = time.perf_counter()
+    posted = 0
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        while time.perf_counter() - started < 300:
+            posted = 0
+            for sku in SKUS:
+                t = (await client.get(f"/v1/erp/postings/totals/{sku}", headers=auth)).json()
+                posted += t["order_postings"]
+            if posted >= checkout.done:
+                break
+            await asyncio.sleep(0.5)
+    return CheckoutResult(checkout, reservation, posted, time.perf_counter() - started)
+
+
+def run() -> CheckoutResult:
+    from gateway.app import GatewaySettings
+    from gateway.config import load_config
+
+    work = Path(tempfile.mkdtemp(prefix="rm-checkout-"))
+    env = {
+        "DATA_DIR": str(work),
+        "REDIS_URL": ensure_redis(),
+        "REDIS_PREFIX": f"rmcheckout:{uuid.uuid4().hex[:8]}:",
+        "LOG_LEVEL": "WARNING",
+    }
+    settings = GatewaySettings.from_env(env)
+    issuer = settings.dev_issuer(load_config(settings.gateway_config))  # writes .data's dev keys
+    tokens = [
+        issuer.mint(f"bench-customer-{n}", scopes=["orders:write"], ttl_s=3600)
+        for n in range(CLIENTS)
+    ]
+    admin = issuer.mint("bench-ops", roles=["admin"], ttl_s=3600)
+    server = Served.granian("services.mesh:embedded_from_env", free_port(), env)
+    try:
+        server.start("/readyz")
+        return asyncio.run(_drive(server.url, tokens, admin))
+    finally:
+        server.stop()
+
+
+def report(r: CheckoutResult) -> str:
+    c, v = r.checkout, r.reservation
+    return "\n".join(
+        [
+            f"checkout: {CLIENTS} customers, {SECONDS:.0f} s each phase, through the gateway "
+            "(embedded mesh, SQLite)",
+            f"  checkout     {c.rate:7.0f} orders/s  p50 {c.p50_ms:6.1f} ms  p99 {c.p99_ms:6.1f} ms"
+            f"  ({c.done} confirmed, {c.refused} not)",
+            f"  reservation  {v.rate:7.0f} req/s     p50 {v.p50_ms:6.1f} ms  p99 {v.p99_ms:6.1f} ms"
+            f"  ({v.done} held, {v.refused} not)",
+            f"  ratio checkout/reservation {c.rate / v.rate:.2f}; "
+            f"the ERP booked {r.postings} orders, the last {r.posted_s:.1f} s after the checkouts",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    print(report(run()))
