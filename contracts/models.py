@@ -25,6 +25,7 @@ __all__ = [
     "CheckoutRequest",
     "CollectRequest",
     "Currency",
+    "ExpiryRun",
     "HoldRequest",
     "InventoryPosition",
     "Ledger",
@@ -453,6 +454,13 @@ class Adjustment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     source_id: PostingId
     points: Annotated[int, msgspec.Meta(ge=-10_000_000, le=10_000_000)]
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class ExpiryRun(msgspec.Struct, frozen=True, kw_only=True):
+    """What one run of points expiry did."""
+
+    members: int
+    points: int
 
 
 class MemberLookup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

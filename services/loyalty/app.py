@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import os
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Litestar, Response, get, post
 from litestar.di import Provide
 from litestar.params import JSONBody, PathParameter, SkipValidation
@@ -14,6 +17,7 @@ from contracts.events import POS_STREAM
 from contracts.models import (
     POSTING_ID_PATTERN,
     Adjustment,
+    ExpiryRun,
     HoldRequest,
     Ledger,
     LoyaltyAccount,
@@ -37,10 +41,50 @@ Loyalty = SkipValidation[LoyaltyService]
 Caller = SkipValidation[Identity]
 MemberParam = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9-]{1,40}$")]
 HoldParam = Annotated[str, PathParameter(pattern=POSTING_ID_PATTERN)]
+log = logging.getLogger("retailmesh.loyalty")
 
 
 class LoyaltySettings(Settings, frozen=True, kw_only=True):
     loyalty_rules: str = "deploy/config/loyalty.toml"
+    #: how often inactive members' points are expired (when the rules say they expire)
+    loyalty_expiry_interval_s: Annotated[float, msgspec.Meta(gt=0, le=7 * 86_400)] = 3600.0
+
+
+class ExpiryController(Controller):
+    path = "/expiries"
+    tags = ["members"]
+
+    @post(
+        "/",
+        status_code=200,
+        summary="Expire inactive members' points now (operators; it also runs on its own)",
+        responses=problem_responses(401, 403),
+    )
+    async def run(self, loyalty: Loyalty, identity: Caller) -> ExpiryRun:
+        require_scope(identity, "loyalty:admin")
+        return await loyalty.expire_inactive()
+
+
+class ExpiryWorker:
+    """Runs the expiry every `interval_s`, for the life of the service."""
+
+    def __init__(self, loyalty: LoyaltyService, interval_s: float) -> None:
+        self.loyalty, self.interval_s = loyalty, interval_s
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                async with asyncio.timeout(self.interval_s):
+                    await self._stopping.wait()
+            except TimeoutError:
+                try:
+                    await self.loyalty.expire_inactive()
+                except Exception:
+                    log.exception("points expiry failed; next run in %s s", self.interval_s)
 
 
 class MembersController(Controller):
@@ -163,6 +207,8 @@ def create_app(
             await accrue(loyalty, envelope)
 
         rt.add_worker(rt.bus.consumer(POS_STREAM, "loyalty", on_pos_event, POS_DECODER))
+        if rules.expire_after_inactive_days is not None:
+            rt.add_worker(ExpiryWorker(loyalty, settings.loyalty_expiry_interval_s))
 
     def provide() -> LoyaltyService:
         return holder["loyalty"]
@@ -172,7 +218,7 @@ def create_app(
         settings,
         title="retailmesh loyalty system API",
         description="Members, an append-only points ledger, and holds for redemptions.",
-        route_handlers=[MembersController, HoldsController],
+        route_handlers=[MembersController, HoldsController, ExpiryController],
         runtime=runtime,
         dependencies={"loyalty": Provide(provide, sync_to_thread=False)},
         on_start=[start],

@@ -13,7 +13,7 @@ import hmac
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from sqlalchemy import func, insert, select, update
@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contracts.models import (
     Adjustment,
+    ExpiryRun,
     HoldRequest,
     Ledger,
     LedgerEntry,
@@ -48,6 +49,9 @@ __all__ = ["EarningRules", "LoyaltyService", "load_rules"]
 
 class EarningRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     points_per_unit: dict[str, float]
+    #: a member's available points expire after this many days without an earn, a
+    #: redemption or an adjustment (None: points never expire)
+    expire_after_inactive_days: Annotated[int, msgspec.Meta(ge=1, le=36_500)] | None = None
 
     def points(self, tier: str, amount_minor: int) -> int:
         return math.floor(amount_minor / 100 * self.points_per_unit.get(tier, 0.0))
@@ -265,6 +269,57 @@ class LoyaltyService:
                 raise InsufficientPoints(-data.points, available)
             await self._entry(conn, member_id, "adjust", data.points, data.source_id)
         return await self.account(member_id, None)
+
+    # expiry
+
+    async def expire_inactive(self, now: datetime | None = None) -> ExpiryRun:
+        """Expire the available points of members inactive for the configured days. The
+        entry's source is the member's last activity, so one period expires once."""
+        days = self.rules.expire_after_inactive_days
+        if days is None:
+            return ExpiryRun(members=0, points=0)
+        now = now or datetime.now(UTC)
+        cutoff = now - timedelta(days=days)
+        m, le = self.t.members.c, self.t.ledger.c
+        active = (
+            select(le.id)
+            .where(
+                le.member_id == m.member_id,
+                le.kind.in_(("earn", "redeem", "adjust")),
+                le.created_at >= cutoff,
+            )
+            .exists()
+        )
+        async with self.db.read() as conn:
+            candidates = [
+                r.member_id
+                for r in await conn.execute(select(m.member_id).where(m.balance > 0, ~active))
+            ]
+        members = points = 0
+        for member_id in candidates:
+            async with self.db.write() as conn:
+                member = await self._member(conn, member_id, lock=True)
+                if member is None:
+                    continue
+                last = (
+                    await conn.execute(
+                        select(func.max(le.created_at)).where(
+                            le.member_id == member_id, le.kind.in_(("earn", "redeem", "adjust"))
+                        )
+                    )
+                ).scalar_one()
+                if last is not None and _utc(last) >= cutoff:
+                    continue  # active since the candidates were read
+                available = member.balance - await self._held(conn, member_id, now)
+                if available <= 0:
+                    continue
+                source = "inactive-since-" + (
+                    _utc(last).strftime("%Y%m%dT%H%M%S") if last is not None else "enrolment"
+                )
+                if await self._entry(conn, member_id, "expire", -available, source):
+                    members += 1
+                    points += available
+        return ExpiryRun(members=members, points=points)
 
     # holds (two-phase redemption)
 

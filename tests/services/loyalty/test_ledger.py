@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -204,3 +205,44 @@ async def wait_balance(loyalty: Loyalty, member_id: str, balance: int) -> None:
             return
         await asyncio.sleep(0.03)
     raise AssertionError(await loyalty.account(member_id))
+
+
+async def test_points_of_inactive_members_expire_once(
+    loyalty: Loyalty,
+) -> None:
+    service = loyalty.app.state.holder["loyalty"]
+    days = service.rules.expire_after_inactive_days
+    assert days == 730  # the shipped rules
+    await loyalty.enrol("M-OLD", points=300)
+    await loyalty.enrol("M-NEW", points=80)
+    await loyalty.enrol("M-BUSY", points=50)
+    # today nobody is inactive: the operator's run expires nothing
+    run = await loyalty.client.post("/expiries", headers=loyalty.operator)
+    assert run.status_code == 200 and run.json() == {"members": 0, "points": 0}
+    # 730 days on, M-OLD and M-NEW are inactive; M-BUSY redeemed a day before
+    later = datetime.now(UTC) + timedelta(days=days + 1)
+    busy = await service.expire_inactive(datetime.now(UTC))
+    assert busy.members == 0
+    async with service.db.write() as conn:  # M-BUSY's redemption, dated a day ago "later"
+        await service._entry(conn, "M-BUSY", "redeem", -10, "recent-order")
+        await conn.execute(
+            service.t.ledger.update()
+            .where(service.t.ledger.c.source_id == "recent-order")
+            .values(created_at=later - timedelta(days=1))
+        )
+    result = await service.expire_inactive(later)
+    assert (result.members, result.points) == (2, 300 + 80)
+    again = await service.expire_inactive(later + timedelta(days=1))
+    assert (again.members, again.points) == (0, 0)  # one period expires once
+    assert (await loyalty.account("M-OLD"))["balance"] == 0
+    assert (await loyalty.account("M-BUSY"))["balance"] == 40
+    entries = (await loyalty.client.get("/members/M-OLD/ledger", headers=loyalty.operator)).json()
+    assert [(e["kind"], e["points"]) for e in entries["entries"]] == [
+        ("adjust", 300),
+        ("expire", -300),
+    ]
+    customer = await loyalty.client.post(
+        "/expiries",
+        headers=loyalty.as_(Identity(kind="user", consumer="x", sub="x")),
+    )
+    assert customer.status_code == 403
