@@ -30,6 +30,7 @@ __all__ = [
     "RefundPostingBooked",
     "SaleLinePosted",
     "StockAdjusted",
+    "StoreDaySummarized",
     "TillTransactionRecorded",
     "envelope",
 ]
@@ -121,7 +122,20 @@ class SaleLinePosted(msgspec.Struct, frozen=True, kw_only=True):
     discount: int = 0
 
 
-PosEvent = TillTransactionRecorded
+class StoreDaySummarized(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """A store closed (part of) a day: its transactions not summarized before, summed per
+    SKU and price, for one summary posting per kind (stores configured to post summaries)."""
+
+    summary_id: str
+    store_id: str
+    day: str
+    transactions: int
+    sales: list[SaleLinePosted]
+    returns: list[SaleLinePosted]
+    currency: str
+
+
+PosEvent = TillTransactionRecorded | StoreDaySummarized
 
 ORDERS_STREAM = "events.orders"
 

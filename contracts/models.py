@@ -25,6 +25,7 @@ __all__ = [
     "CheckoutRequest",
     "CollectRequest",
     "Currency",
+    "DayClose",
     "ExpiryRun",
     "HoldRequest",
     "InventoryPosition",
@@ -375,6 +376,16 @@ class BatchResult(msgspec.Struct, frozen=True, kw_only=True):
     duplicates: int
     rejected: int
     results: list[TransactionOutcome]
+
+
+class DayClose(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A store's day closed for summary posting: what this close summarized (nothing when
+    every transaction of the day was in an earlier close)."""
+
+    store_id: str
+    day: str
+    transactions: int
+    summary_ids: list[str] = []
 
 
 class SequenceGap(msgspec.Struct, frozen=True, kw_only=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import date, datetime, time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Litestar, Request, get, post
 from litestar.di import Provide
@@ -14,13 +14,14 @@ from contracts.events import POS_STREAM
 from contracts.models import (
     LOCATION_PATTERN,
     BatchResult,
+    DayClose,
     RecordedTransaction,
     StoreGaps,
     TransactionBatch,
     TransactionPage,
 )
 from services.kit.app import Runtime, create_service_app
-from services.kit.errors import problem_responses
+from services.kit.errors import Unprocessable, problem_responses
 from services.kit.events import ConsumerPolicy
 from services.kit.identity import Identity
 from services.kit.registry import Registry
@@ -44,7 +45,9 @@ TransactionParam = Annotated[
 
 
 class PosSettings(Settings, frozen=True, kw_only=True):
-    pass
+    #: how sales reach the ERP: a posting per transaction, or per store day summary
+    #: (`POST /stores/{store_id}/days/{day}/close`, at the end of the store's day)
+    pos_erp_posting: Literal["transaction", "daily_summary"] = "transaction"
 
 
 class TransactionsController(Controller):
@@ -98,6 +101,32 @@ class StoresController(Controller):
         items = await pos.by_day(store_id, datetime.combine(day, time()), identity)
         return TransactionPage(items=items)
 
+    @post(
+        "/{store_id:str}/days/{day:str}/close",
+        status_code=200,
+        summary="Close a store's day: summarize its transactions for the ERP (summary mode)",
+        description="Idempotent: transactions are summarized once; closing again picks up "
+        "those that arrived since (a till that synced late). 409 when this POS posts per "
+        "transaction.",
+        responses=problem_responses(401, 403, 409, 422),
+    )
+    async def close_day(
+        self,
+        pos: Pos,
+        identity: Caller,
+        request: Request[Any, Any, Any],
+        store_id: StoreParam,
+        day: Annotated[str, PathParameter(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")],
+    ) -> DayClose:
+        try:
+            when = date.fromisoformat(day)
+        except ValueError:
+            raise Unprocessable(
+                f"{day} is not a date",
+                errors=[{"field": "day", "message": "not a calendar date", "source": "path"}],
+            ) from None
+        return await pos.close_day(store_id, when, identity, request_id(request.scope))
+
     @get(
         "/{store_id:str}/gaps",
         summary="Sequence numbers the store's tills have not sent yet",
@@ -116,8 +145,8 @@ def create_app(
 
     async def start(rt: Runtime) -> None:
         assert rt.db is not None and rt.bus is not None
-        holder["pos"] = PosService(rt.db, tables, rt.outbox)
-        poster = ErpPoster(rt.registry.client("erp"), rt.identity)
+        holder["pos"] = PosService(rt.db, tables, rt.outbox, settings.pos_erp_posting)
+        poster = ErpPoster(rt.registry.client("erp"), rt.identity, settings.pos_erp_posting)
         # Postings are idempotent by transaction id and independent of each other: many at once.
         rt.add_worker(
             rt.bus.consumer(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from contracts.events import Envelope, PosEvent, TillTransactionRecorded
+from contracts.events import Envelope, PosEvent, StoreDaySummarized, TillTransactionRecorded
 from contracts.models import Money, OrderPosting, PostingLine, RefundPosting
 from services.kit.identity import IDENTITY_HEADER, Identity
 
@@ -31,12 +31,28 @@ class PostingFailed(Exception):
 
 
 class ErpPoster:
-    def __init__(self, erp: ServiceClient, codec: IdentityCodec) -> None:
-        self.erp, self.codec = erp, codec
+    """Posts to the ERP per transaction (`mode` "transaction") or per store day summary
+    ("daily_summary"); the other kind of event is not this mode's business."""
+
+    def __init__(self, erp: ServiceClient, codec: IdentityCodec, mode: str = "transaction") -> None:
+        self.erp, self.codec, self.mode = erp, codec, mode
+
+    async def _post(self, path: str, posting: Any, correlation_id: str | None) -> None:
+        headers = {IDENTITY_HEADER: self.codec.sign(_POSTER)}
+        if correlation_id:
+            headers["x-request-id"] = correlation_id
+        response = await self.erp.request("POST", path, json=posting, headers=headers)
+        if response.status != 201:
+            raise PostingFailed(f"ERP answered {response.status}: {response.body[:300]!r}")
 
     async def __call__(self, envelope: Envelope[Any]) -> None:
-        tx = envelope.data
-        if not isinstance(tx, TillTransactionRecorded):
+        event = envelope.data
+        if isinstance(event, StoreDaySummarized):
+            if self.mode == "daily_summary":
+                await self._summary(event, envelope)
+            return
+        tx = event
+        if not isinstance(tx, TillTransactionRecorded) or self.mode != "transaction":
             return
         lines = [
             PostingLine(
@@ -67,9 +83,45 @@ class ErpPoster:
                 amount=Money(tx.total.amount, tx.total.currency),
                 occurred_at=tx.occurred_at,
             )
-        headers = {IDENTITY_HEADER: self.codec.sign(_POSTER)}
-        if envelope.correlation_id:
-            headers["x-request-id"] = envelope.correlation_id
-        response = await self.erp.request("POST", path, json=posting, headers=headers)
-        if response.status != 201:
-            raise PostingFailed(f"ERP answered {response.status}: {response.body[:300]!r}")
+        await self._post(path, posting, envelope.correlation_id)
+
+    async def _summary(self, summary: StoreDaySummarized, envelope: Envelope[Any]) -> None:
+        """One order posting for the summary's sales, one refund posting for its returns,
+        each idempotent by the summary's id."""
+        for kind, lines in (("sales", summary.sales), ("returns", summary.returns)):
+            if not lines:
+                continue
+            posted = [
+                PostingLine(
+                    sku=line.sku,
+                    location_id=summary.store_id,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                    discount=line.discount,
+                )
+                for line in lines
+            ]
+            amount = Money(
+                sum(p.quantity * p.unit_price.amount - p.discount for p in posted),
+                summary.currency,
+            )
+            posting_id = f"{summary.summary_id}.{kind}"
+            occurred = envelope.occurred_at
+            if kind == "sales":
+                posting: OrderPosting | RefundPosting = OrderPosting(
+                    posting_id=posting_id,
+                    order_id=posting_id,
+                    lines=posted,
+                    total=amount,
+                    occurred_at=occurred,
+                )
+                await self._post("/postings/orders", posting, envelope.correlation_id)
+            else:
+                posting = RefundPosting(
+                    posting_id=posting_id,
+                    order_id=posting_id,
+                    lines=posted,
+                    amount=amount,
+                    occurred_at=occurred,
+                )
+                await self._post("/postings/refunds", posting, envelope.correlation_id)

@@ -10,15 +10,23 @@ and a crash before it stores nothing: the till sends again and gets the same ans
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from collections import defaultdict
+from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy.exc import IntegrityError
 
-from contracts.events import POS_STREAM, SaleLinePosted, TillTransactionRecorded, envelope
+from contracts.events import (
+    POS_STREAM,
+    SaleLinePosted,
+    StoreDaySummarized,
+    TillTransactionRecorded,
+    envelope,
+)
 from contracts.models import (
     BatchResult,
+    DayClose,
     Money,
     RecordedTransaction,
     SequenceGap,
@@ -26,6 +34,7 @@ from contracts.models import (
     TransactionBatch,
     TransactionOutcome,
 )
+from services.kit.errors import Conflict
 from services.pos.errors import NotYourStore, UnknownTransaction
 
 if TYPE_CHECKING:
@@ -72,8 +81,10 @@ def _problem(tx: TillTransaction) -> str | None:
 
 
 class PosService:
-    def __init__(self, db: Database, tables: PosTables, outbox: Outbox) -> None:
-        self.db, self.t, self.outbox = db, tables, outbox
+    def __init__(
+        self, db: Database, tables: PosTables, outbox: Outbox, posting_mode: str = "transaction"
+    ) -> None:
+        self.db, self.t, self.outbox, self.posting_mode = db, tables, outbox, posting_mode
 
     async def ingest(
         self, batch: TransactionBatch, identity: Identity, correlation_id: str | None = None
@@ -222,3 +233,67 @@ class PosService:
         async with self.db.read() as conn:
             found = await self.t.gaps(conn, store_id)
         return [SequenceGap(till_id=t, first_missing=a, last_missing=b) for t, a, b in found]
+
+    # summary posting mode
+
+    async def close_day(
+        self, store_id: str, day: date, identity: Identity, correlation_id: str | None = None
+    ) -> DayClose:
+        """Summarize the store's transactions of the day not summarized yet, one summary per
+        currency, each an event for the ERP poster. Closing again later picks up what came
+        in since (a till that synced late); closing with nothing new summarizes nothing."""
+        check_store(identity, store_id)
+        if self.posting_mode != "daily_summary":
+            raise Conflict("this POS posts every transaction to the ERP: no day to close")
+        stamp = f"{store_id}.{day:%Y%m%d}."
+        async with self.db.write() as conn:
+            rows = await self.t.unsummarized(conn, store_id, datetime.combine(day, time(), UTC))
+            groups: dict[str, list[TillTransaction]] = defaultdict(list)
+            by_id: dict[str, list[str]] = defaultdict(list)
+            for row in rows:
+                tx = _decoder.decode(row.body)
+                currency = tx.lines[0].unit_price.currency
+                groups[currency].append(tx)
+                by_id[currency].append(row.transaction_id)
+            made = await self.t.summaries(conn, store_id, stamp)
+            ids: list[str] = []
+            for currency in sorted(groups):
+                made += 1
+                summary_id = f"{stamp}{made}"
+                await self.t.mark_summarized(conn, by_id[currency], summary_id)
+                txs = groups[currency]
+                event = StoreDaySummarized(
+                    summary_id=summary_id,
+                    store_id=store_id,
+                    day=day.isoformat(),
+                    transactions=len(txs),
+                    sales=_summed(tx for tx in txs if tx.kind == "sale"),
+                    returns=_summed(tx for tx in txs if tx.kind == "return"),
+                    currency=currency,
+                )
+                await self.outbox.add(
+                    conn,
+                    POS_STREAM,
+                    envelope(
+                        event, source="pos", correlation_id=correlation_id, causation_id=summary_id
+                    ),
+                )
+                ids.append(summary_id)
+        self.outbox.notify()
+        return DayClose(
+            store_id=store_id, day=day.isoformat(), transactions=len(rows), summary_ids=ids
+        )
+
+
+def _summed(txs: Any) -> list[SaleLinePosted]:
+    """Lines of many transactions summed per SKU and unit price (discounts summed too)."""
+    units: dict[tuple[str, int, str], list[int]] = defaultdict(lambda: [0, 0])
+    for tx in txs:
+        for line in tx.lines:
+            key = (line.sku, line.unit_price.amount, line.unit_price.currency)
+            units[key][0] += line.quantity
+            units[key][1] += line.discount
+    return [
+        SaleLinePosted(sku=sku, quantity=qty, unit_price=Money(amount, currency), discount=discount)
+        for (sku, amount, currency), (qty, discount) in sorted(units.items())
+    ]

@@ -18,6 +18,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    update,
 )
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class PosTables:
             Column("received_at", DateTime(timezone=True), nullable=False),
             Column("fingerprint", LargeBinary, nullable=False),
             Column("body", LargeBinary, nullable=False),
+            #: the day summary that posted it to the ERP (summary posting mode)
+            Column("summary_id", String(64), nullable=True, index=True),
             UniqueConstraint("store_id", "till_id", "sequence", name="uq_pos_till_sequence"),
         )
 
@@ -100,6 +103,34 @@ class PosTables:
                     .order_by(self.transactions.c.till_id, self.transactions.c.sequence)
                 )
             ).all()
+        )
+
+    async def unsummarized(self, conn: AsyncConnection, store_id: str, day: datetime) -> list[Any]:
+        start = day.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC)
+        t = self.transactions.c
+        query = select(self.transactions).where(
+            t.store_id == store_id,
+            t.summary_id.is_(None),
+            t.occurred_at >= start,
+            t.occurred_at < start + timedelta(days=1),
+        )
+        if conn.dialect.name != "sqlite":
+            # two closes at once (PostgreSQL): the second waits, then finds them summarized
+            query = query.with_for_update()
+        return list((await conn.execute(query)).all())
+
+    async def summaries(self, conn: AsyncConnection, store_id: str, prefix: str) -> int:
+        t = self.transactions.c
+        query = select(func.count(func.distinct(t.summary_id))).where(
+            t.store_id == store_id, t.summary_id.like(prefix + "%")
+        )
+        return int((await conn.execute(query)).scalar_one())
+
+    async def mark_summarized(self, conn: AsyncConnection, ids: list[str], summary_id: str) -> None:
+        await conn.execute(
+            update(self.transactions)
+            .where(self.transactions.c.transaction_id.in_(ids))
+            .values(summary_id=summary_id)
         )
 
     async def gaps(self, conn: AsyncConnection, store_id: str) -> list[tuple[str, int, int]]:

@@ -188,3 +188,60 @@ async def test_a_malformed_batch_is_refused_whole_with_field_errors(
     short["tenders"][0]["amount"]["amount"] = 10
     r = (await upload(mesh, headers, [short])).json()
     assert r["results"][0]["status"] == "rejected" and "tenders" in r["results"][0]["reason"]
+
+
+async def test_summary_mode_posts_one_summary_per_store_day_and_picks_up_late_sales(
+    env: dict[str, str],
+) -> None:
+    env = {**env, "POS_ERP_POSTING": "daily_summary"}
+    async with Running(build_embedded(env)) as mesh:
+        admin = {"Authorization": "Bearer " + dev_issuer(env).mint("ops", roles=["admin"])}
+        store = till(env, "STORE-006")
+        day = "/v1/pos/stores/STORE-006/days/2026-11-24/close"
+        sales = [sale(n, store="STORE-006") for n in range(1, 41)]
+        assert (await upload(mesh, store, sales[:30])).json()["accepted"] == 30
+        ret = {
+            **sale(41, store="STORE-006", sku=SKUS[1]),
+            "kind": "return",
+            "original_transaction_id": sales[0]["transaction_id"],
+            "tenders": [],
+        }
+        assert (await upload(mesh, store, [ret])).json()["accepted"] == 1
+        await asyncio.sleep(0.5)
+        assert await erp_totals(mesh, admin) == {sku: (0, 0) for sku in SKUS}  # nothing yet
+        other = await mesh.client.post(day, headers=till(env, "STORE-007"))
+        assert other.status_code == 403
+        first = await mesh.client.post(day, headers=store)
+        assert first.status_code == 200, first.text
+        assert first.json() == {
+            "store_id": "STORE-006",
+            "day": "2026-11-24",
+            "transactions": 31,
+            "summary_ids": ["STORE-006.20261124.1"],
+        }
+        again = await mesh.client.post(day, headers=store)
+        assert again.json()["transactions"] == 0 and "summary_ids" not in again.json()
+        # a till that was offline syncs late: the next close posts a second summary
+        assert (await upload(mesh, store, sales[30:])).json()["accepted"] == 10
+        late = await mesh.client.post(day, headers=store)
+        assert late.json()["summary_ids"] == ["STORE-006.20261124.2"]
+
+        async def booked() -> dict[str, tuple[int, int]]:
+            for _ in range(100):
+                totals = await erp_totals(mesh, admin)
+                if sum(units for _, units in totals.values()) == 40:
+                    return totals
+                await asyncio.sleep(0.1)
+            return totals
+
+        totals = await booked()
+        # two order postings (one per summary) for each SKU sold, 40 units in all
+        assert sum(units for _, units in totals.values()) == 40
+        assert {postings for postings, _ in totals.values()} == {2}
+        refund = (
+            await mesh.client.get("/v1/erp/postings/STORE-006.20261124.1.returns", headers=admin)
+        ).json()
+        assert refund["kind"] == "refund" and refund["lines"][0]["quantity"] == 1
+    async with Running(build_embedded({**env, "POS_ERP_POSTING": "transaction"})) as mesh:
+        refused = await mesh.client.post(day, headers=store)
+        assert refused.status_code == 409
