@@ -26,6 +26,7 @@ __all__ = [
     "CollectRequest",
     "Currency",
     "DayClose",
+    "Earning",
     "ExpiryRun",
     "HoldRequest",
     "InventoryPosition",
@@ -48,6 +49,7 @@ __all__ = [
     "OrderStatus",
     "OrderStatusEntry",
     "Page",
+    "PointsBooked",
     "PointsHold",
     "PointsRedemption",
     "PositionsQuery",
@@ -66,6 +68,7 @@ __all__ = [
     "Reservation",
     "ReservationId",
     "ReservationRequest",
+    "Reversal",
     "SaleLine",
     "SequenceGap",
     "Sku",
@@ -467,6 +470,28 @@ class Adjustment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
+class Earning(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Points for a purchase outside the tills (an online order), once per source."""
+
+    source_id: PostingId
+    amount: MinorUnits
+
+
+class Reversal(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Take back, pro rata, what the returned part of a purchase earned, once per source."""
+
+    source_id: PostingId
+    original_source_id: PostingId
+    amount: MinorUnits
+
+
+class PointsBooked(msgspec.Struct, frozen=True, kw_only=True):
+    """Points an earning or a reversal booked (0 when its source was booked before)."""
+
+    member_id: str
+    points: int
+
+
 class ExpiryRun(msgspec.Struct, frozen=True, kw_only=True):
     """What one run of points expiry did."""
 
@@ -527,6 +552,8 @@ class CheckoutRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     fulfilment: Literal["ship", "pickup"] = "ship"
     pickup_store_id: LocationId | None = None
     redeem: PointsRedemption | None = None
+    #: the customer's loyalty member, to earn points (the redemption's member, if any)
+    member_id: MemberId | None = None
 
 
 class OrderLine(msgspec.Struct, frozen=True, kw_only=True):

@@ -17,13 +17,16 @@ from contracts.events import POS_STREAM
 from contracts.models import (
     POSTING_ID_PATTERN,
     Adjustment,
+    Earning,
     ExpiryRun,
     HoldRequest,
     Ledger,
     LoyaltyAccount,
     MemberIn,
     MemberLookup,
+    PointsBooked,
     PointsHold,
+    Reversal,
 )
 from services.kit.app import Runtime, create_service_app
 from services.kit.errors import Unprocessable, problem_responses
@@ -147,6 +150,44 @@ class MembersController(Controller):
         return Response(
             hold, status_code=201, headers={"Idempotent-Replayed": str(not created).lower()}
         )
+
+    @post(
+        "/{member_id:str}/earnings",
+        status_code=200,
+        summary="Points for an online purchase, by tier (idempotent by source_id)",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def earn(
+        self,
+        loyalty: Loyalty,
+        identity: Caller,
+        member_id: MemberParam,
+        data: JSONBody[Earning],
+    ) -> PointsBooked:
+        require_scope(identity, "loyalty:accrue")
+        await loyalty.account(member_id, None)  # 404 for an unknown member
+        points = await loyalty.earn(member_id, data.source_id, data.amount)
+        return PointsBooked(member_id=member_id, points=points)
+
+    @post(
+        "/{member_id:str}/reversals",
+        status_code=200,
+        summary="Take back what a returned part earned, pro rata (idempotent by source_id)",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def reverse(
+        self,
+        loyalty: Loyalty,
+        identity: Caller,
+        member_id: MemberParam,
+        data: JSONBody[Reversal],
+    ) -> PointsBooked:
+        require_scope(identity, "loyalty:accrue")
+        await loyalty.account(member_id, None)
+        points = await loyalty.reverse(
+            member_id, data.source_id, data.original_source_id, data.amount
+        )
+        return PointsBooked(member_id=member_id, points=-points)
 
     @post(
         "/{member_id:str}/adjustments",

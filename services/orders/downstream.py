@@ -22,12 +22,14 @@ import msgspec
 
 from contracts.models import (
     Adjustment,
+    Earning,
     HoldRequest,
     Money,
     OrderPosting,
     PostingLine,
     RefundPosting,
     ReservationRequest,
+    Reversal,
     StockAdjustment,
 )
 from services.kit.identity import IDENTITY_HEADER, Identity
@@ -45,7 +47,16 @@ __all__ = ["Downstream", "NotNow", "Refused", "SagaOrder"]
 _SERVICE = Identity(
     kind="service",
     consumer="orders",
-    scopes=frozenset({"inventory:reserve", "erp:read", "erp:post", "erp:adjust", "loyalty:admin"}),
+    scopes=frozenset(
+        {
+            "inventory:reserve",
+            "erp:read",
+            "erp:post",
+            "erp:adjust",
+            "loyalty:admin",
+            "loyalty:accrue",
+        }
+    ),
 )
 
 
@@ -199,6 +210,35 @@ class Downstream:
         r = await self._call(self.loyalty, "POST", path, self._customer(order))
         if r.status not in (200, 404, 409):
             raise NotNow(f"release points: loyalty answered {r.status}")
+
+    async def check_member(self, order: SagaOrder) -> None:
+        """The member named to earn points must be the customer's own."""
+        r = await self._call(
+            self.loyalty, "GET", f"/members/{order.member_id}", self._customer(order)
+        )
+        if r.status == 404:
+            raise Refused(422, "unknown-member", "no such loyalty member for this customer")
+        if r.status != 200:
+            raise Refused(409, "points-refused", f"loyalty answered {r.status}")
+
+    async def earn_points(self, order: SagaOrder) -> None:
+        """Points for a posted order (once: the order id is the source)."""
+        request = Earning(source_id=order.order_id, amount=order.total.amount)
+        path = f"/members/{order.member_id}/earnings"
+        r = await self._call(self.loyalty, "POST", path, _SERVICE, request)
+        if r.status not in (200, 404):
+            raise NotNow(f"earn points: loyalty answered {r.status}")
+
+    async def reverse_points(self, order: SagaOrder, source_id: str, amount: int) -> int:
+        """Take back what `amount` of the order earned (once per source); the points."""
+        request = Reversal(source_id=source_id, original_source_id=order.order_id, amount=amount)
+        path = f"/members/{order.member_id}/reversals"
+        r = await self._call(self.loyalty, "POST", path, _SERVICE, request)
+        if r.status == 404:
+            return 0
+        if r.status != 200:
+            raise NotNow(f"reverse points: loyalty answered {r.status}")
+        return -int(msgspec.json.decode(r.body, type=dict[str, Any])["points"])
 
     async def recredit_points(self, order: SagaOrder) -> None:
         """Give captured points back to a cancelled order's member (once: by source id)."""

@@ -116,6 +116,8 @@ class OrdersService:
             errors.append({"field": "pickup_store_id", "message": "a pick-up needs the store"})
         if data.fulfilment == "ship" and data.pickup_store_id is not None:
             errors.append({"field": "pickup_store_id", "message": "only for fulfilment pickup"})
+        if data.redeem and data.member_id and data.redeem.member_id != data.member_id:
+            errors.append({"field": "member_id", "message": "not the redemption's member"})
         if errors:
             raise BadOrder("the order cannot be taken as it is", errors=errors)
         total = sum(line.quantity * line.unit_price.amount for line in lines)
@@ -142,7 +144,7 @@ class OrdersService:
             "total_amount": total.amount,
             "currency": total.currency,
             "payment_reference": data.payment_reference,
-            "member_id": data.redeem.member_id if data.redeem else None,
+            "member_id": data.redeem.member_id if data.redeem else data.member_id,
             "points": data.redeem.points if data.redeem else 0,
             "erp_posted": False,
             "lease_until": now + timedelta(seconds=self.driver.lease_s),
@@ -331,29 +333,34 @@ class OrdersService:
             ).first()
 
     async def post_to_erp(self, order_id: str) -> None:
-        """Book a confirmed order in the ERP (idempotent by order id), then mark it posted.
-        Raising leaves the event to be retried."""
+        """Book a confirmed order in the ERP (idempotent by order id), mark it posted, and
+        credit its member's points. Raising leaves the event to be retried, and every call
+        again is a replay."""
         row = await self._load(order_id)
-        if row is None or row.erp_posted:
+        if row is None:
             return
         order = saga_order(row)
-        if row.status == "cancelled" and not await self.ds.is_posted(order):
-            return  # cancelled before it was ever booked: nothing to post, nothing to undo
-        await self.ds.post_order(order)
-        failpoint("orders.post.called")
-        async with self.db.write() as conn:
-            await conn.execute(
-                update(self.t.orders)
-                .where(self.t.orders.c.order_id == order_id)
-                .values(erp_posted=True)
-            )
-            row = await self._current(conn, order_id)
-            if row.status == "confirmed":
-                await move(conn, self.t, self.outbox, row, "posted")
-        self.outbox.notify()
+        if not row.erp_posted:
+            if row.status == "cancelled" and not await self.ds.is_posted(order):
+                return  # cancelled before it was ever booked: nothing to post, nothing to undo
+            await self.ds.post_order(order)
+            failpoint("orders.post.called")
+            async with self.db.write() as conn:
+                await conn.execute(
+                    update(self.t.orders)
+                    .where(self.t.orders.c.order_id == order_id)
+                    .values(erp_posted=True)
+                )
+                row = await self._current(conn, order_id)
+                if row.status == "confirmed":
+                    await move(conn, self.t, self.outbox, row, "posted")
+            self.outbox.notify()
+        if row.status != "cancelled" and order.member_id:
+            await self.ds.earn_points(order)
+            row = await self._load(order_id)
         if row.status == "cancelled":
-            # cancelled while the posting was on its way: book the cancellation too
-            await self.ds.post_cancellation(order, datetime.now(UTC))
+            # cancelled while this was on its way: undo what it just did
+            await self.undo_cancelled(order_id)
 
     async def _current(self, conn: AsyncConnection, order_id: str) -> Any:
         query = select(self.t.orders).where(self.t.orders.c.order_id == order_id)
@@ -370,6 +377,8 @@ class OrdersService:
             await self.ds.release_stock(order, index)
         if order.points:
             await self.ds.recredit_points(order)
+        if order.member_id:
+            await self.ds.reverse_points(order, f"{order.order_id}.cancel", order.total.amount)
         if row.erp_posted:
             await self.ds.post_cancellation(order, _utc(row.updated_at))
 

@@ -158,13 +158,16 @@ class SagaDriver:
                 location = await self.ds.reserve(order, index)
                 order.lines[index] = msgspec.structs.replace(line, location_id=location)
             failpoint("orders.saga.reserve.called")
-            after = "hold" if order.points else "confirm"
+            after = "hold" if order.points or order.member_id else "confirm"
             await self._mark(
                 order.order_id, stage, "done", stage=after, lines=_encoder.encode(order.lines)
             )
             return after
         if stage == "hold":
-            await self.ds.hold_points(order)
+            if order.points:
+                await self.ds.hold_points(order)
+            else:
+                await self.ds.check_member(order)
             failpoint("orders.saga.hold.called")
             await self._mark(order.order_id, stage, "done", stage="confirm")
             return "confirm"

@@ -55,13 +55,36 @@ async def test_points_are_held_then_redeemed_and_not_enough_points_is_422(shop: 
     await shop.enrol("M-CAROL", "carol", 500)
     r = await shop.checkout("carol", cart((SKU, 1), redeem={"member_id": "M-CAROL", "points": 300}))
     assert r.status_code == 201, r.text
-    assert r.json()["points_redeemed"] == 300
-    account = await shop.account("M-CAROL")
-    assert account["balance"] == 200 and account["held"] == 0
-    r = await shop.checkout("carol", cart((SKU, 1), redeem={"member_id": "M-CAROL", "points": 300}))
+    order = r.json()
+    assert order["points_redeemed"] == 300
+    # once posted, the order earns its points: 1 a euro at the base tier
+    earned = order["total"]["amount"] // 100
+    await eventually(lambda: _balance_is(shop, "M-CAROL", 200 + earned))
+    assert (await shop.account("M-CAROL"))["held"] == 0
+    too_many = 200 + earned + 1
+    r = await shop.checkout(
+        "carol", cart((SKU, 1), redeem={"member_id": "M-CAROL", "points": too_many})
+    )
     assert r.status_code == 422 and r.json()["type"].endswith("/insufficient-points")
     assert await shop.ats(SKU) == 9  # the second order's unit came back
-    assert (await shop.account("M-CAROL"))["available"] == 200
+    assert (await shop.account("M-CAROL"))["available"] == 200 + earned
+
+
+async def _balance_is(shop: Shop, member: str, points: int) -> bool:
+    return bool((await shop.account(member))["balance"] == points)
+
+
+async def test_an_order_earns_points_for_the_customers_own_member_only(shop: Shop) -> None:
+    await shop.set_on_hand(SKU, "DC-NORTH", 10)
+    await shop.enrol("M-KIM", "kim", 0)
+    r = await shop.checkout("kim", cart((SKU, 2), member_id="M-KIM"))
+    assert r.status_code == 201, r.text
+    earned = r.json()["total"]["amount"] // 100
+    await eventually(lambda: _balance_is(shop, "M-KIM", earned))
+    ledger = (await shop.loyalty.get("/members/M-KIM/ledger")).json()["entries"]
+    assert [(e["kind"], e["source_id"]) for e in ledger][-1] == ("earn", r.json()["order_id"])
+    other = await shop.checkout("lee", cart((SKU, 1), member_id="M-KIM"))
+    assert other.status_code == 422 and other.json()["type"].endswith("/unknown-member")
 
 
 async def test_another_customers_points_cannot_be_redeemed(shop: Shop) -> None:
