@@ -28,6 +28,7 @@ __all__ = [
     "PosEvent",
     "PositionAfter",
     "RefundPostingBooked",
+    "ReturnStatusChanged",
     "SaleLinePosted",
     "StockAdjusted",
     "StoreDaySummarized",
@@ -153,7 +154,18 @@ class OrderStatusChanged(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     detail: str | None = None
 
 
-OrderEvent = OrderStatusChanged
+class ReturnStatusChanged(msgspec.Struct, frozen=True, kw_only=True, tag=True):
+    """A return was accepted, or refunded (its refund booked, points and stock settled)."""
+
+    return_id: str
+    status: str
+    customer: str
+    order_id: str | None = None
+    receipt: str | None = None
+    store_id: str | None = None
+
+
+OrderEvent = OrderStatusChanged | ReturnStatusChanged
 
 #: stream → the union of facts it carries (one decoder per stream)
 STREAMS: dict[str, Any] = {

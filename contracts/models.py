@@ -68,6 +68,11 @@ __all__ = [
     "Reservation",
     "ReservationId",
     "ReservationRequest",
+    "Return",
+    "ReturnId",
+    "ReturnLine",
+    "ReturnLineIn",
+    "ReturnRequest",
     "Reversal",
     "SaleLine",
     "SequenceGap",
@@ -597,3 +602,54 @@ class OrderPage(Page, frozen=True, kw_only=True):
 
 class CollectRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     pickup_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+
+
+ReturnId = Annotated[
+    str, msgspec.Meta(pattern=r"^ret-[0-9a-f]{32}$", description="A return id, minted at intake")
+]
+
+
+class ReturnLineIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    sku: Sku
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=1_000)]
+    #: back into sellable stock, or written off
+    disposition: Literal["restock", "damaged"] = "restock"
+
+
+class ReturnRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Return lines of an online order (`order_id`) or of a store sale (`receipt`, the till
+    transaction id). At a store, the store is the caller's (its till's identity)."""
+
+    lines: Annotated[list[ReturnLineIn], msgspec.Meta(min_length=1, max_length=50)]
+    order_id: OrderId | None = None
+    receipt: TransactionId | None = None
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class ReturnLine(msgspec.Struct, frozen=True, kw_only=True):
+    sku: str
+    quantity: int
+    disposition: Literal["restock", "damaged"]
+    unit_price: Money
+    #: the returned share of the original line's discount
+    discount: int
+    #: where the units come back
+    location_id: str
+
+
+class Return(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    return_id: str
+    #: accepted (refund on its way) → refunded (ERP refund booked, points and stock settled)
+    status: Literal["accepted", "refunded"]
+    customer: str
+    lines: list[ReturnLine]
+    refund: Money
+    created_at: datetime
+    updated_at: datetime
+    order_id: str | None = None
+    receipt: str | None = None
+    store_id: str | None = None
+    member_id: str | None = None
+    #: redeemed points given back, pro rata
+    points_returned: int = 0
+    reason: str | None = None

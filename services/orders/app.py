@@ -26,6 +26,8 @@ from contracts.models import (
     Order,
     OrderPage,
     OrderStatus,
+    Return,
+    ReturnRequest,
 )
 from contracts.problems import PROBLEM_MEDIA_TYPE
 from services.kit.app import Runtime, create_service_app
@@ -37,6 +39,7 @@ from services.kit.settings import Settings
 from services.orders.catalogue import Catalogue
 from services.orders.downstream import Downstream
 from services.orders.logic import OrdersService
+from services.orders.returns import ReturnDriver, ReturnsService
 from services.orders.saga import Resumer, SagaDriver
 from services.orders.store import OrderTables
 from services.orders.views import PickupCodes
@@ -44,6 +47,8 @@ from services.orders.views import PickupCodes
 __all__ = ["OrdersSettings", "create_app", "create_app_from_env"]
 
 Orders = SkipValidation[OrdersService]
+Returns = SkipValidation[ReturnsService]
+ReturnParam = Annotated[str, PathParameter(pattern=r"^ret-[0-9a-f]{32}$")]
 Caller = SkipValidation[Identity]
 OrderParam = Annotated[str, PathParameter(pattern=r"^ord-[0-9a-f]{32}$")]
 StoreParam = Annotated[str, PathParameter(pattern=LOCATION_PATTERN)]
@@ -76,6 +81,8 @@ class OrdersSettings(Settings, frozen=True, kw_only=True):
     saga_retry_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
     #: how often the resumer looks for sagas nobody drives
     saga_sweep_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 2.0
+    #: how many days after the purchase a return is taken
+    return_window_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 30
     #: attempts of a downstream call within one step, before the saga waits
     step_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
 
@@ -180,6 +187,38 @@ class OrdersController(Controller):
         return await orders.transition(order_id, "delivered", identity)
 
 
+class ReturnsController(Controller):
+    path = "/returns"
+    tags = ["returns"]
+
+    @post(
+        "/",
+        status_code=201,
+        summary="Return lines of an online order or of a store sale (Idempotency-Key required)",
+        description="201 with the accepted return; its refund, points and stock are settled "
+        "in the background (status `refunded` when done). 409 when the source cannot be "
+        "returned; 422 past the window, or more than was bought and not yet returned.",
+        responses=problem_responses(400, 401, 403, 404, 409, 422, 503),
+    )
+    async def create(
+        self,
+        returns: Returns,
+        identity: Caller,
+        data: JSONBody[ReturnRequest],
+        idempotency_key: IdempotencyKey,
+    ) -> Response[Return]:
+        result = await returns.accept(data, idempotency_key.strip('"'), identity)
+        return _json(result.status, result.body, result.replayed)  # type: ignore[return-value]
+
+    @get(
+        "/{return_id:str}",
+        summary="A return (its customer, the store that took it, or operators)",
+        responses=problem_responses(401, 404),
+    )
+    async def one(self, returns: Returns, identity: Caller, return_id: ReturnParam) -> Return:
+        return await returns.get(return_id, identity)
+
+
 class StoreOrdersController(Controller):
     path = "/stores"
     tags = ["stores"]
@@ -207,7 +246,7 @@ def create_app(
 ) -> Litestar:
     runtime = Runtime("orders", settings, registry)
     tables = OrderTables(runtime.metadata)
-    holder: dict[str, OrdersService] = {}
+    holder: dict[str, Any] = {}
 
     async def start(rt: Runtime) -> None:
         assert rt.db is not None and rt.bus is not None
@@ -238,6 +277,22 @@ def create_app(
             codes,
         )
         holder["orders"] = orders
+        return_driver = ReturnDriver(
+            rt.db,
+            tables,
+            rt.outbox,
+            downstream,
+            lease_s=settings.saga_lease_s,
+            retry_s=settings.saga_retry_s,
+        )
+        holder["returns"] = ReturnsService(
+            rt.db,
+            tables,
+            rt.outbox,
+            downstream,
+            return_driver,
+            window_days=settings.return_window_days,
+        )
 
         async def on_order_event(envelope: Any) -> None:
             event = envelope.data
@@ -256,19 +311,28 @@ def create_app(
                 ORDERS_STREAM, "orders-erp", on_order_event, ORDERS_DECODER, policy=policy
             )
         )
-        rt.add_worker(Resumer(driver, rt.db, tables, settings.saga_sweep_s))
+        rt.add_worker(Resumer(driver, rt.db, tables.orders, settings.saga_sweep_s))
+        rt.add_worker(Resumer(return_driver, rt.db, tables.returns, settings.saga_sweep_s))
 
     def provide() -> OrdersService:
-        return holder["orders"]
+        orders: OrdersService = holder["orders"]
+        return orders
+
+    def provide_returns() -> ReturnsService:
+        returns: ReturnsService = holder["returns"]
+        return returns
 
     app = create_service_app(
         "orders",
         settings,
         title="retailmesh orders process API",
         description="Checkout, pick-up in store and the order lifecycle as durable sagas.",
-        route_handlers=[OrdersController, StoreOrdersController],
+        route_handlers=[OrdersController, ReturnsController, StoreOrdersController],
         runtime=runtime,
-        dependencies={"orders": Provide(provide, sync_to_thread=False)},
+        dependencies={
+            "orders": Provide(provide, sync_to_thread=False),
+            "returns": Provide(provide_returns, sync_to_thread=False),
+        },
         on_start=[start],
         bus=bus,
     )

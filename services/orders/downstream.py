@@ -16,6 +16,7 @@ after a few tries (`NotNow`: the saga stops where it is and is resumed later).
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -27,18 +28,19 @@ from contracts.models import (
     Money,
     OrderPosting,
     PostingLine,
+    RecordedTransaction,
     RefundPosting,
     ReservationRequest,
     Reversal,
     StockAdjustment,
 )
+from services.kit.errors import Unavailable
 from services.kit.identity import IDENTITY_HEADER, Identity
 from services.kit.registry import ServiceCallError
+from services.orders.errors import UnknownReceipt
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
-    from contracts.models import OrderLine
+    from contracts.models import OrderLine, ReturnLine
     from services.kit.identity import IdentityCodec
     from services.kit.registry import Registry, ServiceResponse
 
@@ -109,6 +111,7 @@ class Downstream:
         self.inventory = registry.client("inventory")
         self.loyalty = registry.client("loyalty")
         self.erp = registry.client("erp")
+        self.registry = registry  # the POS only for returns of store sales: found on first use
         self.codec = codec
         self.reservation_ttl_s = reservation_ttl_s
         self.hold_ttl_s = hold_ttl_s
@@ -309,3 +312,77 @@ class Downstream:
             r = await self._call(self.erp, "POST", "/inventory/adjustments", _SERVICE, adjustment)
             if r.status != 201:
                 raise NotNow(f"ERP refused the restock of {adjustment.adjustment_id}: {r.status}")
+
+    # returns
+
+    async def receipt(self, transaction_id: str) -> RecordedTransaction:
+        """A store sale from the POS (the system of record for till transactions)."""
+        try:
+            pos = self.registry.client("pos")
+            r = await self._call(pos, "GET", f"/transactions/{transaction_id}", _SERVICE)
+        except (NotNow, ServiceCallError):
+            raise Unavailable(
+                "the POS does not answer; try again", headers={"Retry-After": "5"}
+            ) from None
+        if r.status == 404:
+            raise UnknownReceipt(transaction_id)
+        if r.status != 200:
+            raise Unavailable(f"the POS answered {r.status}", headers={"Retry-After": "5"})
+        return r.decode(RecordedTransaction)
+
+    async def post_refund(
+        self,
+        posting_id: str,
+        source_id: str,
+        lines: list[ReturnLine],
+        amount: int,
+        currency: str,
+        at: datetime,
+    ) -> None:
+        posting = RefundPosting(
+            posting_id=posting_id,
+            order_id=source_id,
+            lines=[
+                PostingLine(
+                    sku=line.sku,
+                    location_id=line.location_id,
+                    quantity=line.quantity,
+                    unit_price=line.unit_price,
+                    discount=line.discount,
+                )
+                for line in lines
+            ],
+            amount=Money(amount, currency),
+            occurred_at=at,
+        )
+        r = await self._call(self.erp, "POST", "/postings/refunds", _SERVICE, posting)
+        if r.status != 201:
+            raise NotNow(f"ERP refused the refund {posting_id}: {r.status} {r.body[:200]!r}")
+
+    async def reverse_for(self, member_id: str, source_id: str, original: str, amount: int) -> None:
+        request = Reversal(source_id=source_id, original_source_id=original, amount=amount)
+        r = await self._call(
+            self.loyalty, "POST", f"/members/{member_id}/reversals", _SERVICE, request
+        )
+        if r.status not in (200, 404):
+            raise NotNow(f"reverse points: loyalty answered {r.status}")
+
+    async def credit(self, member_id: str, source_id: str, points: int, reason: str) -> None:
+        request = Adjustment(source_id=source_id, points=points, reason=reason)
+        r = await self._call(
+            self.loyalty, "POST", f"/members/{member_id}/adjustments", _SERVICE, request
+        )
+        if r.status not in (200, 404):
+            raise NotNow(f"credit points: loyalty answered {r.status}")
+
+    async def restock(self, adjustment_id: str, sku: str, location_id: str, units: int) -> None:
+        adjustment = StockAdjustment(
+            adjustment_id=adjustment_id,
+            sku=sku,
+            location_id=location_id,
+            delta=units,
+            reason="receipt",
+        )
+        r = await self._call(self.erp, "POST", "/inventory/adjustments", _SERVICE, adjustment)
+        if r.status != 201:
+            raise NotNow(f"ERP refused the restock {adjustment_id}: {r.status}")

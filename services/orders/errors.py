@@ -3,6 +3,8 @@
 OrdersError (ServiceError)
 ├── MissingIdempotencyKey   400 idempotency-key-missing
 ├── UnknownOrder            404 unknown-order (also for another customer's order)
+├── UnknownReturn           404 unknown-return
+├── UnknownReceipt          404 unknown-receipt
 ├── IdempotencyInFlight     409 idempotency-key-in-flight (the first request still runs)
 ├── IllegalTransition       409 illegal-transition
 ├── WrongPickupCode         403 wrong-pickup-code
@@ -32,6 +34,8 @@ __all__ = [
     "OrdersError",
     "SagaStalled",
     "UnknownOrder",
+    "UnknownReceipt",
+    "UnknownReturn",
     "WrongPickupCode",
 ]
 
@@ -52,6 +56,20 @@ class UnknownOrder(NotFound, OrdersError):
 
     def __init__(self, order_id: str) -> None:
         super().__init__(f"no order {order_id}", order_id=order_id)
+
+
+class UnknownReturn(NotFound, OrdersError):
+    slug, title = "unknown-return", "Unknown return"
+
+    def __init__(self, return_id: str) -> None:
+        super().__init__(f"no return {return_id}", return_id=return_id)
+
+
+class UnknownReceipt(NotFound, OrdersError):
+    slug, title = "unknown-receipt", "Unknown receipt"
+
+    def __init__(self, receipt: str) -> None:
+        super().__init__(f"no store sale {receipt}", receipt=receipt)
 
 
 class IdempotencyInFlight(Conflict, OrdersError):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 from sqlalchemy import and_, insert, or_, select, update
@@ -30,6 +30,7 @@ from services.orders.lifecycle import move
 from services.orders.views import problem_body, view_in
 
 if TYPE_CHECKING:
+    from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from services.kit.events import Outbox
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from services.orders.store import OrderTables
     from services.orders.views import PickupCodes
 
-__all__ = ["Resumer", "SagaDriver", "saga_order"]
+__all__ = ["Driver", "Resumer", "SagaDriver", "saga_order"]
 
 log = logging.getLogger("retailmesh.orders.saga")
 _lines = msgspec.json.Decoder(list[OrderLine])
@@ -219,12 +220,21 @@ class SagaDriver:
         self.outbox.notify()
 
 
+class Driver(Protocol):
+    lease_s: float
+
+    def running(self, saga_id: str) -> bool: ...
+
+    async def drive(self, saga_id: str) -> None: ...
+
+
 class Resumer:
     """Drives the sagas nobody drives: those a crashed process left, those that waited for a
-    service. Runs in every replica; a lease makes one of them take each order."""
+    service. Runs in every replica; a lease makes one of them take each saga. `table` is the
+    sagas' table: its key, `stage` ("done" at the end) and `lease_until`."""
 
-    def __init__(self, driver: SagaDriver, db: Database, tables: OrderTables, interval_s: float):
-        self.driver, self.db, self.t, self.interval_s = driver, db, tables, interval_s
+    def __init__(self, driver: Driver, db: Database, table: Table, interval_s: float) -> None:
+        self.driver, self.db, self.table, self.interval_s = driver, db, table, interval_s
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -245,26 +255,25 @@ class Resumer:
     async def sweep(self) -> int:
         """Take over every saga whose lease ran out; returns how many ended."""
         now = datetime.now(UTC)
-        o = self.t.orders.c
-        free = and_(o.stage != "done", or_(o.lease_until.is_(None), o.lease_until < now))
+        c = self.table.c
+        key = next(iter(self.table.primary_key.columns))
+        free = and_(c.stage != "done", or_(c.lease_until.is_(None), c.lease_until < now))
         async with self.db.read() as conn:
-            ids = [
-                r.order_id for r in await conn.execute(select(o.order_id).where(free).limit(200))
-            ]
+            ids = [r[0] for r in await conn.execute(select(key).where(free).limit(200))]
         ended = 0
-        for order_id in ids:
-            if self.driver.running(order_id):
+        for saga_id in ids:
+            if self.driver.running(saga_id):
                 continue
             async with self.db.write() as conn:
                 claimed = await conn.execute(
-                    update(self.t.orders)
-                    .where(o.order_id == order_id, free)
+                    update(self.table)
+                    .where(key == saga_id, free)
                     .values(lease_until=now + timedelta(seconds=self.driver.lease_s))
                 )
             if claimed.rowcount != 1:
                 continue  # another replica took it
             try:
-                await self.driver.drive(order_id)
+                await self.driver.drive(saga_id)
                 ended += 1
             except NotNow:
                 pass

@@ -79,6 +79,28 @@ class OrderTables:
             Column("detail", String(400), nullable=True),
             Column("at", DateTime(timezone=True), nullable=False),
         )
+        self.returns = Table(
+            "order_returns",
+            metadata,
+            Column("return_id", String(40), primary_key=True),
+            #: order or receipt, and its id
+            Column("source_kind", String(8), nullable=False),
+            Column("source_id", String(40), nullable=False, index=True),
+            Column("customer", String(200), nullable=False, index=True),
+            Column("store_id", String(32), nullable=True),
+            Column("status", String(12), nullable=False),
+            #: the saga's next step: refund, points, restock, or done
+            Column("stage", String(12), nullable=False),
+            Column("lines", LargeBinary, nullable=False),
+            Column("amount", BigInteger, nullable=False),
+            Column("currency", String(3), nullable=False),
+            Column("member_id", String(40), nullable=True),
+            Column("points_back", BigInteger, nullable=False, server_default="0"),
+            Column("reason", String(200), nullable=True),
+            Column("lease_until", DateTime(timezone=True), nullable=True, index=True),
+            Column("created_at", DateTime(timezone=True), nullable=False),
+            Column("updated_at", DateTime(timezone=True), nullable=False),
+        )
         self.idempotency = Table(
             "order_idempotency",
             metadata,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,12 @@ CONFIRMING = [
     "orders.post.called",
 ]
 REJECTING = ["orders.saga.compensate.started", "orders.saga.compensate.called"]
+RETURNING = [
+    "orders.return.refund.started",
+    "orders.return.refund.called",
+    "orders.return.points.called",
+    "orders.return.restock.called",
+]
 
 
 class Backends:
@@ -248,5 +255,49 @@ def test_orders_killed_at_each_saga_step_end_without_leaks(backends: Backends) -
     ats = _call("GET", f"{b.inventory.url}/availability/{SKU}", b.operator).json()["ats"]
     assert ats == 100 - 2 * len(CONFIRMING)
     account = _call("GET", f"{b.loyalty.url}/members/{MEMBER}", b.operator).json()
-    assert account["balance"] == 10_000 - POINTS * len(CONFIRMING)
+    entries = _call("GET", f"{b.loyalty.url}/members/{MEMBER}/ledger", b.operator).json()["entries"]
+    redeemed = [e for e in entries if e["kind"] == "redeem"]
+    earned = [e for e in entries if e["kind"] == "earn"]
+    # each confirmed order redeemed its points once and earned once; nothing stays held
+    assert [e["points"] for e in redeemed] == [-POINTS] * len(CONFIRMING)
+    assert sorted(e["source_id"] for e in earned) == sorted(
+        o["order_id"] for p, o in outcomes.items() if p in CONFIRMING
+    )
+    assert account["balance"] == sum(e["points"] for e in entries)
     assert account["held"] == 0
+    # returns are sagas too: killed at each of their steps, each ends refunded, once
+    returned = list(outcomes.values())[: len(RETURNING)]
+    for point, outcome in zip(RETURNING, returned, strict=True):
+        _return_through_a_crash(b, point, outcome["order_id"])
+    for outcome in returned:
+        postings = httpx.get(
+            f"{b.erp.url}/postings", params={"order_id": outcome["order_id"]}, headers=b.operator
+        ).json()["items"]
+        assert sorted(p["kind"] for p in postings) == ["order", "refund"]
+    ats = _call("GET", f"{b.inventory.url}/availability/{SKU}", b.operator).json()["ats"]
+    assert ats == 100 - 2 * len(CONFIRMING) + len(RETURNING)
+    ledger = _call("GET", f"{b.loyalty.url}/members/{MEMBER}/ledger", b.operator).json()
+    kinds = Counter(e["kind"] for e in ledger["entries"])
+    assert kinds["reverse"] == len(RETURNING)
+    assert kinds["adjust"] == 1 + len(RETURNING)  # the start, and redeemed points given back
+
+
+def _return_through_a_crash(b: Backends, failpoint: str, order_id: str) -> None:
+    orders = _orders(b, None, failpoint)
+    body = {"order_id": order_id, "lines": [{"sku": SKU, "quantity": 1}]}
+    headers = {**b.customer(), "Idempotency-Key": f'"{uuid.uuid4()}"'}
+    r = _call("POST", f"{orders.url}/returns", headers, body)
+    assert r.status_code == 201, r.text  # accepted; the saga runs after the answer
+    return_id = r.json()["return_id"]
+    _until(lambda: (orders.proc is not None and orders.proc.poll() is not None) or None)
+    orders.kill()
+    restarted = _orders(b, orders.port, None)
+    try:
+        _until(
+            lambda: (
+                _call("GET", f"{restarted.url}/returns/{return_id}", b.operator).json()["status"]
+                == "refunded"
+            )
+        )
+    finally:
+        restarted.stop()

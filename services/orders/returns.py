@@ -1,0 +1,500 @@
+"""Returns: of an online order (online, or at a store) or of a store sale (by its receipt).
+
+Intake checks eligibility and records the return, with its idempotent response, in one
+transaction: the source is returnable (an order the ERP booked, a sale), within the return
+window, and no line returns more than was bought minus what earlier returns took back (the
+check and the insert hold a lock on the source, so two returns at once cannot both take
+the last unit). Then a saga, durable like checkout's, settles it:
+
+    refund    a refund posting in the ERP (idempotent by the return id)
+    points    take back what the returned part earned; give back redeemed points pro rata
+    restock   returned units in sellable condition go back into stock (an ERP receipt,
+              which reaches the ATS as a stock event); damaged ones do not
+
+Each step is forward-only and idempotent: a step that cannot run now (`NotNow`: the ERP is
+down) waits, and the resumer drives it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from sqlalchemy import insert, select, text, update
+
+from contracts.events import ORDERS_STREAM, ReturnStatusChanged, envelope
+from contracts.models import Money, OrderLine, RecordedTransaction, Return, ReturnLine
+from services.kit.errors import Conflict, Forbidden, Unprocessable
+from services.kit.failpoints import failpoint
+from services.orders.downstream import NotNow
+from services.orders.errors import (
+    IdempotencyInFlight,
+    IdempotencyKeyReused,
+    UnknownOrder,
+    UnknownReturn,
+)
+from services.orders.logic import CheckoutResult, principal_of
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from contracts.models import ReturnRequest
+    from services.kit.events import Outbox
+    from services.kit.identity import Identity
+    from services.kit.storage import Database
+    from services.orders.downstream import Downstream
+    from services.orders.store import OrderTables
+
+__all__ = ["ReturnDriver", "ReturnsService"]
+
+log = logging.getLogger("retailmesh.orders.returns")
+_encoder = msgspec.json.Encoder()
+_return_lines = msgspec.json.Decoder(list[ReturnLine])
+_order_lines = msgspec.json.Decoder(list[OrderLine])
+RETURNABLE = frozenset({"posted", "ready_for_pickup", "shipped", "delivered", "collected"})
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _operator(identity: Identity) -> bool:
+    return identity.is_admin or identity.kind == "service" or "orders:admin" in identity.scopes
+
+
+class _Source(msgspec.Struct, kw_only=True):
+    """What was bought: an order or a store sale, as the return needs it."""
+
+    kind: str
+    id: str
+    customer: str
+    bought_at: datetime
+    #: sku → (quantity, unit price, the line's discount, location)
+    lines: dict[str, tuple[int, Money, int, str]]
+    member_id: str | None
+    total: int
+    points: int
+
+
+class ReturnsService:
+    def __init__(
+        self,
+        db: Database,
+        tables: OrderTables,
+        outbox: Outbox,
+        downstream: Downstream,
+        driver: ReturnDriver,
+        *,
+        window_days: int,
+    ) -> None:
+        self.db, self.t, self.outbox, self.ds, self.driver = db, tables, outbox, downstream, driver
+        self.window = timedelta(days=window_days)
+
+    # intake
+
+    async def _order_source(
+        self, conn: AsyncConnection, order_id: str, identity: Identity
+    ) -> _Source:
+        row = (
+            await conn.execute(select(self.t.orders).where(self.t.orders.c.order_id == order_id))
+        ).first()
+        mine = row is not None and identity.kind == "user" and row.customer == identity.sub
+        if row is None or not (mine or identity.store_id is not None or _operator(identity)):
+            raise UnknownOrder(order_id)  # any store takes back online orders
+        if row.status not in RETURNABLE:
+            raise Conflict(
+                f"order {order_id} is {row.status}: only a booked order is returned "
+                "(cancel one that is not)"
+            )
+        lines = _order_lines.decode(row.lines)
+        return _Source(
+            kind="order",
+            id=order_id,
+            customer=row.customer,
+            bought_at=_utc(row.created_at),
+            lines={ln.sku: (ln.quantity, ln.unit_price, 0, ln.location_id or "") for ln in lines},
+            member_id=row.member_id,
+            total=row.total_amount,
+            points=row.points,
+        )
+
+    async def _receipt_source(self, receipt: str, identity: Identity) -> _Source:
+        if identity.store_id is None and not _operator(identity):
+            raise Forbidden("a store sale is returned at a store, by its till")
+        tx: RecordedTransaction = await self.ds.receipt(receipt)
+        if tx.transaction.kind != "sale":
+            raise Conflict(f"{receipt} is not a sale")
+        lines: dict[str, tuple[int, Money, int, str]] = {}
+        for ln in tx.transaction.lines:
+            qty, price, discount, _ = lines.get(ln.sku, (0, ln.unit_price, 0, ""))
+            lines[ln.sku] = (
+                qty + ln.quantity,
+                price,
+                discount + ln.discount,
+                tx.transaction.store_id,
+            )
+        return _Source(
+            kind="receipt",
+            id=receipt.lower(),
+            customer=tx.transaction.member_id or "store-customer",
+            bought_at=tx.transaction.occurred_at,
+            lines=lines,
+            member_id=tx.transaction.member_id,
+            total=tx.total.amount,
+            points=0,
+        )
+
+    async def _returned(self, conn: AsyncConnection, source_id: str) -> Counter[str]:
+        rows = await conn.execute(
+            select(self.t.returns.c.lines).where(self.t.returns.c.source_id == source_id)
+        )
+        taken: Counter[str] = Counter()
+        for (raw,) in rows:
+            for line in _return_lines.decode(raw):
+                taken[line.sku] += line.quantity
+        return taken
+
+    def _price(
+        self, data: ReturnRequest, source: _Source, taken: Counter[str], store_id: str | None
+    ) -> list[ReturnLine]:
+        errors: list[dict[str, str]] = []
+        asked: Counter[str] = Counter()
+        for line in data.lines:
+            asked[line.sku] += line.quantity
+        out: list[ReturnLine] = []
+        for n, line in enumerate(data.lines):
+            bought = source.lines.get(line.sku)
+            if bought is None:
+                errors.append({"field": f"lines[{n}].sku", "message": "not in the purchase"})
+                continue
+            qty, price, discount, location = bought
+            if asked[line.sku] > qty - taken[line.sku]:
+                errors.append(
+                    {
+                        "field": f"lines[{n}].quantity",
+                        "message": f"{qty} bought, {taken[line.sku]} returned before",
+                    }
+                )
+                continue
+            out.append(
+                ReturnLine(
+                    sku=line.sku,
+                    quantity=line.quantity,
+                    disposition=line.disposition,
+                    unit_price=price,
+                    discount=discount * line.quantity // qty,
+                    location_id=store_id or location,
+                )
+            )
+        if errors:
+            raise Unprocessable("these lines cannot be returned", errors=errors)
+        return out
+
+    async def accept(self, data: ReturnRequest, key: str, identity: Identity) -> CheckoutResult:
+        if (data.order_id is None) == (data.receipt is None):
+            raise Unprocessable(
+                "name the order_id or the receipt (one of them)",
+                errors=[{"field": "order_id", "message": "or receipt, one of them"}],
+            )
+        principal = "returns|" + principal_of(identity)
+        digest = hashlib.sha256(_encoder.encode(data)).hexdigest()
+        earlier = await self._earlier(principal, key, digest)
+        if earlier is not None:
+            return earlier
+        receipt = await self._receipt_source(data.receipt, identity) if data.receipt else None
+        now = datetime.now(UTC)
+        return_id = f"ret-{uuid.uuid4().hex}"
+        async with self.db.write() as conn:
+            source_id = data.order_id or (receipt.id if receipt else "")
+            if not self.db.is_sqlite:  # SQLite: the single writer serializes intakes already
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": source_id}
+                )
+            again = await self._earlier_in(conn, principal, key, digest)
+            if again is not None:
+                return again
+            source = receipt or await self._order_source(conn, source_id, identity)
+            if now - source.bought_at > self.window:
+                raise Unprocessable(
+                    f"the return window of {self.window.days} days has closed",
+                    errors=[
+                        {
+                            "field": "order_id" if data.order_id else "receipt",
+                            "message": "bought too long ago",
+                        }
+                    ],
+                )
+            lines = self._price(
+                data, source, await self._returned(conn, source.id), identity.store_id
+            )
+            amount = sum(ln.quantity * ln.unit_price.amount - ln.discount for ln in lines)
+            points_back = math.floor(source.points * amount / source.total) if source.total else 0
+            row = {
+                "return_id": return_id,
+                "source_kind": source.kind,
+                "source_id": source.id,
+                "customer": source.customer,
+                "store_id": identity.store_id,
+                "status": "accepted",
+                "stage": "refund",
+                "lines": _encoder.encode(lines),
+                "amount": amount,
+                "currency": lines[0].unit_price.currency,
+                "member_id": source.member_id,
+                "points_back": points_back,
+                "reason": data.reason,
+                "lease_until": now + timedelta(seconds=self.driver.lease_s),
+                "created_at": now,
+                "updated_at": now,
+            }
+            await conn.execute(insert(self.t.returns).values(**row))
+            view = _view(msgspec.convert(row, type=_Row, from_attributes=False))
+            body = _encoder.encode(view)
+            await conn.execute(
+                insert(self.t.idempotency).values(
+                    principal=principal,
+                    key=key,
+                    fingerprint=digest,
+                    order_id=return_id,
+                    status_code=201,
+                    body=body,
+                    created_at=now,
+                )
+            )
+            await self.outbox.add(conn, ORDERS_STREAM, _event(view))
+        self.outbox.notify()
+        self.driver.start(return_id)
+        return CheckoutResult(201, body, False)
+
+    async def _earlier(self, principal: str, key: str, digest: str) -> CheckoutResult | None:
+        async with self.db.read() as conn:
+            return await self._earlier_in(conn, principal, key, digest)
+
+    async def _earlier_in(
+        self, conn: AsyncConnection, principal: str, key: str, digest: str
+    ) -> CheckoutResult | None:
+        i = self.t.idempotency.c
+        row = (
+            await conn.execute(
+                select(i.fingerprint, i.status_code, i.body).where(
+                    i.principal == principal, i.key == key
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.fingerprint != digest:
+            raise IdempotencyKeyReused
+        if row.status_code is None:
+            raise IdempotencyInFlight
+        return CheckoutResult(row.status_code, bytes(row.body), True)
+
+    # reads
+
+    async def get(self, return_id: str, identity: Identity) -> Return:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(self.t.returns).where(self.t.returns.c.return_id == return_id)
+                )
+            ).first()
+        visible = row is not None and (
+            _operator(identity)
+            or (identity.kind == "user" and row.customer == identity.sub)
+            or (identity.store_id is not None and row.store_id == identity.store_id)
+        )
+        if row is None or not visible:
+            raise UnknownReturn(return_id)
+        return _view(row)
+
+
+class _Row(msgspec.Struct, kw_only=True):
+    return_id: str
+    source_kind: str
+    source_id: str
+    customer: str
+    store_id: str | None
+    status: str
+    lines: bytes
+    amount: int
+    currency: str
+    member_id: str | None
+    points_back: int
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _view(row: Any) -> Return:
+    return Return(
+        return_id=row.return_id,
+        status=row.status,
+        customer=row.customer,
+        lines=_return_lines.decode(row.lines),
+        refund=Money(row.amount, row.currency),
+        created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
+        order_id=row.source_id if row.source_kind == "order" else None,
+        receipt=row.source_id if row.source_kind == "receipt" else None,
+        store_id=row.store_id,
+        member_id=row.member_id,
+        points_returned=row.points_back,
+        reason=row.reason,
+    )
+
+
+def _event(view: Return) -> Any:
+    return envelope(
+        ReturnStatusChanged(
+            return_id=view.return_id,
+            status=view.status,
+            customer=view.customer,
+            order_id=view.order_id,
+            receipt=view.receipt,
+            store_id=view.store_id,
+        ),
+        source="orders",
+        causation_id=view.return_id,
+    )
+
+
+class ReturnDriver:
+    """Drives a return's saga: refund → points → restock, each step logged before and after."""
+
+    def __init__(
+        self,
+        db: Database,
+        tables: OrderTables,
+        outbox: Outbox,
+        downstream: Downstream,
+        *,
+        lease_s: float,
+        retry_s: float,
+    ) -> None:
+        self.db, self.t, self.outbox, self.ds = db, tables, outbox, downstream
+        self.lease_s, self.retry_s = lease_s, retry_s
+        self._running: dict[str, asyncio.Task[None]] = {}
+
+    def running(self, return_id: str) -> bool:
+        return return_id in self._running
+
+    def start(self, return_id: str) -> None:
+        """Drive it in the background (the intake answered already)."""
+        if return_id not in self._running:
+            task = asyncio.create_task(self._quietly(return_id), name=f"return-{return_id}")
+            self._running[return_id] = task
+            task.add_done_callback(lambda _t: self._running.pop(return_id, None))
+
+    async def _quietly(self, return_id: str) -> None:
+        with contextlib.suppress(NotNow):  # logged; the resumer comes back to it
+            await self._drive(return_id)
+
+    async def drive(self, return_id: str) -> None:
+        task = self._running.get(return_id)
+        if task is None:
+            task = asyncio.create_task(self._drive(return_id), name=f"return-{return_id}")
+            self._running[return_id] = task
+            task.add_done_callback(lambda _t: self._running.pop(return_id, None))
+        await asyncio.shield(task)
+
+    async def _mark(self, return_id: str, step: str, phase: str, **values: Any) -> None:
+        now = datetime.now(UTC)
+        async with self.db.write() as conn:
+            await conn.execute(
+                insert(self.t.steps).values(
+                    order_id=return_id, step=step, phase=phase, detail=None, at=now
+                )
+            )
+            await conn.execute(
+                update(self.t.returns)
+                .where(self.t.returns.c.return_id == return_id)
+                .values(lease_until=now + timedelta(seconds=self.lease_s), updated_at=now, **values)
+            )
+
+    async def _drive(self, return_id: str) -> None:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(self.t.returns).where(self.t.returns.c.return_id == return_id)
+                )
+            ).one()
+        stage: str = row.stage
+        lines = _return_lines.decode(row.lines)
+        try:
+            while stage != "done":
+                await self._mark(return_id, stage, "started")
+                failpoint(f"orders.return.{stage}.started")
+                if stage == "refund":
+                    await self.ds.post_refund(
+                        return_id,
+                        row.source_id,
+                        lines,
+                        row.amount,
+                        row.currency,
+                        _utc(row.created_at),
+                    )
+                    after = "points"
+                elif stage == "points":
+                    if row.member_id:
+                        await self.ds.reverse_for(
+                            row.member_id, return_id, row.source_id, row.amount
+                        )
+                        if row.points_back:
+                            await self.ds.credit(
+                                row.member_id,
+                                f"{return_id}.points",
+                                row.points_back,
+                                f"return {return_id}",
+                            )
+                    after = "restock"
+                else:
+                    for index, line in enumerate(lines):
+                        if line.disposition == "restock":
+                            await self.ds.restock(
+                                f"{return_id}.{index}", line.sku, line.location_id, line.quantity
+                            )
+                    after = "done"
+                failpoint(f"orders.return.{stage}.called")
+                if after == "done":
+                    await self._finish(return_id)
+                else:
+                    await self._mark(return_id, stage, "done", stage=after)
+                stage = after
+        except NotNow as exc:
+            log.warning("return %s waits at %s: %s", return_id, stage, exc)
+            async with self.db.write() as conn:
+                await conn.execute(
+                    update(self.t.returns)
+                    .where(self.t.returns.c.return_id == return_id)
+                    .values(lease_until=datetime.now(UTC) + timedelta(seconds=self.retry_s))
+                )
+            raise
+
+    async def _finish(self, return_id: str) -> None:
+        now = datetime.now(UTC)
+        async with self.db.write() as conn:
+            await conn.execute(
+                insert(self.t.steps).values(
+                    order_id=return_id, step="restock", phase="done", detail=None, at=now
+                )
+            )
+            await conn.execute(
+                update(self.t.returns)
+                .where(self.t.returns.c.return_id == return_id)
+                .values(stage="done", status="refunded", lease_until=None, updated_at=now)
+            )
+            row = (
+                await conn.execute(
+                    select(self.t.returns).where(self.t.returns.c.return_id == return_id)
+                )
+            ).one()
+            await self.outbox.add(conn, ORDERS_STREAM, _event(_view(row)))
+        self.outbox.notify()

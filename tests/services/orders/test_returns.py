@@ -1,0 +1,181 @@
+"""Returns of online orders (online and at a store) and of store sales (by receipt):
+eligibility, the ERP refund, points, stock back in the ATS, each once."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tests.services.orders.conftest import SKU, Shop, cart, eventually
+
+OTHER = "SKU-000078"
+
+
+async def _posted_order(shop: Shop, customer: str, *lines: tuple[str, int], **kw: Any) -> Any:
+    r = await shop.checkout(customer, cart(*lines, **kw))
+    assert r.status_code == 201, r.text
+    order = r.json()
+
+    async def posted() -> bool:
+        return (await shop.order(order["order_id"]))["status"] == "posted"
+
+    await eventually(posted)
+    return order
+
+
+async def _return(
+    shop: Shop, who: dict[str, str], body: dict[str, Any], key: str | None = None
+) -> Any:
+    headers = {**who, "Idempotency-Key": f'"{key or uuid.uuid4()}"'}
+    return await shop.gateway.post("/v1/orders/returns", json=body, headers=headers)
+
+
+def customer(shop: Shop, sub: str) -> dict[str, str]:
+    return shop.token(sub, "orders:return", "orders:read", "orders:write")
+
+
+async def _refunded(shop: Shop, return_id: str) -> dict[str, Any]:
+    async def done() -> bool:
+        r = await shop.orders.get(f"/returns/{return_id}")
+        return bool(r.json()["status"] == "refunded")
+
+    await eventually(done)
+    body: dict[str, Any] = (await shop.orders.get(f"/returns/{return_id}")).json()
+    return body
+
+
+async def test_an_online_return_refunds_restocks_and_takes_back_points_once(shop: Shop) -> None:
+    await shop.set_on_hand(SKU, "DC-NORTH", 10)
+    await shop.set_on_hand(SKU, "DC-SOUTH", 0)
+    await shop.enrol("M-RITA", "rita", 1000)
+    order = await _posted_order(
+        shop, "rita", (SKU, 4), redeem={"member_id": "M-RITA", "points": 400}
+    )
+    oid, price = order["order_id"], order["lines"][0]["unit_price"]["amount"]
+    earned = order["total"]["amount"] // 100
+    await eventually(lambda: _points(shop, "M-RITA", 600 + earned))
+    body = {
+        "order_id": oid,
+        "lines": [
+            {"sku": SKU, "quantity": 1},
+            {"sku": SKU, "quantity": 1, "disposition": "damaged"},
+        ],
+    }
+    r = await _return(shop, customer(shop, "rita"), body, key="ret-1")
+    assert r.status_code == 201, r.text
+    accepted = r.json()
+    assert accepted["status"] == "accepted" and accepted["refund"]["amount"] == 2 * price
+    assert accepted["points_returned"] == 200  # half the order: half the redeemed points
+    replay = await _return(shop, customer(shop, "rita"), body, key="ret-1")
+    assert replay.json() == accepted and replay.headers["idempotent-replayed"] == "true"
+    done = await _refunded(shop, accepted["return_id"])
+    assert done["status"] == "refunded"
+    postings = await shop.postings(oid)
+    refund = [p for p in postings if p["kind"] == "refund"]
+    assert len(refund) == 1 and refund[0]["amount"]["amount"] == 2 * price
+    # one unit back on the shelf (the damaged one is not): 10 - 4 + 1
+    await eventually(lambda: _ats(shop, 7))
+    # points: redeemed 400, half given back; earned on 4 units, half taken back
+    half_earned = earned // 2
+    await eventually(lambda: _points(shop, "M-RITA", 600 + earned + 200 - half_earned))
+    # two more of the four can be returned, not three
+    too_many = await _return(
+        shop, customer(shop, "rita"), {"order_id": oid, "lines": [{"sku": SKU, "quantity": 3}]}
+    )
+    assert too_many.status_code == 422
+    assert too_many.json()["errors"][0]["field"] == "lines[0].quantity"
+
+
+async def _points(shop: Shop, member: str, points: int) -> bool:
+    return bool((await shop.account(member))["balance"] == points)
+
+
+async def _ats(shop: Shop, units: int, sku: str = SKU, channel: str = "web") -> bool:
+    return await shop.ats(sku, channel) == units
+
+
+async def test_a_store_takes_back_an_online_order_into_its_own_stock(shop: Shop) -> None:
+    await shop.set_on_hand(SKU, "DC-NORTH", 5)
+    await shop.set_on_hand(SKU, "STORE-001", 0)
+    await shop.set_on_hand(SKU, "STORE-002", 0)
+    order = await _posted_order(shop, "sam", (SKU, 2))
+    till = shop.token("till-2", "orders:return", "orders:read", store_id="STORE-002")
+    r = await _return(
+        shop, till, {"order_id": order["order_id"], "lines": [{"sku": SKU, "quantity": 2}]}
+    )
+    assert r.status_code == 201, r.text
+    assert {line["location_id"] for line in r.json()["lines"]} == {"STORE-002"}
+    await _refunded(shop, r.json()["return_id"])
+    await eventually(lambda: _ats(shop, 2, channel="pickup"))  # STORE-002 has the two
+
+
+async def test_returns_are_refused_for_others_orders_unbooked_orders_and_unknown_lines(
+    shop: Shop,
+) -> None:
+    await shop.set_on_hand(SKU, "DC-NORTH", 10)
+    order = await _posted_order(shop, "tom", (SKU, 1))
+    body = {"order_id": order["order_id"], "lines": [{"sku": SKU, "quantity": 1}]}
+    assert (await _return(shop, customer(shop, "uma"), body)).status_code == 404
+    wrong = await _return(
+        shop, customer(shop, "tom"), {**body, "lines": [{"sku": OTHER, "quantity": 1}]}
+    )
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "lines[0].sku"
+    both = await _return(shop, customer(shop, "tom"), {**body, "receipt": str(uuid.uuid4())})
+    assert both.status_code == 422
+    cancelled = (await shop.checkout("tom", cart((SKU, 1)))).json()["order_id"]
+    await shop.orders.post(f"/orders/{cancelled}/cancel")
+    r = await _return(
+        shop, customer(shop, "tom"), {"order_id": cancelled, "lines": [{"sku": SKU, "quantity": 1}]}
+    )
+    assert r.status_code == 409
+    # a customer cannot return a store sale by its receipt: the store does
+    receipt = await _return(
+        shop,
+        customer(shop, "tom"),
+        {"receipt": str(uuid.uuid4()), "lines": [{"sku": SKU, "quantity": 1}]},
+    )
+    assert receipt.status_code == 403
+
+
+async def test_a_store_sale_is_returned_by_its_receipt_with_its_discount(shop: Shop) -> None:
+    await shop.set_on_hand(SKU, "STORE-001", 10)
+    tid = str(uuid.uuid4())
+    pos_till = shop.token("till-1", "pos:write", "pos:read", store_id="STORE-001")
+    sale = {
+        "transaction_id": tid,
+        "kind": "sale",
+        "store_id": "STORE-001",
+        "till_id": "T1",
+        "sequence": 1,
+        "occurred_at": _now(),
+        "lines": [
+            {
+                "sku": SKU,
+                "quantity": 4,
+                "unit_price": {"amount": 1000, "currency": "EUR"},
+                "discount": 400,
+            }
+        ],
+    }
+    up = await shop.gateway.post(
+        "/v1/pos/transactions/batches", json={"transactions": [sale]}, headers=pos_till
+    )
+    assert up.json()["accepted"] == 1, up.text
+    till = shop.token("till-1", "orders:return", "orders:read", store_id="STORE-001")
+    r = await _return(shop, till, {"receipt": tid, "lines": [{"sku": SKU, "quantity": 1}]})
+    assert r.status_code == 201, r.text
+    ret = r.json()
+    assert ret["receipt"] == tid and ret["refund"]["amount"] == 1000 - 100  # a quarter of it
+    await _refunded(shop, ret["return_id"])
+    refunds = [p for p in await shop.postings(tid) if p["kind"] == "refund"]
+    assert len(refunds) == 1 and refunds[0]["posting_id"] == ret["return_id"]
+    unknown = await _return(
+        shop, till, {"receipt": str(uuid.uuid4()), "lines": [{"sku": SKU, "quantity": 1}]}
+    )
+    assert unknown.status_code == 404
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()
