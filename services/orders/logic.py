@@ -172,6 +172,11 @@ class OrdersService:
                     pickup_store_id=data.pickup_store_id,
                 )
                 await record_creation(conn, self.t, self.outbox, created, now)
+                await conn.execute(
+                    self.t.steps.insert().values(
+                        order_id=order_id, step="reserve", phase="started", detail=None, at=now
+                    )
+                )
         except IntegrityError:
             # the same key raced in from another request: answer as that one's replay
             earlier = await self._earlier(principal, key, fingerprint)
@@ -181,7 +186,7 @@ class OrdersService:
         self.outbox.notify()
         failpoint("orders.checkout.created")
         try:
-            await self.driver.drive(order_id)
+            await self.driver.drive(order_id, started=True)
         except NotNow:
             raise SagaStalled(order_id) from None
         result = await self._earlier(principal, key, fingerprint)
@@ -346,14 +351,14 @@ class OrdersService:
             await self.ds.post_order(order)
             failpoint("orders.post.called")
             async with self.db.write() as conn:
-                await conn.execute(
-                    update(self.t.orders)
-                    .where(self.t.orders.c.order_id == order_id)
-                    .values(erp_posted=True)
-                )
                 row = await self._current(conn, order_id)
-                if row.status == "confirmed":
-                    await move(conn, self.t, self.outbox, row, "posted")
+                if not await move(conn, self.t, self.outbox, row, "posted", erp_posted=True):
+                    await conn.execute(
+                        update(self.t.orders)
+                        .where(self.t.orders.c.order_id == order_id)
+                        .values(erp_posted=True)
+                    )
+                row = await self._current(conn, order_id)
             self.outbox.notify()
         if row.status != "cancelled" and order.member_id:
             await self.ds.earn_points(order)

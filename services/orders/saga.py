@@ -81,12 +81,13 @@ class SagaDriver:
     def running(self, order_id: str) -> bool:
         return order_id in self._running
 
-    async def drive(self, order_id: str) -> None:
+    async def drive(self, order_id: str, *, started: bool = False) -> None:
         """Drive the order's saga to its end, once at a time per order in this process.
-        The work goes on if the caller goes away (a client hanging up)."""
+        The work goes on if the caller goes away (a client hanging up). `started`: the
+        current step's start is logged already (by the checkout that created the order)."""
         task = self._running.get(order_id)
         if task is None:
-            task = asyncio.create_task(self._drive(order_id), name=f"saga-{order_id}")
+            task = asyncio.create_task(self._drive(order_id, started), name=f"saga-{order_id}")
             self._running[order_id] = task
             task.add_done_callback(lambda _t: self._running.pop(order_id, None))
         await asyncio.shield(task)
@@ -105,25 +106,37 @@ class SagaDriver:
         )
 
     async def _mark(
-        self, order_id: str, step: str, phase: str, detail: str | None = None, **values: Any
+        self,
+        order_id: str,
+        step: str,
+        phase: str,
+        detail: str | None = None,
+        then: str | None = None,
+        **values: Any,
     ) -> None:
+        """Log a step's phase (and, with `then`, the next step's start: one transaction for
+        "after this one" and "before that one") and renew the driver's lease."""
         now = datetime.now(UTC)
         async with self.db.write() as conn:
             await self._log(conn, order_id, step, phase, detail)
+            if then is not None:
+                await self._log(conn, order_id, then, "started", None)
             await conn.execute(
                 update(self.t.orders)
                 .where(self.t.orders.c.order_id == order_id)
                 .values(lease_until=now + timedelta(seconds=self.lease_s), updated_at=now, **values)
             )
 
-    async def _drive(self, order_id: str) -> None:
+    async def _drive(self, order_id: str, started: bool = False) -> None:
         async with self.db.read() as conn:
             row = await self._load(conn, order_id)
         order = saga_order(row)
         stage: str = row.stage
         try:
             while stage not in ("done", "compensate"):
-                await self._mark(order_id, stage, "started")
+                if not started:
+                    await self._mark(order_id, stage, "started")
+                started = True  # from here each step's "done" logs the next one's start
                 failpoint(f"orders.saga.{stage}.started")
                 try:
                     stage = await self._run(order, stage)
@@ -161,7 +174,12 @@ class SagaDriver:
             failpoint("orders.saga.reserve.called")
             after = "hold" if order.points or order.member_id else "confirm"
             await self._mark(
-                order.order_id, stage, "done", stage=after, lines=_encoder.encode(order.lines)
+                order.order_id,
+                stage,
+                "done",
+                then=after,
+                stage=after,
+                lines=_encoder.encode(order.lines),
             )
             return after
         if stage == "hold":
@@ -170,7 +188,7 @@ class SagaDriver:
             else:
                 await self.ds.check_member(order)
             failpoint("orders.saga.hold.called")
-            await self._mark(order.order_id, stage, "done", stage="confirm")
+            await self._mark(order.order_id, stage, "done", then="confirm", stage="confirm")
             return "confirm"
         if stage == "confirm":
             for index in range(len(order.lines)):
