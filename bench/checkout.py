@@ -1,5 +1,6 @@
 """Checkout throughput: orders per second and latency through the gateway, side by side with
-the saga's first step alone (a bare stock reservation), same mesh, same clients, one run.
+the saga's first step alone (a bare stock reservation), same mesh, same clients, one run;
+on SQLite (the embedded default) and on PostgreSQL (`DATABASE_URL`), one after the other.
 
 Each client is its own customer (its own rate-limit consumer) and sends checkouts of one
 line, one unit, each with a fresh Idempotency-Key, back to back for the duration.
@@ -41,6 +42,7 @@ class Phase(msgspec.Struct):
 
 
 class CheckoutResult(msgspec.Struct):
+    storage: str
     checkout: Phase
     reservation: Phase
     postings: int
@@ -95,7 +97,7 @@ def _reservation(sku: str, n: int, i: int) -> dict[str, object]:
     return {"reservation_id": rid, "sku": sku, "quantity": 1, "owner": rid, "channel": "web"}
 
 
-async def _drive(base: str, tokens: list[str], admin: str) -> CheckoutResult:
+async def _drive(storage: str, base: str, tokens: list[str], admin: str) -> CheckoutResult:
     auth = {"Authorization": f"Bearer {admin}"}
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         for sku in SKUS:  # plenty of stock: this measures the path, not refusals
@@ -128,10 +130,30 @@ async def _drive(base: str, tokens: list[str], admin: str) -> CheckoutResult:
             if posted >= checkout.done:
                 break
             await asyncio.sleep(0.5)
-    return CheckoutResult(checkout, reservation, posted, time.perf_counter() - started)
+    return CheckoutResult(storage, checkout, reservation, posted, time.perf_counter() - started)
 
 
-def run() -> CheckoutResult:
+PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def _pg_database() -> str | None:
+    """A fresh PostgreSQL database for the run, or None when none answers."""
+    import asyncpg
+
+    name = f"rm_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return None
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].split("://", 1)[1]
+    return f"postgresql+asyncpg://{base}/{name}"
+
+
+def _one(storage: str, database_url: str | None) -> CheckoutResult:
     from gateway.app import GatewaySettings
     from gateway.config import load_config
 
@@ -142,6 +164,8 @@ def run() -> CheckoutResult:
         "REDIS_PREFIX": f"rmcheckout:{uuid.uuid4().hex[:8]}:",
         "LOG_LEVEL": "WARNING",
     }
+    if database_url:
+        env["DATABASE_URL"] = database_url
     settings = GatewaySettings.from_env(env)
     issuer = settings.dev_issuer(load_config(settings.gateway_config))  # writes .data's dev keys
     tokens = [
@@ -152,25 +176,41 @@ def run() -> CheckoutResult:
     server = Served.granian("services.mesh:embedded_from_env", free_port(), env)
     try:
         server.start("/readyz")
-        return asyncio.run(_drive(server.url, tokens, admin))
+        return asyncio.run(_drive(storage, server.url, tokens, admin))
     finally:
         server.stop()
 
 
-def report(r: CheckoutResult) -> str:
-    c, v = r.checkout, r.reservation
-    return "\n".join(
-        [
-            f"checkout: {CLIENTS} customers, {SECONDS:.0f} s each phase, through the gateway "
-            "(embedded mesh, SQLite)",
-            f"  checkout     {c.rate:7.0f} orders/s  p50 {c.p50_ms:6.1f} ms  p99 {c.p99_ms:6.1f} ms"
-            f"  ({c.done} confirmed, {c.refused} not)",
-            f"  reservation  {v.rate:7.0f} req/s     p50 {v.p50_ms:6.1f} ms  p99 {v.p99_ms:6.1f} ms"
-            f"  ({v.done} held, {v.refused} not)",
-            f"  ratio checkout/reservation {c.rate / v.rate:.2f}; "
-            f"the ERP booked {r.postings} orders, the last {r.posted_s:.1f} s after the checkouts",
+def run() -> list[CheckoutResult]:
+    results = [_one("SQLite", None)]
+    pg = asyncio.run(_pg_database())
+    if pg is not None:
+        results.append(_one("PostgreSQL", pg))
+    return results
+
+
+def report(results: list[CheckoutResult]) -> str:
+    lines = [
+        f"checkout: {CLIENTS} customers, {SECONDS:.0f} s a phase, through the gateway "
+        "(embedded mesh: one process)"
+    ]
+    for r in results:
+        c, v = r.checkout, r.reservation
+        lines += [
+            f"  {r.storage}",
+            f"    checkout     {c.rate:7.0f} orders/s  p50 {c.p50_ms:6.1f} ms  "
+            f"p99 {c.p99_ms:6.1f} ms  ({c.done} confirmed, {c.refused} not)",
+            f"    reservation  {v.rate:7.0f} req/s     p50 {v.p50_ms:6.1f} ms  "
+            f"p99 {v.p99_ms:6.1f} ms  ({v.done} held, {v.refused} not)",
+            f"    ratio checkout/reservation {c.rate / v.rate:.2f}; the ERP booked "
+            f"{r.postings} orders, the last {r.posted_s:.1f} s after the checkouts",
         ]
-    )
+    if len(results) == 2:
+        ratio = results[1].checkout.rate / results[0].checkout.rate
+        lines.append(f"  checkout PostgreSQL/SQLite {ratio:.2f}")
+    else:
+        lines.append("  (no PostgreSQL answered: its half was not run)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

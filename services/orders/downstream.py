@@ -33,6 +33,7 @@ from contracts.models import (
     ReservationRequest,
     Reversal,
     StockAdjustment,
+    TransactionPage,
 )
 from services.kit.errors import Unavailable
 from services.kit.identity import IDENTITY_HEADER, Identity
@@ -329,6 +330,19 @@ class Downstream:
         if r.status != 200:
             raise Unavailable(f"the POS answered {r.status}", headers={"Retry-After": "5"})
         return r.decode(RecordedTransaction)
+
+    async def till_returns(self, transaction_id: str) -> list[RecordedTransaction]:
+        """Returns of a store sale rung up at the tills (the POS records them)."""
+        try:
+            pos = self.registry.client("pos")
+            r = await self._call(pos, "GET", f"/transactions/{transaction_id}/returns", _SERVICE)
+        except (NotNow, ServiceCallError):
+            raise Unavailable(
+                "the POS does not answer; try again", headers={"Retry-After": "5"}
+            ) from None
+        if r.status != 200:
+            raise Unavailable(f"the POS answered {r.status}", headers={"Retry-After": "5"})
+        return r.decode(TransactionPage).items
 
     async def post_refund(
         self,

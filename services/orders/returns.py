@@ -82,6 +82,8 @@ class _Source(msgspec.Struct, kw_only=True):
     member_id: str | None
     total: int
     points: int
+    #: units returned elsewhere (at the tills, for a store sale)
+    returned_elsewhere: Counter[str] = msgspec.field(default_factory=Counter)
 
 
 class ReturnsService:
@@ -141,7 +143,12 @@ class ReturnsService:
                 discount + ln.discount,
                 tx.transaction.store_id,
             )
+        elsewhere: Counter[str] = Counter()
+        for ret in await self.ds.till_returns(receipt):
+            for ln in ret.transaction.lines:
+                elsewhere[ln.sku] += ln.quantity
         return _Source(
+            returned_elsewhere=elsewhere,
             kind="receipt",
             id=receipt.lower(),
             customer=tx.transaction.member_id or "store-customer",
@@ -232,9 +239,8 @@ class ReturnsService:
                         }
                     ],
                 )
-            lines = self._price(
-                data, source, await self._returned(conn, source.id), identity.store_id
-            )
+            taken = await self._returned(conn, source.id) + source.returned_elsewhere
+            lines = self._price(data, source, taken, identity.store_id)
             amount = sum(ln.quantity * ln.unit_price.amount - ln.discount for ln in lines)
             points_back = math.floor(source.points * amount / source.total) if source.total else 0
             row = {

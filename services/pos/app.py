@@ -81,6 +81,16 @@ class TransactionsController(Controller):
     ) -> RecordedTransaction:
         return await pos.get(transaction_id, identity)
 
+    @get(
+        "/{transaction_id:str}/returns",
+        summary="The returns rung up at tills against a sale",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def returns(
+        self, pos: Pos, identity: Caller, transaction_id: TransactionParam
+    ) -> TransactionPage:
+        return TransactionPage(items=await pos.returns_of(transaction_id, identity))
+
 
 class StoresController(Controller):
     path = "/stores"

@@ -164,6 +164,8 @@ class PosService:
                         "received_at": now,
                         "fingerprint": fingerprint,
                         "body": body,
+                        "original_transaction_id": (tx.original_transaction_id or "").lower()
+                        or None,
                     }
                 )
                 await self.outbox.add(
@@ -219,6 +221,15 @@ class PosService:
             raise UnknownTransaction(transaction_id)
         check_store(identity, row.store_id)
         return self._recorded(row)
+
+    async def returns_of(
+        self, transaction_id: str, identity: Identity
+    ) -> list[RecordedTransaction]:
+        """The returns rung up at tills against a sale (its receipt)."""
+        sale = await self.get(transaction_id, identity)  # 404, or 403 for another store's
+        async with self.db.read() as conn:
+            rows = await self.t.returns_of(conn, sale.transaction.transaction_id.lower())
+        return [self._recorded(r) for r in rows]
 
     async def by_day(
         self, store_id: str, day: datetime, identity: Identity

@@ -41,6 +41,8 @@ class PosTables:
             Column("received_at", DateTime(timezone=True), nullable=False),
             Column("fingerprint", LargeBinary, nullable=False),
             Column("body", LargeBinary, nullable=False),
+            #: a return's sale (its receipt)
+            Column("original_transaction_id", String(36), nullable=True, index=True),
             #: the day summary that posted it to the ERP (summary posting mode)
             Column("summary_id", String(64), nullable=True, index=True),
             UniqueConstraint("store_id", "till_id", "sequence", name="uq_pos_till_sequence"),
@@ -85,6 +87,15 @@ class PosTables:
                 )
             )
         ).first()
+
+    async def returns_of(self, conn: AsyncConnection, transaction_id: str) -> list[Any]:
+        t = self.transactions.c
+        query = (
+            select(self.transactions)
+            .where(t.original_transaction_id == transaction_id, t.kind == "return")
+            .order_by(t.received_at)
+        )
+        return list((await conn.execute(query)).all())
 
     async def by_day(self, conn: AsyncConnection, store_id: str, day: datetime) -> list[Any]:
         start = day.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC)

@@ -169,6 +169,24 @@ async def test_a_store_sale_is_returned_by_its_receipt_with_its_discount(shop: S
     await _refunded(shop, ret["return_id"])
     refunds = [p for p in await shop.postings(tid) if p["kind"] == "refund"]
     assert len(refunds) == 1 and refunds[0]["posting_id"] == ret["return_id"]
+    # a till rang up a return of two more; only one is left to return here
+    till_return = {
+        **sale,
+        "transaction_id": str(uuid.uuid4()),
+        "kind": "return",
+        "sequence": 2,
+        "original_transaction_id": tid,
+        "lines": [{"sku": SKU, "quantity": 2, "unit_price": {"amount": 1000, "currency": "EUR"}}],
+    }
+    up = await shop.gateway.post(
+        "/v1/pos/transactions/batches", json={"transactions": [till_return]}, headers=pos_till
+    )
+    assert up.json()["accepted"] == 1, up.text
+    two = await _return(shop, till, {"receipt": tid, "lines": [{"sku": SKU, "quantity": 2}]})
+    assert two.status_code == 422, two.text
+    assert two.json()["errors"][0]["message"] == "4 bought, 3 returned before"
+    one = await _return(shop, till, {"receipt": tid, "lines": [{"sku": SKU, "quantity": 1}]})
+    assert one.status_code == 201, one.text
     unknown = await _return(
         shop, till, {"receipt": str(uuid.uuid4()), "lines": [{"sku": SKU, "quantity": 1}]}
     )
