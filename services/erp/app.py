@@ -153,8 +153,9 @@ class PostingsController(Controller):
         responses=problem_responses(401, 403, 409, 422, *_CLOUD),
     )
     async def post_refund(
-        self, erp: Erp, data: JSONBody[RefundPosting]
+        self, erp: Erp, identity: Caller, data: JSONBody[RefundPosting]
     ) -> Response[PostingReceipt]:
+        require_scope(identity, "erp:post")
         receipt, created = await erp.post_refund(data)
         return Response(receipt, status_code=201, headers={_REPLAYED: str(not created).lower()})
 

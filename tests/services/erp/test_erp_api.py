@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import msgspec
 import redis.asyncio as aioredis
 
 from contracts.events import Envelope, ErpEvent, OrderPostingBooked, StockAdjusted
+from services.kit.identity import IDENTITY_HEADER, Identity
 from tests.conftest import Running
 
 
@@ -187,6 +189,17 @@ async def test_refunds_and_queries(mesh: Running, admin: dict[str, str]) -> None
     assert [p["posting_id"] for p in only_refunds["items"]] == ["refund-6"]
     totals = (await c.get("/v1/erp/postings/totals/SKU-000001", headers=admin)).json()
     assert (totals["refund_postings"], totals["refunded_units"]) == (1, 1)
+    # the ERP itself checks the scope too, not only the gateway
+    reader = Identity(kind="user", consumer="reader", sub="reader", scopes=frozenset({"erp:read"}))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(mesh.app.registry.apps["erp"]), base_url="http://erp"
+    ) as erp:
+        refused = await erp.post(
+            "/postings/refunds",
+            json={**refund, "posting_id": "refund-7"},
+            headers={IDENTITY_HEADER: mesh.app.runtime.identity.sign(reader)},
+        )
+    assert refused.status_code == 403
 
 
 async def test_postings_and_adjustments_publish_events(
