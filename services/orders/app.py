@@ -3,8 +3,11 @@ across inventory (stock), loyalty (points) and the ERP (postings)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import os
+from datetime import timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -69,6 +72,7 @@ IdempotencyKey = Annotated[
         description='A key of the client\'s, unique per checkout: "8e03978e-40d5-43e8-bc93"',
     ),
 ]
+log = logging.getLogger("retailmesh.orders")
 ORDERS_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Envelope[OrderEvent])
 
 
@@ -81,6 +85,8 @@ class OrdersSettings(Settings, frozen=True, kw_only=True):
     saga_retry_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
     #: how often the resumer looks for sagas nobody drives
     saga_sweep_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 2.0
+    #: how long an Idempotency-Key is remembered (its first response replayed)
+    idempotency_ttl_h: Annotated[float, msgspec.Meta(gt=0, le=24 * 365)] = 24.0
     #: how many days after the purchase a return is taken
     return_window_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 30
     #: attempts of a downstream call within one step, before the saga waits
@@ -241,6 +247,29 @@ class StoreOrdersController(Controller):
         return OrderPage(items=items, next_cursor=next_cursor)
 
 
+class KeyPurge:
+    """Forgets Idempotency-Keys older than their time to live, every ten minutes."""
+
+    def __init__(self, orders: OrdersService, ttl: timedelta) -> None:
+        self.orders, self.ttl = orders, ttl
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.orders.purge_keys(self.ttl)
+            except Exception:
+                log.exception("purging idempotency keys failed")
+            try:
+                async with asyncio.timeout(600):
+                    await self._stopping.wait()
+            except TimeoutError:
+                pass
+
+
 def create_app(
     settings: OrdersSettings, *, registry: Registry | None = None, bus: Any = None
 ) -> Litestar:
@@ -313,6 +342,7 @@ def create_app(
         )
         rt.add_worker(Resumer(driver, rt.db, tables.orders, settings.saga_sweep_s))
         rt.add_worker(Resumer(return_driver, rt.db, tables.returns, settings.saga_sweep_s))
+        rt.add_worker(KeyPurge(orders, timedelta(hours=settings.idempotency_ttl_h)))
 
     def provide() -> OrdersService:
         orders: OrdersService = holder["orders"]

@@ -211,6 +211,17 @@ class OrdersService:
             raise IdempotencyInFlight
         return CheckoutResult(row.status_code, bytes(row.body), True)
 
+    async def purge_keys(self, ttl: timedelta, now: datetime | None = None) -> int:
+        """Forget keys older than `ttl` whose first response is stored (the draft lets a
+        server expire keys; a key in flight is kept until its saga ends)."""
+        i = self.t.idempotency.c
+        cutoff = (now or datetime.now(UTC)) - ttl
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                self.t.idempotency.delete().where(i.created_at < cutoff, i.status_code.is_not(None))
+            )
+        return int(result.rowcount or 0)
+
     # reads
 
     def _visible(self, row: Any, identity: Identity) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from tests.services.orders.conftest import SKU, Shop, cart
 
@@ -39,6 +40,19 @@ async def test_the_same_key_with_another_body_is_422(shop: Shop) -> None:
     assert other.status_code == 422
     assert other.json()["type"].endswith("/idempotency-key-reused")
     assert await shop.ats(SKU) == 9
+
+
+async def test_keys_are_forgotten_after_their_time_to_live(shop: Shop) -> None:
+    await _stock(shop, 10)
+    body = cart((SKU, 1))
+    first = await shop.checkout("alice", body, key="k-old")
+    orders = shop.running.app.registry.apps["orders"].state.holder["orders"]
+    assert await orders.purge_keys(timedelta(hours=24)) == 0  # young keys stay
+    assert (await shop.checkout("alice", body, key="k-old")).json() == first.json()
+    later = datetime.now(UTC) + timedelta(hours=25)
+    assert await orders.purge_keys(timedelta(hours=24), now=later) == 1
+    again = await shop.checkout("alice", body, key="k-old")  # a new checkout now
+    assert again.status_code == 201 and again.json()["order_id"] != first.json()["order_id"]
 
 
 async def test_keys_belong_to_their_caller(shop: Shop) -> None:
