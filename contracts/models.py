@@ -63,6 +63,7 @@ __all__ = [
     "Product",
     "ProductPage",
     "Quantity",
+    "RebuildReport",
     "RecordedTransaction",
     "RefundPosting",
     "Reservation",
@@ -653,3 +654,12 @@ class Return(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     #: redeemed points given back, pro rata
     points_returned: int = 0
     reason: str | None = None
+
+
+class RebuildReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Open orders' reservations put back after the reservations' store lost them."""
+
+    orders: int
+    reservations: int
+    #: lines that no longer fit in stock (their orders need an operator)
+    refused: list[str] = []

@@ -20,10 +20,9 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
@@ -55,7 +54,6 @@ __all__ = [
     "AtsService",
     "CacheStatus",
     "Entry",
-    "ReservationSource",
     "load_ats_config",
 ]
 
@@ -134,12 +132,6 @@ def _entry(pos: dict[bytes, bytes], res: dict[bytes, bytes]) -> Entry | None:
         versions=versions,
         reserved={k.decode(): int(v) for k, v in res.items()},
     )
-
-
-class ReservationSource(Protocol):
-    """Where open reservations can be re-read from (the orders service's durable state)."""
-
-    def open_reservations(self) -> AsyncIterator[ReservationRequest]: ...
 
 
 class AtsService:
@@ -458,27 +450,6 @@ class AtsService:
         if action == "release" and status not in ("released", "expired"):
             raise ReservationConflict(f"reservation {rid} is {status}; it cannot be released")
         return await self.get(rid)
-
-    async def rebuild_reservations(self, source: ReservationSource) -> int:
-        """Re-create open reservations after Redis lost them (a flush, a failover without
-        persistence). Redis is the reservations' store: they survive a restart of this
-        service as they are, but not the loss of Redis. The durable record of what is
-        reserved is the orders' saga state; the orders service implements
-        `ReservationSource` (its open, unposted orders' lines) and this re-reserves each,
-        idempotently by reservation id. Returns how many were re-created."""
-        made = 0
-        async for request in source.open_reservations():
-            try:
-                _, created = await self.reserve(request)
-            except InsufficientStock:
-                log.error(
-                    "rebuild: %s no longer fits in stock",
-                    request.reservation_id,
-                    extra={"owner": request.owner},
-                )
-                continue
-            made += created
-        return made
 
     def snapshot(self) -> dict[str, Any]:
         return dict(self.stats)

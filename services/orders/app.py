@@ -29,6 +29,7 @@ from contracts.models import (
     Order,
     OrderPage,
     OrderStatus,
+    RebuildReport,
     Return,
     ReturnRequest,
 )
@@ -36,7 +37,7 @@ from contracts.problems import PROBLEM_MEDIA_TYPE
 from services.kit.app import Runtime, create_service_app
 from services.kit.errors import problem_responses
 from services.kit.events import ConsumerPolicy
-from services.kit.identity import Identity
+from services.kit.identity import Identity, require_scope
 from services.kit.registry import Registry
 from services.kit.settings import Settings
 from services.orders.catalogue import Catalogue
@@ -225,6 +226,21 @@ class ReturnsController(Controller):
         return await returns.get(return_id, identity)
 
 
+class OperationsController(Controller):
+    path = "/operations"
+    tags = ["operations"]
+
+    @post(
+        "/reservations/rebuild",
+        status_code=200,
+        summary="Put open orders' reservations back after Redis lost them (operators)",
+        responses=problem_responses(401, 403, 503),
+    )
+    async def rebuild(self, orders: Orders, identity: Caller) -> RebuildReport:
+        require_scope(identity, "orders:admin")
+        return await orders.rebuild_reservations()
+
+
 class StoreOrdersController(Controller):
     path = "/stores"
     tags = ["stores"]
@@ -357,7 +373,12 @@ def create_app(
         settings,
         title="retailmesh orders process API",
         description="Checkout, pick-up in store and the order lifecycle as durable sagas.",
-        route_handlers=[OrdersController, ReturnsController, StoreOrdersController],
+        route_handlers=[
+            OrdersController,
+            ReturnsController,
+            StoreOrdersController,
+            OperationsController,
+        ],
         runtime=runtime,
         dependencies={
             "orders": Provide(provide, sync_to_thread=False),

@@ -20,11 +20,11 @@ import msgspec
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from contracts.models import CheckoutRequest, Money, Order, OrderLine
+from contracts.models import CheckoutRequest, Money, Order, OrderLine, RebuildReport
 from services.kit.errors import Forbidden, Unavailable
 from services.kit.failpoints import failpoint
 from services.orders.catalogue import CatalogueUnavailable
-from services.orders.downstream import NotNow
+from services.orders.downstream import NotNow, Refused
 from services.orders.errors import (
     BadOrder,
     IdempotencyInFlight,
@@ -221,6 +221,35 @@ class OrdersService:
                 self.t.idempotency.delete().where(i.created_at < cutoff, i.status_code.is_not(None))
             )
         return int(result.rowcount or 0)
+
+    async def rebuild_reservations(self) -> RebuildReport:
+        """Reserve again, through the reservations API, the lines of every order that holds
+        stock not yet booked by the ERP: the durable record of what is reserved is here,
+        the reservations themselves live in Redis. Each call is the saga's own (same id,
+        same content), so what Redis still has is left as it is; a confirmed order's
+        reservations are confirmed again, so they do not lapse."""
+        o = self.t.orders.c
+        holding = or_(
+            and_(o.status == "pending", o.stage.in_(("hold", "confirm"))),
+            and_(o.status == "confirmed", o.erp_posted.is_(False)),
+        )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(self.t.orders).where(holding))).all()
+        made = 0
+        refused: list[str] = []
+        for row in rows:
+            order = saga_order(row)
+            for index in range(len(order.lines)):
+                try:
+                    await self.ds.reserve(order, index)
+                    if row.status == "confirmed":
+                        await self.ds.confirm_stock(order, index)
+                except Refused as exc:
+                    log.error("rebuild: %s.%d: %s", order.order_id, index, exc.detail)
+                    refused.append(f"{order.order_id}.{index}")
+                    continue
+                made += 1
+        return RebuildReport(orders=len(rows), reservations=made, refused=refused)
 
     # reads
 

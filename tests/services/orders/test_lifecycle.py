@@ -158,3 +158,42 @@ async def test_shipping_is_for_fulfilment_and_only_in_order(shop: Shop) -> None:
     assert (
         await shop.gateway.post(path + "/cancel", headers=shop.token("jack"))
     ).status_code == 409
+
+
+async def test_reservations_lost_with_redis_are_put_back_by_the_orders(
+    shop: Shop, redis_client: Any, shop_env: dict[str, str]
+) -> None:
+    await _stock(shop, SKU, "DC-NORTH", 10)
+    await _stock(shop, SKU, "DC-SOUTH", 0)
+    warm = (await shop.checkout("warmup", cart((SKU, 1)))).json()["order_id"]
+    await eventually(lambda: _status_is(shop, warm, "posted"))
+    await eventually(lambda: _ats_is(shop, 9))
+    erp = shop.running.app.registry.apps["erp"].state.conditions
+    erp.failure_rate = 1.0  # confirmed orders wait for their posting, holding stock
+    try:
+        ids = [(await shop.checkout(f"r{n}", cart((SKU, 2)))).json()["order_id"] for n in range(2)]
+        assert await shop.ats(SKU) == 5
+        prefix = shop_env["REDIS_PREFIX"]
+        lost = [
+            k
+            async for k in redis_client.scan_iter(match=prefix + "ats:*")
+            if not k.decode().endswith(":pos")  # the positions cache survives; reservations go
+        ]
+        await redis_client.delete(*lost)
+        assert await shop.ats(SKU) == 9  # as if the stock were free: an oversell waiting
+        admin = shop.token("ops", roles=["admin"])
+        path = "/v1/orders/operations/reservations/rebuild"
+        assert (await shop.gateway.post(path, headers=shop.token("r0"))).status_code == 403
+        report = await shop.gateway.post(path, headers=admin)
+        assert report.status_code == 200, report.text
+        assert report.json() == {"orders": 2, "reservations": 2, "refused": []}
+        assert await shop.ats(SKU) == 5
+        again = await shop.gateway.post(path, headers=admin)
+        assert again.json()["reservations"] == 2 and await shop.ats(SKU) == 5  # once
+        status = (await shop.inventory.get(f"/reservations/{ids[0]}.0")).json()["status"]
+        assert status == "confirmed"  # it does not lapse while the ERP is away
+    finally:
+        erp.failure_rate = 0.0
+    for oid in ids:
+        await eventually(lambda oid=oid: _status_is(shop, oid, "posted"), timeout=30)
+    await eventually(lambda: _ats_is(shop, 5))
