@@ -80,7 +80,9 @@ class Served:
         self.proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def granian(cls, target: str, port: int, env: dict[str, str] | None = None) -> Served:
+    def granian(
+        cls, target: str, port: int, env: dict[str, str] | None = None, workers: int = 1
+    ) -> Served:
         return cls(
             [
                 sys.executable,
@@ -94,7 +96,7 @@ class Served:
                 "--port",
                 str(port),
                 "--workers",
-                "1",
+                str(workers),
                 "--no-ws",
                 target,
             ],

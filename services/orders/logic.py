@@ -10,7 +10,6 @@ request still runs is 409.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -27,13 +26,12 @@ from services.orders.catalogue import CatalogueUnavailable
 from services.orders.downstream import NotNow, Refused
 from services.orders.errors import (
     BadOrder,
-    IdempotencyInFlight,
-    IdempotencyKeyReused,
     IllegalTransition,
     SagaStalled,
     UnknownOrder,
     WrongPickupCode,
 )
+from services.orders.idempotency import KeyedResponse, earlier_response, fingerprint
 from services.orders.lifecycle import can_move, move, record_creation
 from services.orders.saga import saga_order
 from services.orders.views import view_in
@@ -50,18 +48,12 @@ if TYPE_CHECKING:
     from services.orders.store import OrderTables
     from services.orders.views import PickupCodes
 
-__all__ = ["CheckoutResult", "OrdersService", "customer_of", "principal_of"]
+__all__ = ["OrdersService", "customer_of", "principal_of"]
 
 log = logging.getLogger("retailmesh.orders")
 _encoder = msgspec.json.Encoder()
 MAX_PICKUP_FAILURES = 5
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class CheckoutResult(msgspec.Struct, frozen=True):
-    status: int
-    body: bytes
-    replayed: bool
 
 
 def principal_of(identity: Identity) -> str:
@@ -123,10 +115,10 @@ class OrdersService:
         total = sum(line.quantity * line.unit_price.amount for line in lines)
         return lines, Money(total, lines[0].unit_price.currency)
 
-    async def checkout(self, data: CheckoutRequest, key: str, identity: Identity) -> CheckoutResult:
+    async def checkout(self, data: CheckoutRequest, key: str, identity: Identity) -> KeyedResponse:
         principal = principal_of(identity)
-        fingerprint = hashlib.sha256(_encoder.encode(data)).hexdigest()
-        earlier = await self._earlier(principal, key, fingerprint)
+        digest = fingerprint(data)
+        earlier = await self._earlier(principal, key, digest)
         if earlier is not None:
             return earlier
         lines, total = await self._price(data)
@@ -158,7 +150,7 @@ class OrdersService:
                     self.t.idempotency.insert().values(
                         principal=principal,
                         key=key,
-                        fingerprint=fingerprint,
+                        fingerprint=digest,
                         order_id=order_id,
                         created_at=now,
                     )
@@ -179,7 +171,7 @@ class OrdersService:
                 )
         except IntegrityError:
             # the same key raced in from another request: answer as that one's replay
-            earlier = await self._earlier(principal, key, fingerprint)
+            earlier = await self._earlier(principal, key, digest)
             if earlier is None:
                 raise
             return earlier
@@ -189,27 +181,13 @@ class OrdersService:
             await self.driver.drive(order_id, started=True)
         except NotNow:
             raise SagaStalled(order_id) from None
-        result = await self._earlier(principal, key, fingerprint)
+        result = await self._earlier(principal, key, digest)
         assert result is not None
-        return CheckoutResult(result.status, result.body, False)
+        return KeyedResponse(result.status, result.body, False)
 
-    async def _earlier(self, principal: str, key: str, fingerprint: str) -> CheckoutResult | None:
-        i = self.t.idempotency.c
+    async def _earlier(self, principal: str, key: str, digest: str) -> KeyedResponse | None:
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(i.fingerprint, i.status_code, i.body).where(
-                        i.principal == principal, i.key == key
-                    )
-                )
-            ).first()
-        if row is None:
-            return None
-        if row.fingerprint != fingerprint:
-            raise IdempotencyKeyReused
-        if row.status_code is None:
-            raise IdempotencyInFlight
-        return CheckoutResult(row.status_code, bytes(row.body), True)
+            return await earlier_response(conn, self.t.idempotency, principal, key, digest)
 
     async def purge_keys(self, ttl: timedelta, now: datetime | None = None) -> int:
         """Forget keys older than `ttl` whose first response is stored (the draft lets a

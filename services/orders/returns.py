@@ -17,9 +17,7 @@ down) waits, and the resumer drives it again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import hashlib
 import logging
 import math
 import uuid
@@ -35,13 +33,10 @@ from contracts.models import Money, OrderLine, RecordedTransaction, Return, Retu
 from services.kit.errors import Conflict, Forbidden, Unprocessable
 from services.kit.failpoints import failpoint
 from services.orders.downstream import NotNow
-from services.orders.errors import (
-    IdempotencyInFlight,
-    IdempotencyKeyReused,
-    UnknownOrder,
-    UnknownReturn,
-)
-from services.orders.logic import CheckoutResult, principal_of
+from services.orders.errors import UnknownOrder, UnknownReturn
+from services.orders.idempotency import KeyedResponse, earlier_response, fingerprint
+from services.orders.logic import principal_of
+from services.orders.tasks import OnePerId
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -205,14 +200,14 @@ class ReturnsService:
             raise Unprocessable("these lines cannot be returned", errors=errors)
         return out
 
-    async def accept(self, data: ReturnRequest, key: str, identity: Identity) -> CheckoutResult:
+    async def accept(self, data: ReturnRequest, key: str, identity: Identity) -> KeyedResponse:
         if (data.order_id is None) == (data.receipt is None):
             raise Unprocessable(
                 "name the order_id or the receipt (one of them)",
                 errors=[{"field": "order_id", "message": "or receipt, one of them"}],
             )
         principal = "returns|" + principal_of(identity)
-        digest = hashlib.sha256(_encoder.encode(data)).hexdigest()
+        digest = fingerprint(data)
         earlier = await self._earlier(principal, key, digest)
         if earlier is not None:
             return earlier
@@ -225,7 +220,7 @@ class ReturnsService:
                 await conn.execute(
                     text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": source_id}
                 )
-            again = await self._earlier_in(conn, principal, key, digest)
+            again = await earlier_response(conn, self.t.idempotency, principal, key, digest)
             if again is not None:
                 return again
             source = receipt or await self._order_source(conn, source_id, identity)
@@ -278,30 +273,11 @@ class ReturnsService:
             await self.outbox.add(conn, ORDERS_STREAM, _event(view))
         self.outbox.notify()
         self.driver.start(return_id)
-        return CheckoutResult(201, body, False)
+        return KeyedResponse(201, body, False)
 
-    async def _earlier(self, principal: str, key: str, digest: str) -> CheckoutResult | None:
+    async def _earlier(self, principal: str, key: str, digest: str) -> KeyedResponse | None:
         async with self.db.read() as conn:
-            return await self._earlier_in(conn, principal, key, digest)
-
-    async def _earlier_in(
-        self, conn: AsyncConnection, principal: str, key: str, digest: str
-    ) -> CheckoutResult | None:
-        i = self.t.idempotency.c
-        row = (
-            await conn.execute(
-                select(i.fingerprint, i.status_code, i.body).where(
-                    i.principal == principal, i.key == key
-                )
-            )
-        ).first()
-        if row is None:
-            return None
-        if row.fingerprint != digest:
-            raise IdempotencyKeyReused
-        if row.status_code is None:
-            raise IdempotencyInFlight
-        return CheckoutResult(row.status_code, bytes(row.body), True)
+            return await earlier_response(conn, self.t.idempotency, principal, key, digest)
 
     # reads
 
@@ -387,29 +363,21 @@ class ReturnDriver:
     ) -> None:
         self.db, self.t, self.outbox, self.ds = db, tables, outbox, downstream
         self.lease_s, self.retry_s = lease_s, retry_s
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._tasks = OnePerId("return")
 
     def running(self, return_id: str) -> bool:
-        return return_id in self._running
+        return self._tasks.running(return_id)
 
     def start(self, return_id: str) -> None:
         """Drive it in the background (the intake answered already)."""
-        if return_id not in self._running:
-            task = asyncio.create_task(self._quietly(return_id), name=f"return-{return_id}")
-            self._running[return_id] = task
-            task.add_done_callback(lambda _t: self._running.pop(return_id, None))
+        self._tasks.start(return_id, lambda: self._quietly(return_id))
 
     async def _quietly(self, return_id: str) -> None:
         with contextlib.suppress(NotNow):  # logged; the resumer comes back to it
             await self._drive(return_id)
 
     async def drive(self, return_id: str) -> None:
-        task = self._running.get(return_id)
-        if task is None:
-            task = asyncio.create_task(self._drive(return_id), name=f"return-{return_id}")
-            self._running[return_id] = task
-            task.add_done_callback(lambda _t: self._running.pop(return_id, None))
-        await asyncio.shield(task)
+        await self._tasks.join(return_id, lambda: self._drive(return_id))
 
     async def _mark(self, return_id: str, step: str, phase: str, **values: Any) -> None:
         now = datetime.now(UTC)

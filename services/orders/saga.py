@@ -27,6 +27,7 @@ from contracts.models import Money, OrderLine
 from services.kit.failpoints import failpoint
 from services.orders.downstream import NotNow, Refused, SagaOrder
 from services.orders.lifecycle import move
+from services.orders.tasks import OnePerId
 from services.orders.views import problem_body, view_in
 
 if TYPE_CHECKING:
@@ -76,21 +77,16 @@ class SagaDriver:
     ) -> None:
         self.db, self.t, self.outbox, self.ds, self.codes = db, tables, outbox, downstream, codes
         self.lease_s, self.retry_s = lease_s, retry_s
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._tasks = OnePerId("saga")
 
     def running(self, order_id: str) -> bool:
-        return order_id in self._running
+        return self._tasks.running(order_id)
 
     async def drive(self, order_id: str, *, started: bool = False) -> None:
         """Drive the order's saga to its end, once at a time per order in this process.
-        The work goes on if the caller goes away (a client hanging up). `started`: the
-        current step's start is logged already (by the checkout that created the order)."""
-        task = self._running.get(order_id)
-        if task is None:
-            task = asyncio.create_task(self._drive(order_id, started), name=f"saga-{order_id}")
-            self._running[order_id] = task
-            task.add_done_callback(lambda _t: self._running.pop(order_id, None))
-        await asyncio.shield(task)
+        `started`: the current step's start is logged already (by the checkout that created
+        the order)."""
+        await self._tasks.join(order_id, lambda: self._drive(order_id, started))
 
     async def _load(self, conn: AsyncConnection, order_id: str) -> Any:
         query = select(self.t.orders).where(self.t.orders.c.order_id == order_id)
