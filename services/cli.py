@@ -27,6 +27,9 @@ MESH_PORTS = {"erp": 8101, "inventory": 8102, "pos": 8103, "loyalty": 8104, "ord
 DEMO_PARTNER = "demo-partner"
 
 
+_ORDER = '{"lines": [{"sku": "SKU-000001", "quantity": 1}], "payment_reference": "psp-1"}'
+
+
 def _banner(base: str, mode: str, demo_key: str) -> None:
     print(
         f"""
@@ -39,6 +42,10 @@ retailmesh ({mode}) serving on {base}
                   curl -H 'X-API-Key: {demo_key}' {base}/v1/erp/inventory/SKU-000001
                   TOKEN=$(.venv/bin/retailmesh token --sub ops --role admin)
                   curl -H "Authorization: Bearer $TOKEN" {base}/v1/erp/postings
+  check out       ALICE=$(.venv/bin/retailmesh token --sub alice --scope "orders:write orders:read")
+                  curl -H "Authorization: Bearer $ALICE" -H 'Idempotency-Key: "try-1"' \\
+                       -H 'content-type: application/json' -X POST {base}/v1/orders/orders \\
+                       -d '{_ORDER}'
 """,
         flush=True,
     )
