@@ -204,7 +204,7 @@ def run() -> list[CheckoutResult]:
 def report(results: list[CheckoutResult]) -> str:
     lines = [
         f"checkout: {CLIENTS} customers, {SECONDS:.0f} s a phase, through the gateway "
-        "(embedded mesh: one process)"
+        "(embedded mesh: every service in each Granian worker)"
     ]
     for r in results:
         c, v = r.checkout, r.reservation
