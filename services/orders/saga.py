@@ -275,20 +275,28 @@ class Resumer:
         async with self.db.read() as conn:
             ids = [r[0] for r in await conn.execute(select(key).where(free).limit(200))]
         ended = 0
-        for saga_id in ids:
+        limit = asyncio.Semaphore(16)  # sagas waiting on a slow service do not queue the rest
+
+        async def take(saga_id: str) -> None:
+            nonlocal ended
             if self.driver.running(saga_id):
-                continue
-            async with self.db.write() as conn:
-                claimed = await conn.execute(
-                    update(self.table)
-                    .where(key == saga_id, free)
-                    .values(lease_until=now + timedelta(seconds=self.driver.lease_s))
-                )
-            if claimed.rowcount != 1:
-                continue  # another replica took it
-            try:
-                await self.driver.drive(saga_id)
-                ended += 1
-            except NotNow:
-                pass
+                return
+            async with limit:
+                async with self.db.write() as conn:
+                    claimed = await conn.execute(
+                        update(self.table)
+                        .where(key == saga_id, free)
+                        .values(
+                            lease_until=datetime.now(UTC) + timedelta(seconds=self.driver.lease_s)
+                        )
+                    )
+                if claimed.rowcount != 1:
+                    return  # another replica took it
+                try:
+                    await self.driver.drive(saga_id)
+                    ended += 1
+                except NotNow:
+                    pass
+
+        await asyncio.gather(*(take(saga_id) for saga_id in ids))
         return ended
