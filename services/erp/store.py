@@ -31,6 +31,7 @@ from contracts.models import (
     Product,
     StockLocation,
 )
+from services.kit.storage import as_utc
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -266,8 +267,8 @@ class ErpTables:
                 kind=h.kind,
                 order_id=h.order_id,
                 document_number=h.document_number,
-                booked_at=_utc(h.booked_at),
-                occurred_at=_utc(h.occurred_at),
+                booked_at=as_utc(h.booked_at),
+                occurred_at=as_utc(h.occurred_at),
                 amount=Money(h.amount, h.currency),
                 lines=by_posting.get(h.posting_id, []),
             )
@@ -330,7 +331,7 @@ class ErpTables:
             location_id=row.location_id,
             on_hand=row.on_hand_after,
             version=row.version_after,
-            updated_at=_utc(row.booked_at),
+            updated_at=as_utc(row.booked_at),
         )
 
     async def insert_adjustment(
@@ -353,11 +354,6 @@ class ErpTables:
         )
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored here is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _product(r: object) -> Product:
     return Product(
         sku=r.sku,  # type: ignore[attr-defined]
@@ -373,5 +369,5 @@ def _position(r: object) -> InventoryPosition:
         location_id=r.location_id,  # type: ignore[attr-defined]
         on_hand=r.on_hand,  # type: ignore[attr-defined]
         version=r.version,  # type: ignore[attr-defined]
-        updated_at=_utc(r.updated_at),  # type: ignore[attr-defined]
+        updated_at=as_utc(r.updated_at),  # type: ignore[attr-defined]
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy import MetaData
 
-__all__ = ["Database", "normalize_url"]
+__all__ = ["Database", "as_utc", "normalize_url"]
 
 
 def normalize_url(url: str) -> str:
@@ -32,6 +33,11 @@ def normalize_url(url: str) -> str:
     if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
         return "sqlite+aiosqlite://" + url[len("sqlite://") :]
     return url
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored time, timezone-aware: SQLite gives back naive datetimes (written as UTC)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class Database:

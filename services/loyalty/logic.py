@@ -29,6 +29,7 @@ from contracts.models import (
     MemberIn,
     PointsHold,
 )
+from services.kit.storage import as_utc
 from services.loyalty.errors import (
     HoldConflict,
     InsufficientPoints,
@@ -59,10 +60,6 @@ class EarningRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 def load_rules(path: str | Path) -> EarningRules:
     return msgspec.toml.decode(Path(path).read_bytes(), type=EarningRules)
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class LoyaltyService:
@@ -165,7 +162,7 @@ class LoyaltyService:
                     kind=r.kind,
                     points=r.points,
                     source_id=r.source_id,
-                    created_at=_utc(r.created_at),
+                    created_at=as_utc(r.created_at),
                 )
                 for r in rows
             ],
@@ -308,13 +305,13 @@ class LoyaltyService:
                         )
                     )
                 ).scalar_one()
-                if last is not None and _utc(last) >= cutoff:
+                if last is not None and as_utc(last) >= cutoff:
                     continue  # active since the candidates were read
                 available = member.balance - await self._held(conn, member_id, now)
                 if available <= 0:
                     continue
                 source = "inactive-since-" + (
-                    _utc(last).strftime("%Y%m%dT%H%M%S") if last is not None else "enrolment"
+                    as_utc(last).strftime("%Y%m%dT%H%M%S") if last is not None else "enrolment"
                 )
                 if await self._entry(conn, member_id, "expire", -available, source):
                     members += 1
@@ -363,7 +360,7 @@ class LoyaltyService:
         ), True
 
     def _hold(self, row: Any, now: datetime) -> PointsHold:
-        expires = _utc(row.expires_at)
+        expires = as_utc(row.expires_at)
         status = "expired" if row.status == "held" and expires <= now else row.status
         return PointsHold(
             hold_id=row.hold_id,

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from contracts.models import CheckoutRequest, Money, Order, OrderLine, RebuildReport
 from services.kit.errors import Forbidden, Unavailable
 from services.kit.failpoints import failpoint
+from services.kit.storage import as_utc
 from services.orders.catalogue import CatalogueUnavailable
 from services.orders.downstream import NotNow, Refused
 from services.orders.errors import (
@@ -278,7 +279,7 @@ class OrdersService:
         last = rows[limit - 1] if more else None
         next_cursor: str | None = None
         if last is not None:
-            at = (_utc(last.created_at) - _EPOCH) // timedelta(microseconds=1)
+            at = (as_utc(last.created_at) - _EPOCH) // timedelta(microseconds=1)
             next_cursor = f"{at}~{last.order_id}"
         return items, next_cursor
 
@@ -403,11 +404,7 @@ class OrdersService:
         if order.member_id:
             await self.ds.reverse_points(order, f"{order.order_id}.cancel", order.total.amount)
         if row.erp_posted:
-            await self.ds.post_cancellation(order, _utc(row.updated_at))
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+            await self.ds.post_cancellation(order, as_utc(row.updated_at))
 
 
 class _Created(msgspec.Struct, kw_only=True):

@@ -32,6 +32,7 @@ from contracts.events import ORDERS_STREAM, ReturnStatusChanged, envelope
 from contracts.models import Money, OrderLine, RecordedTransaction, Return, ReturnLine
 from services.kit.errors import Conflict, Forbidden, Unprocessable
 from services.kit.failpoints import failpoint
+from services.kit.storage import as_utc
 from services.orders.downstream import NotNow
 from services.orders.errors import UnknownOrder, UnknownReturn
 from services.orders.idempotency import KeyedResponse, earlier_response, fingerprint
@@ -55,10 +56,6 @@ _encoder = msgspec.json.Encoder()
 _return_lines = msgspec.json.Decoder(list[ReturnLine])
 _order_lines = msgspec.json.Decoder(list[OrderLine])
 RETURNABLE = frozenset({"posted", "ready_for_pickup", "shipped", "delivered", "collected"})
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _operator(identity: Identity) -> bool:
@@ -116,7 +113,7 @@ class ReturnsService:
             kind="order",
             id=order_id,
             customer=row.customer,
-            bought_at=_utc(row.created_at),
+            bought_at=as_utc(row.created_at),
             lines={ln.sku: (ln.quantity, ln.unit_price, 0, ln.location_id or "") for ln in lines},
             member_id=row.member_id,
             total=row.total_amount,
@@ -322,8 +319,8 @@ def _view(row: Any) -> Return:
         customer=row.customer,
         lines=_return_lines.decode(row.lines),
         refund=Money(row.amount, row.currency),
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
         order_id=row.source_id if row.source_kind == "order" else None,
         receipt=row.source_id if row.source_kind == "receipt" else None,
         store_id=row.store_id,
@@ -413,7 +410,7 @@ class ReturnDriver:
                         lines,
                         row.amount,
                         row.currency,
-                        _utc(row.created_at),
+                        as_utc(row.created_at),
                     )
                     after = "points"
                 elif stage == "points":

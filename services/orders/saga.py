@@ -25,6 +25,7 @@ from sqlalchemy import and_, insert, or_, select, update
 
 from contracts.models import Money, OrderLine
 from services.kit.failpoints import failpoint
+from services.kit.storage import as_utc
 from services.orders.downstream import NotNow, Refused, SagaOrder
 from services.orders.lifecycle import move
 from services.orders.tasks import OnePerId
@@ -48,7 +49,6 @@ _encoder = msgspec.json.Encoder()
 
 
 def saga_order(row: Any) -> SagaOrder:
-    created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
     return SagaOrder(
         order_id=row.order_id,
         customer=row.customer,
@@ -59,7 +59,7 @@ def saga_order(row: Any) -> SagaOrder:
         total=Money(row.total_amount, row.currency),
         member_id=row.member_id,
         points=row.points,
-        created_at=created,
+        created_at=as_utc(row.created_at),
     )
 
 

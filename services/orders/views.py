@@ -8,28 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import select
 
 from contracts.models import Money, Order, OrderLine, OrderStatusEntry
-from contracts.problems import PROBLEM_MEDIA_TYPE
 from services.kit.errors import problem_type
+from services.kit.storage import as_utc
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from services.orders.store import OrderTables
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "PickupCodes", "problem_body", "view_in"]
+__all__ = ["PickupCodes", "problem_body", "view_in"]
 
 _lines = msgspec.json.Decoder(list[OrderLine])
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class PickupCodes:
@@ -64,15 +59,15 @@ async def view_in(
         lines=_lines.decode(row.lines),
         total=Money(row.total_amount, row.currency),
         payment_reference=row.payment_reference,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
         pickup_store_id=row.pickup_store_id,
         member_id=row.member_id,
         points_redeemed=row.points,
         reason=row.reason if row.status == "rejected" else None,
         pickup_code=codes.code(row.order_id) if show_code else None,
         history=[
-            OrderStatusEntry(status=h.status, at=_utc(h.at), detail=h.detail) for h in history
+            OrderStatusEntry(status=h.status, at=as_utc(h.at), detail=h.detail) for h in history
         ],
     )
 
