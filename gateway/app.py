@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Gateway", "GatewaySettings", "create_gateway"]
 
-_VERSIONED = re.compile(r"^/(v[0-9]+)/([a-z][a-z0-9-]*)(/.*)?$")
+_VERSIONED = re.compile(r"^/(v[0-9]+)/([a-z][a-z0-9-]*)(/.*)?$", re.DOTALL)
 _DOCS_HTML = """<!doctype html>
 <html><head><title>retailmesh API</title><meta charset="utf-8"/>
 <link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"/></head>
@@ -283,6 +283,17 @@ class Gateway:
             await send(message)
 
         try:
+            if _CONTROL.search(rest) is not None:
+                # No resource here has a control character in its path (a %0A in an id)
+                await send_problem(
+                    scope,
+                    respond,
+                    400,
+                    "bad-path",
+                    "Bad path",
+                    "the path holds control characters",
+                )
+                return
             found = self.routes.get((version, api))
             if found is None:
                 if api in self.apis:
@@ -519,6 +530,7 @@ class Gateway:
 
 
 _MAX_HEADERS = 100
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MAX_HEADER_BYTES = 16 * 1024
 _MAX_HEADERS_TOTAL = 32 * 1024
 

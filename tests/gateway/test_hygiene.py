@@ -113,3 +113,11 @@ async def test_cors_preflight_and_response_headers_per_route(gw: Running) -> Non
     assert "ratelimit" in r.headers["access-control-expose-headers"]
     r = await c.get("/v1/things/web/cart", headers={"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in r.headers
+
+
+async def test_control_characters_in_a_path_are_400_not_forwarded(gw: Running) -> None:
+    for path in ("/v1/things/a%0Ab", "/v1/things/%00", "/v1/things/x%7F/y", "/v1/things/%0A"):
+        r = await gw.client.get(path)
+        assert r.status_code == 400, path
+        assert r.json()["type"].endswith("/bad-path")
+    assert (await gw.client.get("/v1/things/a%20b")).status_code == 200  # a space is fine
