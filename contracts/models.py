@@ -421,6 +421,11 @@ class TransactionPage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 MemberId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,40}$")]
+#: local@domain without spaces or control characters. Spelled as explicit ranges, not `\s`:
+#: what `\s` matches differs between Python's regex and ECMA's, which clients validate with.
+Email = Annotated[
+    str, msgspec.Meta(pattern=r"^[^@\x00-\x20\x7f]{1,64}@[^@\x00-\x20\x7f]{1,255}$")
+]
 Tier = Literal["base", "silver", "gold"]
 
 
@@ -432,7 +437,7 @@ class MemberIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     #: the customer's JWT subject: who may read this account
     customer_sub: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
     card_number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}$")] | None = None
-    email: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$")] | None = None
+    email: Email | None = None
 
 
 class LoyaltyAccount(msgspec.Struct, frozen=True, kw_only=True):
@@ -509,7 +514,7 @@ class MemberLookup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     """By card or by email (one of them). A POST, so neither lands in a URL or a log."""
 
     card_number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}$")] | None = None
-    email: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]{1,64}@[^@\s]{1,255}$")] | None = None
+    email: Email | None = None
 
 
 OrderId = Annotated[

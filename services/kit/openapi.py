@@ -46,4 +46,22 @@ def openapi_document(app: Litestar, extra: Iterable[type[msgspec.Struct]] = ()) 
     for name in list(schemas):
         if name in exact:
             schemas[name] = exact[name]
+    for item in spec.get("paths", {}).values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", ()) if isinstance(operation, dict) else ():
+                parameter["schema"] = _not_null(parameter.get("schema", {}))
     return spec
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter is absent or has a value: never null. Litestar writes an optional one as
+    `oneOf: [string, null]` with its constraints beside the `oneOf`; published so, a client
+    (or a fuzzer) may think `null` is a value to send. The string it is, constraints in."""
+    branches = schema.get("oneOf")
+    if not isinstance(branches, list):
+        return schema
+    rest = [b for b in branches if b != {"type": "null"}]
+    if len(rest) != 1 or len(rest) == len(branches):
+        return schema
+    outer = {k: v for k, v in schema.items() if k != "oneOf"}
+    return {**rest[0], **outer}
