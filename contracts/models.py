@@ -423,9 +423,7 @@ class TransactionPage(msgspec.Struct, frozen=True, kw_only=True):
 MemberId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,40}$")]
 #: local@domain without spaces or control characters. Spelled as explicit ranges, not `\s`:
 #: what `\s` matches differs between Python's regex and ECMA's, which clients validate with.
-Email = Annotated[
-    str, msgspec.Meta(pattern=r"^[^@\x00-\x20\x7f]{1,64}@[^@\x00-\x20\x7f]{1,255}$")
-]
+Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\x00-\x20\x7f]{1,64}@[^@\x00-\x20\x7f]{1,255}$")]
 Tier = Literal["base", "silver", "gold"]
 
 

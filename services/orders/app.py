@@ -356,9 +356,15 @@ def create_app(
                 ORDERS_STREAM, "orders-erp", on_order_event, ORDERS_DECODER, policy=policy
             )
         )
+        holder["drivers"] = (driver, return_driver)
         rt.add_worker(Resumer(driver, rt.db, tables.orders, settings.saga_sweep_s))
         rt.add_worker(Resumer(return_driver, rt.db, tables.returns, settings.saga_sweep_s))
         rt.add_worker(KeyPurge(orders, timedelta(hours=settings.idempotency_ttl_h)))
+
+    async def stop(_rt: Runtime) -> None:
+        # the sagas running in this process stop before the database is closed
+        for driver in holder.get("drivers", ()):
+            await driver.close()
 
     def provide() -> OrdersService:
         orders: OrdersService = holder["orders"]
@@ -385,6 +391,7 @@ def create_app(
             "returns": Provide(provide_returns, sync_to_thread=False),
         },
         on_start=[start],
+        on_stop=[stop],
         bus=bus,
     )
     app.state.runtime = runtime

@@ -365,6 +365,9 @@ class ReturnDriver:
     def running(self, return_id: str) -> bool:
         return self._tasks.running(return_id)
 
+    async def close(self) -> None:
+        await self._tasks.close()
+
     def start(self, return_id: str) -> None:
         """Drive it in the background (the intake answered already)."""
         self._tasks.start(return_id, lambda: self._quietly(return_id))

@@ -82,6 +82,9 @@ class SagaDriver:
     def running(self, order_id: str) -> bool:
         return self._tasks.running(order_id)
 
+    async def close(self) -> None:
+        await self._tasks.close()
+
     async def drive(self, order_id: str, *, started: bool = False) -> None:
         """Drive the order's saga to its end, once at a time per order in this process.
         `started`: the current step's start is logged already (by the checkout that created
