@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
 import os
 from typing import Annotated, Any
 
@@ -31,6 +29,7 @@ from contracts.models import (
 from services.kit.app import Runtime, create_service_app
 from services.kit.errors import Unprocessable, problem_responses
 from services.kit.identity import Identity, require_scope
+from services.kit.periodic import Periodic
 from services.kit.registry import Registry
 from services.kit.settings import Settings
 from services.loyalty.events import accrue
@@ -44,7 +43,6 @@ Loyalty = SkipValidation[LoyaltyService]
 Caller = SkipValidation[Identity]
 MemberParam = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9-]{1,40}$")]
 HoldParam = Annotated[str, PathParameter(pattern=POSTING_ID_PATTERN)]
-log = logging.getLogger("retailmesh.loyalty")
 
 
 class LoyaltySettings(Settings, frozen=True, kw_only=True):
@@ -66,28 +64,6 @@ class ExpiryController(Controller):
     async def run(self, loyalty: Loyalty, identity: Caller) -> ExpiryRun:
         require_scope(identity, "loyalty:admin")
         return await loyalty.expire_inactive()
-
-
-class ExpiryWorker:
-    """Runs the expiry every `interval_s`, for the life of the service."""
-
-    def __init__(self, loyalty: LoyaltyService, interval_s: float) -> None:
-        self.loyalty, self.interval_s = loyalty, interval_s
-        self._stopping = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                async with asyncio.timeout(self.interval_s):
-                    await self._stopping.wait()
-            except TimeoutError:
-                try:
-                    await self.loyalty.expire_inactive()
-                except Exception:
-                    log.exception("points expiry failed; next run in %s s", self.interval_s)
 
 
 class MembersController(Controller):
@@ -249,7 +225,14 @@ def create_app(
 
         rt.add_worker(rt.bus.consumer(POS_STREAM, "loyalty", on_pos_event, POS_DECODER))
         if rules.expire_after_inactive_days is not None:
-            rt.add_worker(ExpiryWorker(loyalty, settings.loyalty_expiry_interval_s))
+            rt.add_worker(
+                Periodic(
+                    "points expiry",
+                    settings.loyalty_expiry_interval_s,
+                    loyalty.expire_inactive,
+                    delay_first=True,
+                )
+            )
 
     def provide() -> LoyaltyService:
         return holder["loyalty"]

@@ -3,9 +3,7 @@ across inventory (stock), loyalty (points) and the ERP (postings)."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
 import os
 from datetime import timedelta
 from typing import Annotated, Any
@@ -38,6 +36,7 @@ from services.kit.app import Runtime, create_service_app
 from services.kit.errors import problem_responses
 from services.kit.events import ConsumerPolicy
 from services.kit.identity import Identity, require_scope
+from services.kit.periodic import Periodic
 from services.kit.registry import Registry
 from services.kit.settings import Settings
 from services.orders.catalogue import Catalogue
@@ -73,7 +72,6 @@ IdempotencyKey = Annotated[
         description='A key of the client\'s, unique per checkout: "8e03978e-40d5-43e8-bc93"',
     ),
 ]
-log = logging.getLogger("retailmesh.orders")
 ORDERS_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Envelope[OrderEvent])
 
 
@@ -263,29 +261,6 @@ class StoreOrdersController(Controller):
         return OrderPage(items=items, next_cursor=next_cursor)
 
 
-class KeyPurge:
-    """Forgets Idempotency-Keys older than their time to live, every ten minutes."""
-
-    def __init__(self, orders: OrdersService, ttl: timedelta) -> None:
-        self.orders, self.ttl = orders, ttl
-        self._stopping = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.orders.purge_keys(self.ttl)
-            except Exception:
-                log.exception("purging idempotency keys failed")
-            try:
-                async with asyncio.timeout(600):
-                    await self._stopping.wait()
-            except TimeoutError:
-                pass
-
-
 def create_app(
     settings: OrdersSettings, *, registry: Registry | None = None, bus: Any = None
 ) -> Litestar:
@@ -359,7 +334,8 @@ def create_app(
         holder["drivers"] = (driver, return_driver)
         rt.add_worker(Resumer(driver, rt.db, tables.orders, settings.saga_sweep_s))
         rt.add_worker(Resumer(return_driver, rt.db, tables.returns, settings.saga_sweep_s))
-        rt.add_worker(KeyPurge(orders, timedelta(hours=settings.idempotency_ttl_h)))
+        ttl = timedelta(hours=settings.idempotency_ttl_h)
+        rt.add_worker(Periodic("idempotency key purge", 600, lambda: orders.purge_keys(ttl)))
 
     async def stop(_rt: Runtime) -> None:
         # the sagas running in this process stop before the database is closed

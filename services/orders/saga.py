@@ -25,6 +25,7 @@ from sqlalchemy import and_, insert, or_, select, update
 
 from contracts.models import Money, OrderLine
 from services.kit.failpoints import failpoint
+from services.kit.periodic import Periodic
 from services.kit.storage import as_utc
 from services.orders.downstream import NotNow, Refused, SagaOrder
 from services.orders.lifecycle import move
@@ -251,23 +252,14 @@ class Resumer:
     sagas' table: its key, `stage` ("done" at the end) and `lease_until`."""
 
     def __init__(self, driver: Driver, db: Database, table: Table, interval_s: float) -> None:
-        self.driver, self.db, self.table, self.interval_s = driver, db, table, interval_s
-        self._stopping = asyncio.Event()
+        self.driver, self.db, self.table = driver, db, table
+        self._worker = Periodic(f"{table.name} resumer", interval_s, self.sweep)
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._worker.stop()
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("resumer sweep failed")
-            try:
-                async with asyncio.timeout(self.interval_s):
-                    await self._stopping.wait()
-            except TimeoutError:
-                pass
+        await self._worker.run()
 
     async def sweep(self) -> int:
         """Take over every saga whose lease ran out; returns how many ended."""

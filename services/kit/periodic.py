@@ -1,0 +1,47 @@
+"""A job run every `interval_s` for the life of a service (a background worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+__all__ = ["Periodic"]
+
+log = logging.getLogger("retailmesh.periodic")
+
+
+class Periodic:
+    """Runs `job` now (unless `delay_first`) and then every `interval_s` until stopped; a
+    failing run is logged and the next one comes as planned."""
+
+    def __init__(
+        self,
+        name: str,
+        interval_s: float,
+        job: Callable[[], Awaitable[Any]],
+        *,
+        delay_first: bool = False,
+    ) -> None:
+        self.name, self.interval_s, self.job, self.delay_first = name, interval_s, job, delay_first
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        wait = self.delay_first
+        while not self._stopping.is_set():
+            if wait:
+                try:
+                    async with asyncio.timeout(self.interval_s):
+                        await self._stopping.wait()
+                    return
+                except TimeoutError:
+                    pass
+            wait = True
+            try:
+                await self.job()
+            except Exception:
+                log.exception("%s failed; next run in %s s", self.name, self.interval_s)
