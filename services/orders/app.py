@@ -42,7 +42,8 @@ from services.kit.settings import Settings
 from services.orders.catalogue import Catalogue
 from services.orders.downstream import Downstream
 from services.orders.logic import OrdersService
-from services.orders.returns import ReturnDriver, ReturnsService
+from services.orders.return_saga import ReturnDriver
+from services.orders.returns import ReturnsService
 from services.orders.saga import Resumer, SagaDriver
 from services.orders.store import OrderTables
 from services.orders.views import PickupCodes

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from services.orders.store import OrderTables
     from services.orders.views import PickupCodes
 
-__all__ = ["OrdersService", "customer_of", "principal_of"]
+__all__ = ["OrdersService", "customer_of", "is_operator", "principal_of"]
 
 log = logging.getLogger("retailmesh.orders")
 _encoder = msgspec.json.Encoder()
@@ -66,7 +66,7 @@ def customer_of(identity: Identity) -> str:
     return identity.sub or identity.consumer
 
 
-def _operator(identity: Identity) -> bool:
+def is_operator(identity: Identity) -> bool:
     return identity.is_admin or identity.kind == "service" or "orders:admin" in identity.scopes
 
 
@@ -233,7 +233,7 @@ class OrdersService:
     # reads
 
     def _visible(self, row: Any, identity: Identity) -> bool:
-        if _operator(identity):
+        if is_operator(identity):
             return True
         if identity.store_id is not None and row.pickup_store_id == identity.store_id:
             return True
@@ -293,7 +293,7 @@ class OrdersService:
     async def for_store(
         self, store_id: str, status: str | None, identity: Identity, cursor: str | None, limit: int
     ) -> tuple[list[Order], str | None]:
-        if not _operator(identity) and identity.store_id != store_id:
+        if not is_operator(identity) and identity.store_id != store_id:
             raise Forbidden(f"this caller may not see the orders of {store_id}")
         o = self.t.orders.c
         where = o.pickup_store_id == store_id
@@ -334,7 +334,7 @@ class OrdersService:
         return await self.get(order_id, identity)
 
     def _authorize(self, row: Any, target: str, identity: Identity) -> None:
-        if _operator(identity):
+        if is_operator(identity):
             return
         if target == "cancelled":
             if identity.kind == "user" and row.customer == identity.sub:

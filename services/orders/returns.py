@@ -4,21 +4,12 @@ Intake checks eligibility and records the return, with its idempotent response, 
 transaction: the source is returnable (an order the ERP booked, a sale), within the return
 window, and no line returns more than was bought minus what earlier returns took back (the
 check and the insert hold a lock on the source, so two returns at once cannot both take
-the last unit). Then a saga, durable like checkout's, settles it:
-
-    refund    a refund posting in the ERP (idempotent by the return id)
-    points    take back what the returned part earned; give back redeemed points pro rata
-    restock   returned units in sellable condition go back into stock (an ERP receipt,
-              which reaches the ATS as a stock event); damaged ones do not
-
-Each step is forward-only and idempotent: a step that cannot run now (`NotNow`: the ERP is
-down) waits, and the resumer drives it again.
+the last unit). Then a saga, durable like checkout's, settles it: refund, points,
+restock (`services/orders/return_saga.py`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 import uuid
 from collections import Counter
@@ -26,18 +17,15 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select, text
 
 from contracts.events import ORDERS_STREAM, ReturnStatusChanged, envelope
 from contracts.models import Money, OrderLine, RecordedTransaction, Return, ReturnLine
 from services.kit.errors import Conflict, Forbidden, Unprocessable
-from services.kit.failpoints import failpoint
 from services.kit.storage import as_utc
-from services.orders.downstream import NotNow
 from services.orders.errors import UnknownOrder, UnknownReturn
 from services.orders.idempotency import KeyedResponse, earlier_response, fingerprint
-from services.orders.logic import principal_of
-from services.orders.tasks import OnePerId
+from services.orders.logic import is_operator, principal_of
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -47,19 +35,15 @@ if TYPE_CHECKING:
     from services.kit.identity import Identity
     from services.kit.storage import Database
     from services.orders.downstream import Downstream
+    from services.orders.return_saga import ReturnDriver
     from services.orders.store import OrderTables
 
-__all__ = ["ReturnDriver", "ReturnsService"]
+__all__ = ["RETURN_LINES", "ReturnsService", "return_event", "return_view"]
 
-log = logging.getLogger("retailmesh.orders.returns")
 _encoder = msgspec.json.Encoder()
-_return_lines = msgspec.json.Decoder(list[ReturnLine])
+RETURN_LINES = msgspec.json.Decoder(list[ReturnLine])
 _order_lines = msgspec.json.Decoder(list[OrderLine])
 RETURNABLE = frozenset({"posted", "ready_for_pickup", "shipped", "delivered", "collected"})
-
-
-def _operator(identity: Identity) -> bool:
-    return identity.is_admin or identity.kind == "service" or "orders:admin" in identity.scopes
 
 
 class _Source(msgspec.Struct, kw_only=True):
@@ -101,7 +85,7 @@ class ReturnsService:
             await conn.execute(select(self.t.orders).where(self.t.orders.c.order_id == order_id))
         ).first()
         mine = row is not None and identity.kind == "user" and row.customer == identity.sub
-        if row is None or not (mine or identity.store_id is not None or _operator(identity)):
+        if row is None or not (mine or identity.store_id is not None or is_operator(identity)):
             raise UnknownOrder(order_id)  # any store takes back online orders
         if row.status not in RETURNABLE:
             raise Conflict(
@@ -121,7 +105,7 @@ class ReturnsService:
         )
 
     async def _receipt_source(self, receipt: str, identity: Identity) -> _Source:
-        if identity.store_id is None and not _operator(identity):
+        if identity.store_id is None and not is_operator(identity):
             raise Forbidden("a store sale is returned at a store, by its till")
         tx: RecordedTransaction = await self.ds.receipt(receipt)
         if tx.transaction.kind != "sale":
@@ -157,7 +141,7 @@ class ReturnsService:
         )
         taken: Counter[str] = Counter()
         for (raw,) in rows:
-            for line in _return_lines.decode(raw):
+            for line in RETURN_LINES.decode(raw):
                 taken[line.sku] += line.quantity
         return taken
 
@@ -254,7 +238,7 @@ class ReturnsService:
                 "updated_at": now,
             }
             await conn.execute(insert(self.t.returns).values(**row))
-            view = _view(msgspec.convert(row, type=_Row, from_attributes=False))
+            view = return_view(msgspec.convert(row, type=_Row, from_attributes=False))
             body = _encoder.encode(view)
             await conn.execute(
                 insert(self.t.idempotency).values(
@@ -267,7 +251,7 @@ class ReturnsService:
                     created_at=now,
                 )
             )
-            await self.outbox.add(conn, ORDERS_STREAM, _event(view))
+            await self.outbox.add(conn, ORDERS_STREAM, return_event(view))
         self.outbox.notify()
         self.driver.start(return_id)
         return KeyedResponse(201, body, False)
@@ -286,13 +270,13 @@ class ReturnsService:
                 )
             ).first()
         visible = row is not None and (
-            _operator(identity)
+            is_operator(identity)
             or (identity.kind == "user" and row.customer == identity.sub)
             or (identity.store_id is not None and row.store_id == identity.store_id)
         )
         if row is None or not visible:
             raise UnknownReturn(return_id)
-        return _view(row)
+        return return_view(row)
 
 
 class _Row(msgspec.Struct, kw_only=True):
@@ -312,12 +296,12 @@ class _Row(msgspec.Struct, kw_only=True):
     updated_at: datetime
 
 
-def _view(row: Any) -> Return:
+def return_view(row: Any) -> Return:
     return Return(
         return_id=row.return_id,
         status=row.status,
         customer=row.customer,
-        lines=_return_lines.decode(row.lines),
+        lines=RETURN_LINES.decode(row.lines),
         refund=Money(row.amount, row.currency),
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
@@ -330,7 +314,7 @@ def _view(row: Any) -> Return:
     )
 
 
-def _event(view: Return) -> Any:
+def return_event(view: Return) -> Any:
     return envelope(
         ReturnStatusChanged(
             return_id=view.return_id,
@@ -343,132 +327,3 @@ def _event(view: Return) -> Any:
         source="orders",
         causation_id=view.return_id,
     )
-
-
-class ReturnDriver:
-    """Drives a return's saga: refund → points → restock, each step logged before and after."""
-
-    def __init__(
-        self,
-        db: Database,
-        tables: OrderTables,
-        outbox: Outbox,
-        downstream: Downstream,
-        *,
-        lease_s: float,
-        retry_s: float,
-    ) -> None:
-        self.db, self.t, self.outbox, self.ds = db, tables, outbox, downstream
-        self.lease_s, self.retry_s = lease_s, retry_s
-        self._tasks = OnePerId("return")
-
-    def running(self, return_id: str) -> bool:
-        return self._tasks.running(return_id)
-
-    async def close(self) -> None:
-        await self._tasks.close()
-
-    def start(self, return_id: str) -> None:
-        """Drive it in the background (the intake answered already)."""
-        self._tasks.start(return_id, lambda: self._quietly(return_id))
-
-    async def _quietly(self, return_id: str) -> None:
-        with contextlib.suppress(NotNow):  # logged; the resumer comes back to it
-            await self._drive(return_id)
-
-    async def drive(self, return_id: str) -> None:
-        await self._tasks.join(return_id, lambda: self._drive(return_id))
-
-    async def _mark(self, return_id: str, step: str, phase: str, **values: Any) -> None:
-        now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            await conn.execute(
-                insert(self.t.steps).values(
-                    order_id=return_id, step=step, phase=phase, detail=None, at=now
-                )
-            )
-            await conn.execute(
-                update(self.t.returns)
-                .where(self.t.returns.c.return_id == return_id)
-                .values(lease_until=now + timedelta(seconds=self.lease_s), updated_at=now, **values)
-            )
-
-    async def _drive(self, return_id: str) -> None:
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(self.t.returns).where(self.t.returns.c.return_id == return_id)
-                )
-            ).one()
-        stage: str = row.stage
-        lines = _return_lines.decode(row.lines)
-        try:
-            while stage != "done":
-                await self._mark(return_id, stage, "started")
-                failpoint(f"orders.return.{stage}.started")
-                if stage == "refund":
-                    await self.ds.post_refund(
-                        return_id,
-                        row.source_id,
-                        lines,
-                        row.amount,
-                        row.currency,
-                        as_utc(row.created_at),
-                    )
-                    after = "points"
-                elif stage == "points":
-                    if row.member_id:
-                        await self.ds.reverse_for(
-                            row.member_id, return_id, row.source_id, row.amount
-                        )
-                        if row.points_back:
-                            await self.ds.credit(
-                                row.member_id,
-                                f"{return_id}.points",
-                                row.points_back,
-                                f"return {return_id}",
-                            )
-                    after = "restock"
-                else:
-                    for index, line in enumerate(lines):
-                        if line.disposition == "restock":
-                            await self.ds.restock(
-                                f"{return_id}.{index}", line.sku, line.location_id, line.quantity
-                            )
-                    after = "done"
-                failpoint(f"orders.return.{stage}.called")
-                if after == "done":
-                    await self._finish(return_id)
-                else:
-                    await self._mark(return_id, stage, "done", stage=after)
-                stage = after
-        except NotNow as exc:
-            log.warning("return %s waits at %s: %s", return_id, stage, exc)
-            async with self.db.write() as conn:
-                await conn.execute(
-                    update(self.t.returns)
-                    .where(self.t.returns.c.return_id == return_id)
-                    .values(lease_until=datetime.now(UTC) + timedelta(seconds=self.retry_s))
-                )
-            raise
-
-    async def _finish(self, return_id: str) -> None:
-        now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            await conn.execute(
-                insert(self.t.steps).values(
-                    order_id=return_id, step="restock", phase="done", detail=None, at=now
-                )
-            )
-            await conn.execute(
-                update(self.t.returns)
-                .where(self.t.returns.c.return_id == return_id)
-                .values(stage="done", status="refunded", lease_until=None, updated_at=now)
-            )
-            row = (
-                await conn.execute(
-                    select(self.t.returns).where(self.t.returns.c.return_id == return_id)
-                )
-            ).one()
-            await self.outbox.add(conn, ORDERS_STREAM, _event(_view(row)))
-        self.outbox.notify()
