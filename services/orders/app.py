@@ -41,6 +41,7 @@ from services.kit.registry import Registry
 from services.kit.settings import Settings
 from services.orders.catalogue import Catalogue
 from services.orders.downstream import Downstream
+from services.orders.effects import OrderEffects
 from services.orders.logic import OrdersService
 from services.orders.return_saga import ReturnDriver
 from services.orders.returns import ReturnsService
@@ -52,6 +53,7 @@ __all__ = ["OrdersSettings", "create_app", "create_app_from_env"]
 
 Orders = SkipValidation[OrdersService]
 Returns = SkipValidation[ReturnsService]
+Effects = SkipValidation[OrderEffects]
 ReturnParam = Annotated[str, PathParameter(pattern=r"^ret-[0-9a-f]{32}$")]
 Caller = SkipValidation[Identity]
 OrderParam = Annotated[str, PathParameter(pattern=r"^ord-[0-9a-f]{32}$")]
@@ -235,9 +237,9 @@ class OperationsController(Controller):
         summary="Put open orders' reservations back after Redis lost them (operators)",
         responses=problem_responses(401, 403, 503),
     )
-    async def rebuild(self, orders: Orders, identity: Caller) -> RebuildReport:
+    async def rebuild(self, effects: Effects, identity: Caller) -> RebuildReport:
         require_scope(identity, "orders:admin")
-        return await orders.rebuild_reservations()
+        return await effects.rebuild_reservations()
 
 
 class StoreOrdersController(Controller):
@@ -298,6 +300,8 @@ def create_app(
             codes,
         )
         holder["orders"] = orders
+        effects = OrderEffects(rt.db, tables, rt.outbox, downstream)
+        holder["effects"] = effects
         return_driver = ReturnDriver(
             rt.db,
             tables,
@@ -320,9 +324,9 @@ def create_app(
             if not isinstance(event, OrderStatusChanged):
                 return
             if event.status == "confirmed":
-                await orders.post_to_erp(event.order_id)
+                await effects.post_to_erp(event.order_id)
             elif event.status == "cancelled":
-                await orders.undo_cancelled(event.order_id)
+                await effects.undo_cancelled(event.order_id)
 
         # Postings are idempotent and independent: many at once; retried (with backoff up to
         # a minute) for as long as the ERP is down, a dead letter only after about a day.
@@ -347,6 +351,10 @@ def create_app(
         orders: OrdersService = holder["orders"]
         return orders
 
+    def provide_effects() -> OrderEffects:
+        effects: OrderEffects = holder["effects"]
+        return effects
+
     def provide_returns() -> ReturnsService:
         returns: ReturnsService = holder["returns"]
         return returns
@@ -366,6 +374,7 @@ def create_app(
         dependencies={
             "orders": Provide(provide, sync_to_thread=False),
             "returns": Provide(provide_returns, sync_to_thread=False),
+            "effects": Provide(provide_effects, sync_to_thread=False),
         },
         on_start=[start],
         on_stop=[stop],

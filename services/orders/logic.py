@@ -19,12 +19,12 @@ import msgspec
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from contracts.models import CheckoutRequest, Money, Order, OrderLine, RebuildReport
+from contracts.models import CheckoutRequest, Money, Order, OrderLine
 from services.kit.errors import Forbidden, Unavailable
 from services.kit.failpoints import failpoint
 from services.kit.storage import as_utc
 from services.orders.catalogue import CatalogueUnavailable
-from services.orders.downstream import NotNow, Refused
+from services.orders.downstream import NotNow
 from services.orders.errors import (
     BadOrder,
     IllegalTransition,
@@ -34,7 +34,6 @@ from services.orders.errors import (
 )
 from services.orders.idempotency import KeyedResponse, earlier_response, fingerprint
 from services.orders.lifecycle import can_move, move, record_creation
-from services.orders.saga import saga_order
 from services.orders.views import view_in
 
 if TYPE_CHECKING:
@@ -201,35 +200,6 @@ class OrdersService:
             )
         return int(result.rowcount or 0)
 
-    async def rebuild_reservations(self) -> RebuildReport:
-        """Reserve again, through the reservations API, the lines of every order that holds
-        stock not yet booked by the ERP: the durable record of what is reserved is here,
-        the reservations themselves live in Redis. Each call is the saga's own (same id,
-        same content), so what Redis still has is left as it is; a confirmed order's
-        reservations are confirmed again, so they do not lapse."""
-        o = self.t.orders.c
-        holding = or_(
-            and_(o.status == "pending", o.stage.in_(("hold", "confirm"))),
-            and_(o.status == "confirmed", o.erp_posted.is_(False)),
-        )
-        async with self.db.read() as conn:
-            rows = (await conn.execute(select(self.t.orders).where(holding))).all()
-        made = 0
-        refused: list[str] = []
-        for row in rows:
-            order = saga_order(row)
-            for index in range(len(order.lines)):
-                try:
-                    await self.ds.reserve(order, index)
-                    if row.status == "confirmed":
-                        await self.ds.confirm_stock(order, index)
-                except Refused as exc:
-                    log.error("rebuild: %s.%d: %s", order.order_id, index, exc.detail)
-                    refused.append(f"{order.order_id}.{index}")
-                    continue
-                made += 1
-        return RebuildReport(orders=len(rows), reservations=made, refused=refused)
-
     # reads
 
     def _visible(self, row: Any, identity: Identity) -> bool:
@@ -345,66 +315,6 @@ class OrdersService:
         elif target in ("shipped", "delivered") and "orders:fulfil" in identity.scopes:
             return
         raise Forbidden(f"this caller may not mark the order {target}")
-
-    # what confirmed and cancelled orders set off (the orders-erp consumer)
-
-    async def _load(self, order_id: str) -> Any:
-        async with self.db.read() as conn:
-            return (
-                await conn.execute(
-                    select(self.t.orders).where(self.t.orders.c.order_id == order_id)
-                )
-            ).first()
-
-    async def post_to_erp(self, order_id: str) -> None:
-        """Book a confirmed order in the ERP (idempotent by order id), mark it posted, and
-        credit its member's points. Raising leaves the event to be retried, and every call
-        again is a replay."""
-        row = await self._load(order_id)
-        if row is None:
-            return
-        order = saga_order(row)
-        if not row.erp_posted:
-            if row.status == "cancelled" and not await self.ds.is_posted(order):
-                return  # cancelled before it was ever booked: nothing to post, nothing to undo
-            await self.ds.post_order(order)
-            failpoint("orders.post.called")
-            async with self.db.write() as conn:
-                row = await self._current(conn, order_id)
-                if not await move(conn, self.t, self.outbox, row, "posted", erp_posted=True):
-                    await conn.execute(
-                        update(self.t.orders)
-                        .where(self.t.orders.c.order_id == order_id)
-                        .values(erp_posted=True)
-                    )
-                row = await self._current(conn, order_id)
-            self.outbox.notify()
-        if row.status != "cancelled" and order.member_id:
-            await self.ds.earn_points(order)
-            row = await self._load(order_id)
-        if row.status == "cancelled":
-            # cancelled while this was on its way: undo what it just did
-            await self.undo_cancelled(order_id)
-
-    async def _current(self, conn: AsyncConnection, order_id: str) -> Any:
-        query = select(self.t.orders).where(self.t.orders.c.order_id == order_id)
-        return (await conn.execute(query)).one()
-
-    async def undo_cancelled(self, order_id: str) -> None:
-        """A cancelled order gives back what it holds: its reservations, its points, and, if
-        the ERP booked it, its stock and money through a cancellation posting."""
-        row = await self._load(order_id)
-        if row is None:
-            return
-        order = saga_order(row)
-        for index in range(len(order.lines)):
-            await self.ds.release_stock(order, index)
-        if order.points:
-            await self.ds.recredit_points(order)
-        if order.member_id:
-            await self.ds.reverse_points(order, f"{order.order_id}.cancel", order.total.amount)
-        if row.erp_posted:
-            await self.ds.post_cancellation(order, as_utc(row.updated_at))
 
 
 class _Created(msgspec.Struct, kw_only=True):

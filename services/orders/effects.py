@@ -1,0 +1,126 @@
+"""What a confirmed or cancelled order sets off, run by the `orders-erp` consumer of the
+orders' own events (so each is retried until done, and every call again is a replay):
+
+confirmed   the ERP posting (idempotent by the order id), the move to posted, and the
+            member's points
+cancelled   reservations and redeemed points back, earned points taken back, and a refund
+            posting with a restock if the ERP had booked the order
+
+And the operators' repair after a loss of Redis: open orders' reservations put back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, or_, select, update
+
+from contracts.models import RebuildReport
+from services.kit.failpoints import failpoint
+from services.kit.storage import as_utc
+from services.orders.downstream import Refused
+from services.orders.lifecycle import move
+from services.orders.saga import saga_order
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from services.kit.events import Outbox
+    from services.kit.storage import Database
+    from services.orders.downstream import Downstream
+    from services.orders.store import OrderTables
+
+__all__ = ["OrderEffects"]
+
+log = logging.getLogger("retailmesh.orders")
+
+
+class OrderEffects:
+    def __init__(
+        self, db: Database, tables: OrderTables, outbox: Outbox, downstream: Downstream
+    ) -> None:
+        self.db, self.t, self.outbox, self.ds = db, tables, outbox, downstream
+
+    async def _load(self, order_id: str) -> Any:
+        async with self.db.read() as conn:
+            return await self._current(conn, order_id)
+
+    async def post_to_erp(self, order_id: str) -> None:
+        """Book a confirmed order in the ERP (idempotent by order id), mark it posted, and
+        credit its member's points. Raising leaves the event to be retried, and every call
+        again is a replay."""
+        row = await self._load(order_id)
+        if row is None:
+            return
+        order = saga_order(row)
+        if not row.erp_posted:
+            if row.status == "cancelled" and not await self.ds.is_posted(order):
+                return  # cancelled before it was ever booked: nothing to post, nothing to undo
+            await self.ds.post_order(order)
+            failpoint("orders.post.called")
+            async with self.db.write() as conn:
+                row = await self._current(conn, order_id)
+                if not await move(conn, self.t, self.outbox, row, "posted", erp_posted=True):
+                    await conn.execute(
+                        update(self.t.orders)
+                        .where(self.t.orders.c.order_id == order_id)
+                        .values(erp_posted=True)
+                    )
+                row = await self._current(conn, order_id)
+            self.outbox.notify()
+        if row.status != "cancelled" and order.member_id:
+            await self.ds.earn_points(order)
+            row = await self._load(order_id)
+        if row.status == "cancelled":
+            # cancelled while this was on its way: undo what it just did
+            await self.undo_cancelled(order_id)
+
+    async def _current(self, conn: AsyncConnection, order_id: str) -> Any:
+        query = select(self.t.orders).where(self.t.orders.c.order_id == order_id)
+        return (await conn.execute(query)).first()
+
+    async def undo_cancelled(self, order_id: str) -> None:
+        """A cancelled order gives back what it holds: its reservations, its points, and, if
+        the ERP booked it, its stock and money through a cancellation posting."""
+        row = await self._load(order_id)
+        if row is None:
+            return
+        order = saga_order(row)
+        for index in range(len(order.lines)):
+            await self.ds.release_stock(order, index)
+        if order.points:
+            await self.ds.recredit_points(order)
+        if order.member_id:
+            await self.ds.reverse_points(order, f"{order.order_id}.cancel", order.total.amount)
+        if row.erp_posted:
+            await self.ds.post_cancellation(order, as_utc(row.updated_at))
+
+    async def rebuild_reservations(self) -> RebuildReport:
+        """Reserve again, through the reservations API, the lines of every order that holds
+        stock not yet booked by the ERP: the durable record of what is reserved is here,
+        the reservations themselves live in Redis. Each call is the saga's own (same id,
+        same content), so what Redis still has is left as it is; a confirmed order's
+        reservations are confirmed again, so they do not lapse."""
+        o = self.t.orders.c
+        holding = or_(
+            and_(o.status == "pending", o.stage.in_(("hold", "confirm"))),
+            and_(o.status == "confirmed", o.erp_posted.is_(False)),
+        )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(self.t.orders).where(holding))).all()
+        made = 0
+        refused: list[str] = []
+        for row in rows:
+            order = saga_order(row)
+            for index in range(len(order.lines)):
+                try:
+                    await self.ds.reserve(order, index)
+                    if row.status == "confirmed":
+                        await self.ds.confirm_stock(order, index)
+                except Refused as exc:
+                    log.error("rebuild: %s.%d: %s", order.order_id, index, exc.detail)
+                    refused.append(f"{order.order_id}.{index}")
+                    continue
+                made += 1
+        return RebuildReport(orders=len(rows), reservations=made, refused=refused)
