@@ -27,8 +27,12 @@ PATH = "/v1/bench/products/SKU-000001"
 GATEWAY_TOML = """
 anonymous_plan = "bench"
 
-[jwt]
-plan = "bench"
+[jwt.plans]
+operator = "bench"
+service = "bench"
+partner = "bench"
+till = "bench"
+customer = "bench"
 
 [plans.bench]
 burst_per_second = 1000000000

@@ -13,7 +13,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from contracts.events import STREAMS
 from gateway.auth.jwt import JwtRejected
-from gateway.auth.keys import ApiKey, Partner, list_partners
+from gateway.auth.keys import ApiKey, KeyRefused, Partner, list_partners
 from gateway.config import PlanConfig
 from gateway.resilience import BreakerState
 from services.kit.errors import NotFound, Unprocessable, problem_responses
@@ -132,17 +132,23 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
 
         @post("/keys", summary="Mint a key: shown once", responses=problem_responses(401, 403, 422))
         async def create_key(self, data: JSONBody[KeyIn]) -> KeyCreated:
-            if gateway.config.plans and data.plan not in gateway.config.plans:
-                raise Unprocessable(f"unknown plan {data.plan}", plans=sorted(gateway.config.plans))
-            new = await gateway.key_store.create(
-                db(),
-                partner_id=data.partner_id,
-                scopes=list(data.scopes),
-                plan=data.plan,
-                label=data.label,
-                expires_in=timedelta(days=data.expires_in_days) if data.expires_in_days else None,
-                env=data.env,
-            )
+            problem = gateway.config.key_scope_problem(data.plan, list(data.scopes))
+            if problem is not None:
+                raise Unprocessable(problem, plans=sorted(gateway.config.plans))
+            try:
+                new = await gateway.key_store.create(
+                    db(),
+                    partner_id=data.partner_id,
+                    scopes=list(data.scopes),
+                    plan=data.plan,
+                    label=data.label,
+                    expires_in=(
+                        timedelta(days=data.expires_in_days) if data.expires_in_days else None
+                    ),
+                    env=data.env,
+                )
+            except KeyRefused as exc:
+                raise Unprocessable(str(exc)) from None
             return KeyCreated(key=new.key, record=new.record)
 
         @post(
@@ -154,7 +160,7 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
         async def rotate_key(self, key_id: KeyId, data: JSONBody[RotateIn]) -> KeyCreated:
             rotated = await gateway.key_store.rotate(db(), key_id, timedelta(seconds=data.grace_s))
             if rotated is None:
-                raise NotFound(f"no active key {key_id}")
+                raise NotFound(f"no active key {key_id} (only an active key can be rotated)")
             new, old_digest = rotated
             assert gateway.key_cache is not None
             await gateway.key_cache.announce(old_digest)

@@ -7,11 +7,13 @@ admin and portal APIs) is a small Litestar app built with the service kit.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import re
 import time
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote, unquote
 
 import msgspec
 from litestar import MediaType, Response, get
@@ -143,7 +145,7 @@ class Gateway:
             self.key_store,
             runtime.db,
             runtime.redis,
-            self.settings.redis_prefix + "gateway.keys.invalidate",
+            self.settings.key_prefix() + "gateway.keys.invalidate",
         )
         runtime.add_worker(self.key_cache)
         verifier = JwtVerifier(
@@ -152,8 +154,8 @@ class Gateway:
             audience=self.config.jwt.audience,
             leeway_s=self.config.jwt.leeway_s,
         )
-        self.auth = Authenticator(self.key_cache, verifier, self.config.jwt.plan)
-        self.limiter = Limiter(runtime.redis, self.settings.redis_prefix)
+        self.auth = Authenticator(self.key_cache, verifier, self.config.jwt_plans())
+        self.limiter = Limiter(runtime.redis, self.settings.key_prefix())
 
     async def _stop_auth(self, _runtime: Runtime) -> None:
         await self.jwks.close()
@@ -218,10 +220,17 @@ class Gateway:
             runtime=self.runtime,
             on_start=[self._start_auth],
             on_stop=[self._stop_auth],
+            require_identity=False,
         )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            if not await _head_within_limits(scope, send):
+                return
+            if scope["method"] == "HEAD":
+                # HEAD wherever GET is (RFC 9110 section 9.3.2): the GET, answered without
+                # its body, through the same authorization, limits and upstream
+                scope, send = {**scope, "method": "GET"}, _headless(send)
             match = _VERSIONED.match(scope["path"])
             if match is not None:
                 await self._route(match, scope, receive, send)
@@ -229,10 +238,43 @@ class Gateway:
             if scope["method"] == "OPTIONS":
                 await self._options(scope, send)
                 return
+            if not await self._own_path_admitted(scope, send):
+                return
         elif scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
         await self.internal(scope, receive, send)  # type: ignore[arg-type]
+
+    async def _own_path_admitted(self, scope: dict[str, Any], send: Any) -> bool:
+        """The gateway's own paths (docs, the OpenAPI document, health, admin) are limited
+        too, per client address: admin with the operators' plan, the rest anonymously."""
+        if not self.plans or self.limiter is None:
+            return True
+        client = scope.get("client")
+        consumer = "own:ip:" + (client[0] if client else "unknown")
+        plan = (
+            self.config.jwt_plans().operator
+            if scope["path"].startswith("/admin/")
+            else self.config.anonymous_plan
+        )
+        policy = self.plans[plan]
+        decision = await self.limiter.check(consumer, policy)
+        if decision.admitted:
+            return True
+        await send_problem(
+            scope,
+            send,
+            429,
+            "rate-limited",
+            "Too many requests",
+            f"the {decision.window} limit of plan {policy.name} is used up",
+            headers=[
+                (b"retry-after", str(decision.reset_s).encode()),
+                (b"ratelimit-policy", policy.policy_header),
+                (b"ratelimit", decision.header()),
+            ],
+        )
+        return False
 
     async def _options(self, scope: dict[str, Any], send: Any) -> None:
         """OPTIONS on the gateway's own paths, from its OpenAPI document: Litestar's automatic
@@ -349,17 +391,6 @@ class Gateway:
                         f"{api} {version} publishes no {rest or '/'}",
                     )
                 return
-            header_problem = _header_problem(scope)
-            if header_problem is not None:
-                await send_problem(
-                    scope,
-                    respond,
-                    431,
-                    "headers-too-large",
-                    "Request headers too large",
-                    header_problem,
-                )
-                return
             limit = (
                 route.max_body_bytes
                 if route.max_body_bytes is not None
@@ -375,20 +406,6 @@ class Gateway:
                     f"request bodies are limited to {limit} bytes here",
                 )
                 return
-            if _is_chunked(scope):
-                # No length to check up front: read at most the limit, then replay it.
-                body = await _read_bounded(receive, limit)
-                if body is None:
-                    await send_problem(
-                        scope,
-                        respond,
-                        413,
-                        "payload-too-large",
-                        "Payload too large",
-                        f"request bodies are limited to {limit} bytes here",
-                    )
-                    return
-                receive = _replay(body, receive)
             origin = request_origin(scope["headers"])
             if origin is not None:
                 extra += cors_response_headers(route, origin)
@@ -416,13 +433,45 @@ class Gateway:
                     self.metrics.refused(refusal[1])
                     await send_problem(scope, respond, *refusal[:4], headers=refusal[4])
                     return
+            if _has_body(scope):
+                # The whole body first, bounded in size and time: a slow or endless upload is
+                # the client's fault (408, 413), never an upstream's timeout nor a slot held.
+                try:
+                    async with asyncio.timeout(self.config.body_timeout_s):
+                        body = await _read_bounded(receive, limit)
+                except _ClientGone:
+                    status = 499  # the client went away mid-body: nobody to answer
+                    return
+                except TimeoutError:
+                    await send_problem(
+                        scope,
+                        respond,
+                        408,
+                        "body-timeout",
+                        "Request body too slow",
+                        f"the request body must arrive within {self.config.body_timeout_s:g}s",
+                        headers=[(b"connection", b"close")],
+                    )
+                    return
+                if body is None:
+                    await send_problem(
+                        scope,
+                        respond,
+                        413,
+                        "payload-too-large",
+                        "Payload too large",
+                        f"request bodies are limited to {limit} bytes here",
+                    )
+                    return
+                receive = _replay(body, receive)
             await self.forwarder.forward(
                 target,
                 f"/{version}/{api}",
-                rest,
+                _raw_rest(scope, f"/{version}/{api}", rest),
                 scope,
                 receive,
                 respond,
+                consumer=identity.consumer,
                 extra_headers=[(IDENTITY_HEADER.encode(), self.identity_header(identity))],
             )
         finally:
@@ -476,7 +525,7 @@ class Gateway:
         """Count the request against its consumer's plan; a refusal's problem, or None."""
         assert self.limiter is not None
         policy = self.plans.get(identity.plan or "") or self.plans[self.config.anonymous_plan]
-        decision = await self.limiter.check(identity.consumer, policy, route.weight)
+        decision = await self.limiter.check(limit_key(identity), policy, route.weight)
         extra.append((b"ratelimit-policy", policy.policy_header))
         extra.append((b"ratelimit", decision.header()))
         if not decision.shared and route.fail_closed:
@@ -529,10 +578,43 @@ class Gateway:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-_MAX_HEADERS = 100
+# Below the HTTP server's own limits (Granian: 100 fields, about 400 KB of head, a 64 KB
+# URI), so that the gateway answers a problem+json first; past the server's limits, the
+# server answers 414 or 431 itself, with an empty body.
+_MAX_HEADERS = 64
+_MAX_TARGET_BYTES = 8 * 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MAX_HEADER_BYTES = 16 * 1024
 _MAX_HEADERS_TOTAL = 32 * 1024
+
+
+async def _head_within_limits(scope: dict[str, Any], send: Any) -> bool:
+    """The request line and headers within the gateway's bounds, or a 414 or 431 problem."""
+    target = len(scope.get("raw_path") or scope["path"]) + len(scope.get("query_string", b""))
+    if target > _MAX_TARGET_BYTES:
+        await send_problem(
+            scope,
+            send,
+            414,
+            "uri-too-long",
+            "URI too long",
+            f"the path and query are limited to {_MAX_TARGET_BYTES} bytes",
+            headers=[(b"connection", b"close")],
+        )
+        return False
+    problem = _header_problem(scope)
+    if problem is not None:
+        await send_problem(
+            scope,
+            send,
+            431,
+            "headers-too-large",
+            "Request headers too large",
+            problem,
+            headers=[(b"connection", b"close")],
+        )
+        return False
+    return True
 
 
 def _header_problem(scope: dict[str, Any]) -> str | None:
@@ -550,19 +632,45 @@ def _header_problem(scope: dict[str, Any]) -> str | None:
     return None
 
 
-def _is_chunked(scope: dict[str, Any]) -> bool:
-    return any(n == b"transfer-encoding" for n, _ in scope["headers"]) and not any(
-        n == b"content-length" for n, _ in scope["headers"]
+def _has_body(scope: dict[str, Any]) -> bool:
+    return any(
+        (n == b"content-length" and v != b"0") or n == b"transfer-encoding"
+        for n, v in scope["headers"]
     )
 
 
+def limit_key(identity: Identity) -> str:
+    """Whose limits a request counts against: a partner's, across all its keys and tokens;
+    otherwise the consumer's own (a JWT subject, a key, a client address)."""
+    if identity.partner_id:
+        return "partner:" + identity.partner_id
+    return identity.consumer
+
+
+def _headless(send: Any) -> Any:
+    """A `send` that passes the head of an answer and drops its body."""
+
+    async def headless(message: dict[str, Any]) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+        elif not message.get("more_body", False):
+            await send({"type": "http.response.body", "body": b""})
+
+    return headless
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its body was complete."""
+
+
 async def _read_bounded(receive: Any, limit: int) -> bytes | None:
+    """The body, or None past `limit` bytes; `_ClientGone` when the client went away."""
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return None
+            raise _ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -583,6 +691,23 @@ def _replay(body: bytes, original: Any) -> Any:
         return dict(await original())
 
     return receive
+
+
+_REQUEST_TARGET = re.compile(rb"^[!-~]*$")
+
+
+def _raw_rest(scope: dict[str, Any], mount: str, rest: str) -> str:
+    """The rest of the path as the client wrote it, percent-encoding kept: what the gateway
+    authorized is the decoded form, and the upstream decodes the same bytes to the same form.
+    Forwarding the decoded path instead would let `%23` or `%3F` cut it upstream (`/orders/#/ready`
+    is routed as `/orders`), a path the gateway never authorized."""
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes) and _REQUEST_TARGET.match(raw):
+        head = mount.encode()
+        if raw.startswith(head) and unquote(raw[len(head) :].decode("ascii")) == rest:
+            return raw[len(head) :].decode("ascii")
+    # no raw path (or one written otherwise, `%76%31` for `v1`): the decoded form, re-encoded
+    return quote(rest, safe="/!$&'()*+,;=:@-._~")
 
 
 def _content_length(scope: dict[str, Any]) -> int:

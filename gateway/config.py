@@ -43,6 +43,9 @@ class UpstreamConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     retry_budget_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.2
     #: requests in flight to the upstream; past it the gateway sheds with 503
     max_concurrency: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 512
+    #: of those, what one consumer may hold (429 past it); a quarter of them by default, so
+    #: that one caller's slow requests never take all of an upstream's slots
+    max_concurrency_per_consumer: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
     breaker_failure_ratio: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
     breaker_min_requests: Annotated[int, msgspec.Meta(ge=1)] = 20
     breaker_window_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
@@ -93,6 +96,8 @@ class PlanConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     burst_per_second: Annotated[int, msgspec.Meta(ge=1)]
     per_minute: Annotated[int, msgspec.Meta(ge=1)]
     daily_quota: Annotated[int, msgspec.Meta(ge=1)]
+    #: the scopes an API key on this plan may hold; any scope a key route needs when absent
+    key_scopes: list[Scope] | None = None
 
 
 class ApiConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -104,12 +109,28 @@ class ApiConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     routes: list[RouteConfig] = []
 
 
+class JwtPlans(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The plan of a JWT caller, by kind of consumer (first that applies, top to bottom)."""
+
+    #: role `admin`
+    operator: Name = "internal"
+    #: role `service`: another system of the retailer's
+    service: Name = "internal"
+    #: a `partner_id` claim: counted per partner, with the partner's keys
+    partner: Name = "partner"
+    #: a `store_id` claim: a till
+    till: Name = "pos"
+    #: everyone else: a shopper signed in at a web shop or an app
+    customer: Name = "customer"
+
+
 class JwtConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     issuer: str = "retailmesh-dev"
     audience: str = "retailmesh"
     leeway_s: Annotated[int, msgspec.Meta(ge=0, le=300)] = 30
-    #: the plan of JWT callers (web shops, tills)
-    plan: Name = "internal"
+    #: plans by kind of caller; when left out, the defaults, each falling back to the
+    #: anonymous plan where the config declares no plan of that name
+    plans: JwtPlans | None = None
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -120,6 +141,43 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     anonymous_plan: Name = "free"
     jwt: JwtConfig = JwtConfig()
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=256 * 1024 * 1024)] = 1024 * 1024
+    #: the whole request body must arrive within this; a slower client gets 408, and the
+    #: upstream never sees the request (nor is blamed for it)
+    body_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+
+    def jwt_plans(self) -> JwtPlans:
+        """The plan of each kind of JWT caller, every one of them a declared plan."""
+        if self.jwt.plans is not None:
+            return self.jwt.plans
+        declared = {
+            kind: plan if plan in self.plans else self.anonymous_plan
+            for kind, plan in msgspec.structs.asdict(JwtPlans()).items()
+        }
+        return JwtPlans(**declared)
+
+    def key_scopes(self) -> set[str]:
+        """Every scope a route that takes API keys asks for: what a key may usefully hold."""
+        return {
+            scope
+            for api in self.apis
+            for route in api.routes
+            if route.auth in ("key", "either")
+            for scope in route.scopes
+        }
+
+    def key_scope_problem(self, plan: str, scopes: list[str]) -> str | None:
+        """Why a key on `plan` may not hold `scopes`, or None when it may."""
+        if self.plans and plan not in self.plans:
+            return f"unknown plan {plan!r} (plans: {', '.join(sorted(self.plans))})"
+        known = self.key_scopes()
+        unknown = sorted(set(scopes) - known)
+        if unknown:
+            return f"no route takes a key with the scope {', '.join(unknown)}"
+        allowed = self.plans[plan].key_scopes if self.plans else None
+        beyond = sorted(set(scopes) - set(allowed)) if allowed is not None else []
+        if beyond:
+            return f"plan {plan} does not allow the scope {', '.join(beyond)}"
+        return None
 
     def validate(self) -> GatewayConfig:
         seen: set[str] = set()
@@ -142,8 +200,9 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                 versions.add(version.version)
             for j, version in enumerate(api.versions):
                 _check_lifecycle(version, versions, f"{where}.versions[{j}]")
-        if self.plans and self.jwt.plan not in self.plans:
-            raise ConfigError(f"jwt.plan: unknown plan {self.jwt.plan!r}")
+        for kind, plan in msgspec.structs.asdict(self.jwt.plans or JwtPlans()).items():
+            if self.plans and self.jwt.plans is not None and plan not in self.plans:
+                raise ConfigError(f"jwt.plans.{kind}: unknown plan {plan!r}")
         if self.plans and self.anonymous_plan not in self.plans:
             raise ConfigError(f"anonymous_plan: unknown plan {self.anonymous_plan!r}")
         return self

@@ -14,6 +14,7 @@ import random
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from gateway.problems import send_problem
 from gateway.resilience import (
@@ -111,7 +112,9 @@ class Guard:
             open_s=upstream.breaker_open_s,
             probes=upstream.breaker_probes,
         )
-        self.limit = ConcurrencyLimit(upstream.max_concurrency)
+        self.limit = ConcurrencyLimit(
+            upstream.max_concurrency, upstream.max_concurrency_per_consumer
+        )
         self.budget = RetryBudget(upstream.retry_budget_ratio)
 
     def snapshot(self) -> BreakerState:
@@ -211,13 +214,16 @@ class Forwarder:
         self,
         target: Target,
         mount: str,
-        rest: str,
+        raw_rest: str,
         scope: dict[str, Any],
         receive: Any,
         send: Any,
         *,
+        consumer: str = "",
         extra_headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
+        """Send the request on; `raw_rest` is the path after the mount point as the client
+        wrote it (percent-encoded), which the upstream decodes as the gateway did."""
         guard = target.guard
         if not guard.breaker.allow():
             await send_problem(
@@ -230,8 +236,21 @@ class Forwarder:
                 headers=[(b"retry-after", str(guard.breaker.retry_after_s()).encode())],
             )
             return
-        if not guard.limit.acquire():
+        slot = guard.limit.acquire(consumer)
+        if slot != "ok":
             guard.breaker.release_probe()
+            if slot == "consumer":
+                await send_problem(
+                    scope,
+                    send,
+                    429,
+                    "too-many-in-flight",
+                    "Too many requests in flight",
+                    f"you have {guard.limit.per_consumer} requests in flight to {target.name}; "
+                    "wait for their answers",
+                    headers=[(b"retry-after", b"1")],
+                )
+                return
             await send_problem(
                 scope,
                 send,
@@ -242,7 +261,7 @@ class Forwarder:
                 headers=[(b"retry-after", b"1")],
             )
             return
-        path = target.prefix + (rest or "/")
+        path = target.prefix + (raw_rest or "/")
         headers = upstream_headers(scope, mount)
         headers += extra_headers
         has_body = any(
@@ -282,7 +301,7 @@ class Forwarder:
                 guard.breaker.record(ok)
                 return
         finally:
-            guard.limit.release()
+            guard.limit.release(consumer)
 
     async def _in_process(
         self,
@@ -295,7 +314,7 @@ class Forwarder:
         may_retry: bool,
     ) -> bool:
         inner = dict(scope)
-        inner["path"] = path
+        inner["path"] = unquote(path)  # what an ASGI server hands an app: decoded, raw beside
         inner["raw_path"] = path.encode()
         inner["root_path"] = ""
         inner["headers"] = [(b"host", target.host), *headers]

@@ -27,13 +27,13 @@ async def send_problem(
 ) -> None:
     body = _encoder.encode(
         {
+            **extra,  # first: extension members never overwrite the standard ones
             "type": PROBLEM_TYPE_BASE + slug,
             "title": title,
             "status": status,
             "detail": detail,
             "instance": scope.get("path"),
             "request_id": request_id(scope),
-            **extra,
         }
     )
     await send(

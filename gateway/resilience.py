@@ -136,22 +136,36 @@ class CircuitBreaker:
 
 
 class ConcurrencyLimit:
-    """At most `limit` requests in flight to an upstream; past it, shed (no queue)."""
+    """At most `limit` requests in flight to an upstream, and at most `per_consumer` of them
+    from one consumer; past either, shed (no queue)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_consumer: int | None = None) -> None:
         self.limit = limit
+        self.per_consumer = per_consumer or max(1, limit // 4)
         self.in_flight = 0
         self.shed = 0
+        self._by_consumer: dict[str, int] = {}
 
-    def acquire(self) -> bool:
+    def acquire(self, consumer: str = "") -> Literal["ok", "upstream", "consumer"]:
+        """ "ok" (a slot is held), or which limit is reached."""
         if self.in_flight >= self.limit:
             self.shed += 1
-            return False
+            return "upstream"
+        held = self._by_consumer.get(consumer, 0)
+        if held >= self.per_consumer:
+            self.shed += 1
+            return "consumer"
+        self._by_consumer[consumer] = held + 1
         self.in_flight += 1
-        return True
+        return "ok"
 
-    def release(self) -> None:
+    def release(self, consumer: str = "") -> None:
         self.in_flight -= 1
+        held = self._by_consumer.get(consumer, 0) - 1
+        if held > 0:
+            self._by_consumer[consumer] = held
+        else:
+            self._by_consumer.pop(consumer, None)
 
 
 class RetryBudget:

@@ -4,6 +4,7 @@ plus the gateway's own endpoints, with the errors the gateway itself can answer.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,16 @@ def external_spec(
                     op = copy.deepcopy(source)
                     op["security"] = _SECURITY[route.auth]
                     errors = dict(_GATEWAY_ERRORS)
+                    if "requestBody" in op:
+                        limit = route.max_body_bytes
+                        limit = config.max_body_bytes if limit is None else limit
+                        op["x-max-body-bytes"] = limit
+                        errors["413"] = f"Payload too large: bodies here are up to {limit} bytes"
+                        errors["408"] = (
+                            f"Request timeout: the body must arrive within "
+                            f"{config.body_timeout_s:g}s"
+                        )
+                        errors["415"] = "Unsupported media type: the body is application/json"
                     if route.auth != "none":
                         errors["401"] = "Unauthenticated: missing or invalid credentials"
                     if route.scopes:
@@ -139,5 +150,23 @@ def external_spec(
 
 
 def dumps(spec: dict[str, Any]) -> str:
-    """The committed form of a spec: stable key order, so a diff means a change."""
-    return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """The committed form of a spec: stable key order and prose in one layout, so a diff
+    means a change of ours, not a library's (msgspec 0.23 began to dedent docstrings that
+    0.19 kept as written, and a fresh install failed the committed-spec check)."""
+    return json.dumps(_prose_cleaned(spec), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+_PROSE = frozenset({"description", "summary"})
+
+
+def _prose_cleaned(node: Any) -> Any:
+    """Every description and summary as `inspect.cleandoc` leaves it: common indentation and
+    surrounding blank lines gone, whoever wrote the string and however they indented it."""
+    if isinstance(node, dict):
+        return {
+            k: inspect.cleandoc(v) if k in _PROSE and isinstance(v, str) else _prose_cleaned(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_prose_cleaned(v) for v in node]
+    return node

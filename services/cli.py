@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,8 @@ MESH_PORTS = {"erp": 8101, "inventory": 8102, "pos": 8103, "loyalty": 8104, "ord
 
 
 DEMO_PARTNER = "demo-partner"
+#: least privilege: stock, never the sales ledger
+DEMO_SCOPES = ["erp:stock", "inventory:read"]
 
 
 _ORDER = '{"lines": [{"sku": "SKU-000001", "quantity": 1}], "payment_reference": "psp-1"}'
@@ -37,7 +40,7 @@ retailmesh ({mode}) serving on {base}
   API docs        {base}/docs   (OpenAPI: {base}/openapi.json)
   health          {base}/healthz, {base}/readyz
   demo partner    X-API-Key: {demo_key}   (development key, in .data/keys/)
-  dev JWT         .venv/bin/retailmesh token --sub alice --scope "erp:read erp:post"
+  dev JWT         .venv/bin/retailmesh token --sub alice --scope "erp:stock erp:post"
   try             curl {base}/v1/erp/products/SKU-000001
                   curl -H 'X-API-Key: {demo_key}' {base}/v1/erp/inventory/SKU-000001
                   TOKEN=$(.venv/bin/retailmesh token --sub ops --role admin)
@@ -88,8 +91,9 @@ def prepare_first_run() -> str:
         return key_file.read_text().strip()
 
     async def create(settings: Any, config: Any, store: Any, db: Any) -> str:
+        await store.ensure_partner(db, DEMO_PARTNER, "Demo partner")
         new = await store.create(
-            db, partner_id=DEMO_PARTNER, scopes=["erp:read"], plan="partner", label="demo"
+            db, partner_id=DEMO_PARTNER, scopes=DEMO_SCOPES, plan="partner", label="demo"
         )
         return str(new.key)
 
@@ -273,26 +277,48 @@ def _print_key(record: Any) -> None:
     )
 
 
+def cmd_partners(args: argparse.Namespace) -> int:
+    from gateway.auth.keys import list_partners
+
+    async def run(settings: Any, config: Any, store: Any, db: Any) -> int:
+        if args.action == "add":
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", args.partner_id):
+                print("a partner id is lowercase letters, digits and '-'", file=sys.stderr)
+                return 2
+            await store.ensure_partner(db, args.partner_id, args.name)
+        for partner in await list_partners(store, db):
+            print(f"{partner.id}  {partner.name}  since {partner.created_at.isoformat()}")
+        return 0
+
+    return int(asyncio.run(_with_key_store(run)))
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     async def run(settings: Any, config: Any, store: Any, db: Any) -> int:
-        from gateway.auth.keys import KeyCache
+        from gateway.auth.keys import KeyCache, KeyRefused
         from services.kit.redisconn import connect_redis
 
         if args.action == "create":
-            if config.plans and args.plan not in config.plans:
-                print(f"unknown plan {args.plan!r}: {', '.join(config.plans)}", file=sys.stderr)
+            scopes = [s for item in args.scope for s in item.replace(",", " ").split()]
+            problem = config.key_scope_problem(args.plan, scopes)
+            if problem is not None:
+                print(problem, file=sys.stderr)
                 return 2
-            new = await store.create(
-                db,
-                partner_id=args.partner,
-                scopes=[s for item in args.scope for s in item.replace(",", " ").split()],
-                plan=args.plan,
-                label=args.label,
-                expires_in=timedelta(days=args.expires_days) if args.expires_days else None,
-                env=args.env,
-            )
+            try:
+                new = await store.create(
+                    db,
+                    partner_id=args.partner,
+                    scopes=scopes,
+                    plan=args.plan,
+                    label=args.label,
+                    expires_in=timedelta(days=args.expires_days) if args.expires_days else None,
+                    env=args.env,
+                )
+            except KeyRefused as exc:
+                print(exc, file=sys.stderr)
+                return 2
             _print_key(new.record)
             print(f"key (shown once, store it now): {new.key}")
             return 0
@@ -301,7 +327,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
                 _print_key(record)
             return 0
         redis = await connect_redis(settings)
-        cache = KeyCache(store, db, redis, settings.redis_prefix + "gateway.keys.invalidate")
+        cache = KeyCache(store, db, redis, settings.key_prefix() + "gateway.keys.invalidate")
         try:
             if args.action == "revoke":
                 digest = await store.revoke(db, args.key_id)
@@ -365,6 +391,12 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--grace-hours", type=float, default=24.0)
     k = keys.add_parser("revoke", help="revoke at once, on every gateway replica")
     k.add_argument("key_id")
+    p = sub.add_parser("partners", help="partners (a key is minted for a registered partner)")
+    partners = p.add_subparsers(dest="action", required=True)
+    k = partners.add_parser("add", help="register a partner")
+    k.add_argument("partner_id")
+    k.add_argument("--name", help="display name (the id when left out)")
+    partners.add_parser("list", help="registered partners")
     args = parser.parse_args(argv)
     handler = {
         "run": cmd_run,
@@ -373,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         "openapi": cmd_openapi,
         "token": cmd_token,
         "keys": cmd_keys,
+        "partners": cmd_partners,
     }[args.command]
     return handler(args)
 

@@ -3,20 +3,37 @@ service served by Granian in a subprocess."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import redis
 
-__all__ = ["RedisServer", "ServedApp", "ensure_redis", "free_port", "redis_answers", "unique"]
+__all__ = [
+    "IdentityAuth",
+    "RedisServer",
+    "ServedApp",
+    "ensure_redis",
+    "free_port",
+    "redis_answers",
+    "settle",
+    "settle_sync",
+    "unique",
+]
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -83,7 +100,11 @@ class RedisServer:
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=10)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         self.proc = None
 
 
@@ -119,6 +140,9 @@ class ServedApp:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # its own process group: a kill reaches Granian's workers too, which would
+                # otherwise outlive their SIGKILLed parent and hold ports and databases
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while True:
@@ -128,22 +152,110 @@ class ServedApp:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop()  # never leave a half-started server behind
                 raise RuntimeError(f"{self.target} did not start:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.1)
 
+    def cpu_ticks(self) -> int:
+        """CPU time (clock ticks) used so far by this server's processes, workers included:
+        a measure of whether it is still at work, for waits derived from progress."""
+        if self.proc is None:
+            return 0
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone meanwhile
+            # after the command: state, ppid, pgrp, session, ..., utime (12th), stime (13th)
+            if int(fields[3]) == self.proc.pid:
+                total += int(fields[11]) + int(fields[12])
+        return total
+
+    def _signal_group(self, sig: int) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        """SIGKILL, the server and its workers at once (a crash, not a shutdown)."""
+        if self.proc is not None:
+            self._signal_group(signal.SIGKILL)
+            self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        """SIGTERM (a graceful drain), then SIGKILL if it takes more than 15 s; always
+        waited for, and always the whole process group."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=15)
+        self._signal_group(signal.SIGKILL)  # workers left behind by a crashed parent too
+        self.proc.wait()
         self.proc = None
+
+
+class IdentityAuth(httpx.Auth):
+    """Signs a fresh identity header on every request: a header signed once expires after
+    a minute, and a long test on a slow machine would outlive it."""
+
+    def __init__(self, codec: Any, identity: Any) -> None:
+        self.codec, self.identity = codec, identity
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        request.headers["x-retailmesh-identity"] = self.codec.sign(self.identity)
+        yield request
+
+
+class Stalled(AssertionError):
+    """The awaited condition did not come true and nothing moved for the stall period."""
+
+
+async def settle(
+    observe: Callable[[], Awaitable[T]],
+    done: Callable[[T], bool],
+    *,
+    stall_s: float = 30.0,
+    interval_s: float = 0.05,
+    hang_s: float = 900.0,
+) -> T:
+    """Poll `observe()` until `done(value)`. A wait derived from progress, not from the
+    clock: it fails only when the observed value stopped changing for `stall_s` (the work
+    is stuck), however long a slow machine takes while the value still moves. `hang_s` is
+    only the guard against a value that moves for ever without arriving (a livelock)."""
+    value = await observe()
+    changed_at = started = time.monotonic()
+    while not done(value):
+        if time.monotonic() - changed_at > stall_s or time.monotonic() - started > hang_s:
+            raise Stalled(f"stuck at {value!r}")
+        await asyncio.sleep(interval_s)
+        latest = await observe()
+        if latest != value:
+            value, changed_at = latest, time.monotonic()
+    return value
+
+
+def settle_sync(
+    observe: Callable[[], T],
+    done: Callable[[T], bool],
+    *,
+    stall_s: float = 30.0,
+    interval_s: float = 0.05,
+    hang_s: float = 900.0,
+) -> T:
+    """`settle` for synchronous tests."""
+    value = observe()
+    changed_at = started = time.monotonic()
+    while not done(value):
+        if time.monotonic() - changed_at > stall_s or time.monotonic() - started > hang_s:
+            raise Stalled(f"stuck at {value!r}")
+        time.sleep(interval_s)
+        latest = observe()
+        if latest != value:
+            value, changed_at = latest, time.monotonic()
+    return value
 
 
 def unique(prefix: str) -> str:

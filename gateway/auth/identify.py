@@ -8,7 +8,6 @@ against what the route accepts, turned into the `Identity` the upstream receives
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from gateway.auth.jwt import JwtRejected
@@ -17,7 +16,7 @@ from services.kit.identity import Identity
 if TYPE_CHECKING:
     from gateway.auth.jwt import JwtVerifier
     from gateway.auth.keys import ApiKey, KeyCache
-    from gateway.config import RouteConfig
+    from gateway.config import JwtPlans, RouteConfig
 
 __all__ = ["AuthFailure", "Authenticator", "Unauthenticated", "Unauthorized"]
 
@@ -56,8 +55,8 @@ def _credentials(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | 
 
 
 class Authenticator:
-    def __init__(self, keys: KeyCache, jwt: JwtVerifier, jwt_plan: str) -> None:
-        self.keys, self.jwt, self.jwt_plan = keys, jwt, jwt_plan
+    def __init__(self, keys: KeyCache, jwt: JwtVerifier, plans: JwtPlans) -> None:
+        self.keys, self.jwt, self.plans = keys, jwt, plans
         # identities built from a cached key record, reused while that record is cached
         self._key_identities: dict[str, tuple[ApiKey, Identity]] = {}
 
@@ -89,7 +88,7 @@ class Authenticator:
 
     async def _by_key(self, key: str) -> Identity:
         record = await self.keys.lookup(key)
-        if record is None or not record.usable(datetime.now(UTC)):
+        if record is None or not record.usable(self.keys.store.clock()):
             # one answer for unknown, mistyped, expired and revoked: nothing to probe
             raise Unauthenticated("invalid API key")
         known = self._key_identities.get(record.id)
@@ -123,16 +122,35 @@ class Authenticator:
             raise Unauthenticated("token has no subject")
         scope_claim = claims.get("scope", claims.get("scp", ""))
         scopes = scope_claim.split() if isinstance(scope_claim, str) else list(scope_claim or [])
-        roles = claims.get("roles", [])
+        raw_roles = claims.get("roles", [])
+        roles = (
+            frozenset(r for r in raw_roles if isinstance(r, str))
+            if isinstance(raw_roles, list)
+            else frozenset()
+        )
         store_id = claims.get("store_id")
+        store_id = store_id if isinstance(store_id, str) else None
+        partner_id = claims.get("partner_id")
+        partner_id = partner_id if isinstance(partner_id, str) and partner_id else None
         return Identity(
             kind="user",
             consumer="sub:" + sub,
             sub=sub,
-            store_id=store_id if isinstance(store_id, str) else None,
+            store_id=store_id,
+            partner_id=partner_id,
             scopes=frozenset(s for s in scopes if isinstance(s, str)),
-            roles=frozenset(r for r in roles if isinstance(r, str))
-            if isinstance(roles, list)
-            else frozenset(),
-            plan=self.jwt_plan,
+            roles=roles,
+            plan=self._plan(roles, partner_id, store_id),
         )
+
+    def _plan(self, roles: frozenset[str], partner_id: str | None, store_id: str | None) -> str:
+        """A JWT caller's plan by its kind: operator, service, partner, till, customer."""
+        if "admin" in roles:
+            return self.plans.operator
+        if "service" in roles:
+            return self.plans.service
+        if partner_id is not None:
+            return self.plans.partner
+        if store_id is not None:
+            return self.plans.till
+        return self.plans.customer

@@ -137,8 +137,12 @@ class JwtVerifier:
             raise JwtRejected("token too large")
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
+        except jwt.PyJWTError:
             raise JwtRejected("malformed token") from None
+        if "crit" in header:
+            # RFC 7515 section 4.1.11: a token naming an extension the recipient does not
+            # understand must be rejected; this gateway understands none.
+            raise JwtRejected("token names critical extensions this gateway does not support")
         alg = header.get("alg")
         if alg not in ALLOWED_ALGORITHMS:
             raise JwtRejected("token algorithm not allowed")
@@ -169,7 +173,7 @@ class JwtVerifier:
             raise JwtRejected("token audience not accepted") from None
         except jwt.InvalidIssuerError:
             raise JwtRejected("token issuer not accepted") from None
-        except jwt.InvalidTokenError:
+        except jwt.PyJWTError:
             raise JwtRejected("token signature or claims invalid") from None
         return claims
 
@@ -200,6 +204,7 @@ class DevIssuer:
         scopes: list[str] | None = None,
         store_id: str | None = None,
         roles: list[str] | None = None,
+        partner_id: str | None = None,
         ttl_s: int = 3600,
     ) -> str:
         now = int(time.time())
@@ -217,4 +222,6 @@ class DevIssuer:
             claims["store_id"] = store_id
         if roles:
             claims["roles"] = roles
+        if partner_id:
+            claims["partner_id"] = partner_id
         return jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self.kid})  # type: ignore[arg-type]

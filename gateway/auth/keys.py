@@ -29,6 +29,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, insert, select, update
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from redis.asyncio import Redis
 
     from services.kit.storage import Database
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ApiKey",
     "KeyCache",
+    "KeyRefused",
+    "KeyState",
     "KeyStore",
     "NewKey",
     "Partner",
@@ -80,8 +84,24 @@ def hash_key(pepper: bytes, key: str) -> str:
     return hmac.new(pepper, key.encode(), sha256).hexdigest()
 
 
+#: A key's life. Stored: active, rotating, revoked; `retired` (a rotating key past its grace)
+#: and `expired` (past `expires_at`) follow from the clock.
+#:
+#:     active ──rotate──► rotating ──grace ends──► retired
+#:     active ──expires_at──► expired
+#:     any ──revoke──► revoked
+#:
+#: Only an active key can be rotated, and nothing leads back to active or rotating: a
+#: retired, expired or revoked key never works again.
+KeyState = Literal["active", "rotating", "retired", "expired", "revoked"]
+
+
+class KeyRefused(ValueError):
+    """A key cannot be created or changed so; the message says why (safe to show)."""
+
+
 class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
-    """A key as stored (never the key itself)."""
+    """A key as stored (never the key itself), with its state at the time it was read."""
 
     id: str
     partner_id: str
@@ -89,18 +109,28 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     prefix: str
     scopes: list[str]
     plan: str
-    status: Literal["active", "revoked"]
+    status: KeyState
     created_at: datetime
     expires_at: datetime | None = None
+    #: a rotating key works until then, and is retired after
     grace_until: datetime | None = None
+    #: the key that replaced this one
     rotated_to: str | None = None
 
-    def usable(self, now: datetime) -> bool:
-        if self.status != "active":
-            return False
+    def state(self, now: datetime) -> KeyState:
+        if self.status in ("revoked", "retired", "expired"):
+            return self.status  # ends: nothing leads out of them
         if self.expires_at is not None and now >= self.expires_at:
-            return False
-        return self.grace_until is None or now < self.grace_until
+            return "expired"
+        # (keys rotated before the states were stored stayed `active` with a successor)
+        if self.status == "rotating" or self.rotated_to is not None:
+            if self.grace_until is None or now >= self.grace_until:
+                return "retired"
+            return "rotating"
+        return "active"
+
+    def usable(self, now: datetime) -> bool:
+        return self.state(now) in ("active", "rotating")
 
 
 class NewKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,6 +149,8 @@ def _utc(value: datetime | None) -> datetime | None:
 class KeyStore:
     def __init__(self, metadata: MetaData, pepper: bytes) -> None:
         self.pepper = pepper
+        #: the time keys are judged by (a test moves it)
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.partners = Table(
             "gateway_partners",
             metadata,
@@ -144,6 +176,10 @@ class KeyStore:
         )
 
     def _record(self, row: Any) -> ApiKey:
+        record = self._stored(row)
+        return msgspec.structs.replace(record, status=record.state(self.clock()))
+
+    def _stored(self, row: Any) -> ApiKey:
         return ApiKey(
             id=row.id,
             partner_id=row.partner_id,
@@ -183,9 +219,18 @@ class KeyStore:
         expires_in: timedelta | None = None,
         env: Literal["live", "test"] = "live",
     ) -> NewKey:
-        await self.ensure_partner(db, partner_id)
+        """Mint a key for an existing partner (`KeyRefused` otherwise); the caller checks
+        its scopes against the gateway's config (`GatewayConfig.key_scope_problem`)."""
+        async with db.read() as conn:
+            exists = (
+                await conn.execute(
+                    select(self.partners.c.id).where(self.partners.c.id == partner_id)
+                )
+            ).first()
+        if exists is None:
+            raise KeyRefused(f"no partner {partner_id}: register the partner first")
         key = new_key(env)
-        now = datetime.now(UTC)
+        now = self.clock()
         record = ApiKey(
             id="key_" + uuid.uuid4().hex[:16],
             partner_id=partner_id,
@@ -232,7 +277,8 @@ class KeyStore:
             return [self._record(r) for r in (await conn.execute(query)).all()]
 
     async def revoke(self, db: Database, key_id: str) -> str | None:
-        """Revoke a key; returns its hash (to invalidate caches) or None if unknown."""
+        """Revoke a key from any state; returns its hash (to invalidate caches) or None if
+        unknown."""
         found = await self.get(db, key_id)
         if found is None:
             return None
@@ -245,13 +291,16 @@ class KeyStore:
     async def rotate(
         self, db: Database, key_id: str, grace: timedelta
     ) -> tuple[NewKey, str] | None:
-        """A new key with the same partner, scopes and plan; the old one keeps working for
-        `grace`. Returns the new key and the old key's hash (to invalidate caches)."""
+        """A new key with the same partner, scopes and plan; the old one goes from active to
+        rotating and works for `grace`, then is retired. Only an active key rotates (None
+        otherwise): a retired key is never brought back by rotating it again. Returns the
+        new key and the old key's hash (to invalidate caches)."""
         found = await self.get(db, key_id)
-        if found is None or found[0].status != "active":
+        now = self.clock()
+        if found is None or found[0].state(now) != "active":
             return None
         old, old_hash = found
-        expires_in = old.expires_at - datetime.now(UTC) if old.expires_at else None
+        expires_in = old.expires_at - now if old.expires_at else None
         fresh = await self.create(
             db,
             partner_id=old.partner_id,
@@ -262,11 +311,24 @@ class KeyStore:
             env="test" if old.prefix.startswith("rm_test_") else "live",
         )
         async with db.write() as conn:
-            await conn.execute(
+            # conditional: of two rotations racing, one moves the key; the other's new key
+            # is revoked at once and it answers as if the key were not active
+            moved = await conn.execute(
                 update(self.keys)
-                .where(self.keys.c.id == key_id)
-                .values(grace_until=datetime.now(UTC) + grace, rotated_to=fresh.record.id)
+                .where(
+                    self.keys.c.id == key_id,
+                    self.keys.c.status == "active",
+                    self.keys.c.rotated_to.is_(None),
+                )
+                .values(status="rotating", grace_until=now + grace, rotated_to=fresh.record.id)
             )
+            if moved.rowcount != 1:
+                await conn.execute(
+                    update(self.keys)
+                    .where(self.keys.c.id == fresh.record.id)
+                    .values(status="revoked")
+                )
+                return None
         return fresh, old_hash
 
 

@@ -40,6 +40,10 @@ from services.kit.settings import Settings
 
 __all__ = ["ErpSettings", "create_app", "create_app_from_env"]
 
+#: the sales ledger (postings with amounts) is its own scope, apart from stock (`erp:stock`):
+#: a partner that needs stock never reads the retailer's revenue
+LEDGER = "erp:ledger"
+
 # Every ERP call may meet the cloud ERP's rate limit (429) or an outage (503).
 _CLOUD = (429, 503)
 _REPLAYED = "Idempotent-Replayed"
@@ -163,12 +167,14 @@ class PostingsController(Controller):
     async def list_postings(
         self,
         erp: Erp,
+        identity: Caller,
         order_id: Annotated[str | None, QueryParameter(pattern=POSTING_ID_PATTERN)] = None,
         sku: Annotated[str | None, QueryParameter(pattern=SKU_PATTERN)] = None,
         kind: Annotated[Literal["order", "refund"] | None, QueryParameter()] = None,
         cursor: Annotated[str | None, QueryParameter(pattern=POSTING_ID_PATTERN)] = None,
         limit: Limit = 50,
     ) -> PostingPage:
+        require_scope(identity, LEDGER)
         items = await erp.postings(order_id=order_id, sku=sku, kind=kind, after=cursor, limit=limit)
         return PostingPage(
             items=items, next_cursor=items[-1].posting_id if len(items) == limit else None
@@ -179,11 +185,15 @@ class PostingsController(Controller):
         summary="Postings and units booked for one SKU",
         responses=problem_responses(404, *_CLOUD),
     )
-    async def totals(self, erp: Erp, sku: SkuParam) -> PostingTotals:
+    async def totals(self, erp: Erp, identity: Caller, sku: SkuParam) -> PostingTotals:
+        require_scope(identity, LEDGER)
         return await erp.totals(sku)
 
     @get("/{posting_id:str}", summary="One posting", responses=problem_responses(404, *_CLOUD))
-    async def get_posting(self, erp: Erp, posting_id: PostingIdParam) -> PostingRecord:
+    async def get_posting(
+        self, erp: Erp, identity: Caller, posting_id: PostingIdParam
+    ) -> PostingRecord:
+        require_scope(identity, LEDGER)
         return await erp.posting(posting_id)
 
 

@@ -245,11 +245,11 @@ def create_app(
     async def start(rt: Runtime) -> None:
         # Without Redis (the embedded mode on a bare machine) an in-process store stands in.
         store: Any = (
-            AtsStore(rt.redis, settings.redis_prefix) if rt.redis is not None else MemoryAtsStore()
+            AtsStore(rt.redis, settings.key_prefix()) if rt.redis is not None else MemoryAtsStore()
         )
         ats = AtsService(
             store,
-            rt.registry.client("erp"),
+            rt.client("erp"),
             config,
             refresh_s=settings.ats_refresh_s,
             stale_max_s=settings.ats_stale_max_s,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,15 +27,16 @@ from contracts.problems import PROBLEM_MEDIA_TYPE
 from services.kit.errors import problem_details_plugin as _problems
 from services.kit.errors import problem_responses, problem_type
 from services.kit.events import EventBus, Outbox, RedisBus, Relay, Runnable
-from services.kit.identity import Identity, IdentityCodec
+from services.kit.identity import Identity, IdentityCodec, SigningClient
 from services.kit.logs import access_log
 from services.kit.redisconn import connect_redis
-from services.kit.registry import Registry, parse_service_urls
+from services.kit.registry import Registry, ServiceClient, parse_service_urls
 from services.kit.requestid import request_id, request_started_at
 from services.kit.storage import Database
 from services.kit.strictbody import strict_body
 
 if TYPE_CHECKING:
+    from litestar.connection import ASGIConnection
     from litestar.types import Message, Scope
     from redis.asyncio import Redis
 
@@ -54,6 +56,9 @@ class Readiness(msgspec.Struct, frozen=True):
     status: str
     service: str
     checks: dict[str, str]
+
+
+_OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 class Runtime:
@@ -79,6 +84,7 @@ class Runtime:
         self._identity: IdentityCodec | None = None
         self._owns_redis = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._ready_at: tuple[float, dict[str, str]] | None = None
 
     @property
     def identity(self) -> IdentityCodec:
@@ -90,6 +96,18 @@ class Runtime:
     def provide_identity(self, request: Request[Any, Any, Any]) -> Identity:
         """Litestar dependency: the caller's verified identity, or 401."""
         return self.identity.from_request(request)
+
+    def client(self, service: str) -> ServiceClient:
+        """A client for another service of the mesh that calls as this service."""
+        return SigningClient(self.registry.client(service), self.name, self.identity)
+
+    def require_identity(self, connection: ASGIConnection[Any, Any, Any, Any], _: Any) -> None:
+        """Guard on every route but health and the service's own schema: nothing behind the
+        gateway answers a caller whose identity the gateway (or a service) did not sign."""
+        path = connection.scope["path"]
+        if path in _OPEN_PATHS or path.startswith("/schema"):
+            return
+        self.identity.from_request(connection)  # type: ignore[arg-type]
 
     def add_worker(self, worker: Runnable) -> None:
         """Run a background worker (an event consumer) for the life of the service."""
@@ -106,7 +124,7 @@ class Runtime:
             self._owns_redis = self.redis is not None
             # Without Redis, the services of one process share one in-memory bus.
             bus = (
-                RedisBus(self.redis, settings.redis_prefix)
+                RedisBus(self.redis, settings.key_prefix())
                 if self.redis
                 else self.registry.local_bus()
             )
@@ -128,6 +146,16 @@ class Runtime:
             await self.db.dispose()
         if self.redis is not None and self._owns_redis:
             await self.redis.aclose()
+
+    async def readiness_at_most_every(self, seconds: float) -> dict[str, str]:
+        """The last readiness checked within `seconds`, or a new one: a flood of probes
+        touches the database and Redis once a second, not once a probe."""
+        now = time.monotonic()
+        if self._ready_at is not None and now - self._ready_at[0] < seconds:
+            return self._ready_at[1]
+        checks = await self.readiness()
+        self._ready_at = (time.monotonic(), checks)
+        return checks
 
     async def readiness(self) -> dict[str, str]:
         checks: dict[str, str] = {}
@@ -162,8 +190,11 @@ def create_service_app(
     on_start: Sequence[Callable[[Runtime], Awaitable[None]]] = (),
     on_stop: Sequence[Callable[[Runtime], Awaitable[None]]] = (),
     bus: EventBus | None = None,
+    require_identity: bool = True,
 ) -> Litestar:
-    """Build a service's ASGI app; nothing connects until its lifespan starts."""
+    """Build a service's ASGI app; nothing connects until its lifespan starts. Every route
+    but health needs a signed identity unless `require_identity` is off (the gateway's own
+    app, whose admin routes authenticate the operator's JWT themselves)."""
 
     @get("/healthz", tags=["ops"], summary="Liveness", sync_to_thread=False)
     def healthz() -> Health:
@@ -176,7 +207,7 @@ def create_service_app(
         responses=problem_responses(503),
     )
     async def readyz() -> Response[Any]:
-        checks = await runtime.readiness()
+        checks = await runtime.readiness_at_most_every(1.0)
         if all(v in ("ok", "in-memory") for v in checks.values()):
             return Response(Readiness(status="ready", service=name, checks=checks))
         body = {
@@ -225,6 +256,7 @@ def create_service_app(
         lifespan=[lifespan],
         before_send=[before_send],
         before_request=strict_body,
+        guards=[runtime.require_identity] if require_identity else [],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title=title,

@@ -117,10 +117,21 @@ _HTTP_SLUGS = {
 
 
 class _Problem(ProblemDetailsException):
-    """Litestar's problem details, completed with the request path and id."""
+    """Litestar's problem details, completed with the request path and id. A problem that
+    stands for a failure of ours carries what to log (`log_as`), and is logged where the
+    request is known, so that every logged error carries its request id."""
+
+    log_as: tuple[int, str, BaseException | None] | None = None
 
     def to_response(self, request: Request[Any, Any, Any]) -> Response[Any]:
         return _respond(request, self)
+
+
+def _logged(
+    problem: _Problem, level: int, message: str, exc: BaseException | None = None
+) -> _Problem:
+    problem.log_as = (level, message, exc)
+    return problem
 
 
 def _from_service_error(exc: ServiceError) -> ProblemDetailsException:
@@ -156,18 +167,18 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
     else:
         slug, title = _HTTP_SLUGS.get(status, "http-" + str(status)), phrase
     detail = exc.detail if exc.detail and exc.detail != phrase else title
-    if status >= 500:
-        # Litestar's own 5xx details may carry internals; say nothing more than the phrase.
-        detail = phrase
-        log.error("server error %s: %s", status, exc.detail, exc_info=exc)
-    return _Problem(
+    problem = _Problem(
         status_code=status,
         type_=problem_type(slug),
         title=title,
-        detail=detail,
+        detail=phrase if status >= 500 else detail,
         headers=exc.headers,
         extra=extra,
     )
+    if status >= 500:
+        # Litestar's own 5xx details may carry internals; say nothing more than the phrase.
+        return _logged(problem, logging.ERROR, f"server error {status}: {exc.detail}", exc)
+    return problem
 
 
 _MISSING = re.compile(r"^Missing required (\w+) parameter '([^']+)'")
@@ -181,38 +192,48 @@ def _source(value: Any) -> str | None:
 
 
 def _from_store_error(exc: RedisError) -> ProblemDetailsException:
-    log.warning("a store did not answer: %s", exc)
-    return _Problem(
+    problem = _Problem(
         status_code=503,
         type_=problem_type("store-unavailable"),
         title="Service unavailable",
         detail="a store the service needs did not answer; try again shortly",
         headers={"Retry-After": "1"},
     )
+    return _logged(problem, logging.WARNING, f"a store did not answer: {exc}")
 
 
 def _from_unexpected(exc: Exception) -> ProblemDetailsException:
     # The stack trace goes to the log, tied to the request id; never to the client.
-    log.error("unhandled error", exc_info=exc)
-    return _Problem(
+    problem = _Problem(
         status_code=500,
         type_=problem_type("internal"),
         title="Internal error",
         detail="The service failed to handle the request; quote the request id to support.",
     )
+    return _logged(problem, logging.ERROR, "unhandled error", exc)
 
 
 def _respond(request: Request[Any, Any, Any], exc: ProblemDetailsException) -> Response[Any]:
-    body: dict[str, Any] = {
-        "type": exc.type_ or "about:blank",
-        "title": exc.title or "Error",
-        "status": exc.status_code,
-        "detail": exc.detail,
-        "instance": _public_path(request.scope),
-        "request_id": request_id(request.scope),
-    }
-    if isinstance(exc.extra, dict):
-        body.update(exc.extra)
+    log_as = getattr(exc, "log_as", None)
+    if log_as is not None:
+        level, message, cause = log_as
+        log.log(
+            level,
+            message,
+            exc_info=cause,
+            extra={"request_id": request_id(request.scope), "path": request.scope.get("path")},
+        )
+    # Extension members never overwrite the standard ones (RFC 9457 section 3.2): an error
+    # that names a field `status` does not change the problem's HTTP status.
+    body: dict[str, Any] = dict(exc.extra) if isinstance(exc.extra, dict) else {}
+    body.update(
+        type=exc.type_ or "about:blank",
+        title=exc.title or "Error",
+        status=exc.status_code,
+        detail=exc.detail,
+        instance=_public_path(request.scope),
+        request_id=request_id(request.scope),
+    )
     return Response(
         body, status_code=exc.status_code, headers=exc.headers, media_type=PROBLEM_MEDIA_TYPE
     )

@@ -7,14 +7,18 @@ instead of patching the process environment.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
+import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self, TypeVar
 
 import msgspec
 
-__all__ = ["Settings", "SettingsError", "from_env"]
+__all__ = ["Settings", "SettingsError", "from_env", "instance_id"]
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -45,7 +49,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     data_dir: str = ".data"
     database_url: str | None = None
     redis_url: str | None = None
-    redis_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9:_.-]{0,64}$")] = "rm:"
+    #: the start of every Redis key; by default `rm:<instance id>:`, the id made at first run
+    #: in the data directory, so that two instances never share keys unless told to
+    redis_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9:_.-]{0,64}$")] | None = None
     #: "auto": use REDIS_URL, else a server on 127.0.0.1:6379, else in-memory stand-ins.
     #: "required": fail at start-up without Redis. "off": in-memory only.
     redis_mode: Literal["auto", "required", "off"] = "auto"
@@ -68,6 +74,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
         return load_dev_keys(self.data_dir).identity_secret
 
+    def key_prefix(self) -> str:
+        """REDIS_PREFIX, else `rm:<this instance's id>:`."""
+        if self.redis_prefix is not None:
+            return self.redis_prefix
+        return f"rm:{instance_id(self.data_dir)}:"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Self:
         return from_env(cls, environ)
@@ -78,3 +90,24 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             return self.database_url
         path = Path(self.data_dir) / f"{service}.db"
         return f"sqlite+aiosqlite:///{path}"
+
+
+@functools.cache
+def instance_id(data_dir: str) -> str:
+    """This instance's id, kept in `<data_dir>/instance-id`: made once, by whichever process
+    of the instance comes first (exclusive create), and read by every other."""
+    path = Path(data_dir) / "instance-id"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # the creator may not have written it yet
+            value = path.read_text().strip()
+            if re.fullmatch(r"[0-9a-f]{12}", value):
+                return value
+            time.sleep(0.01)
+        raise SettingsError(f"{path} does not hold an instance id; remove it") from None
+    value = uuid.uuid4().hex[:12]
+    with os.fdopen(fd, "w") as out:
+        out.write(value + "\n")
+    return value

@@ -15,12 +15,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 import msgspec
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 
 if TYPE_CHECKING:
     from litestar import Request
 
-__all__ = ["strict_body"]
+__all__ = ["MAX_DEPTH", "strict_body"]
+
+#: no contract here nests deeper than a handful of levels; a body that does is refused (400)
+#: before anything walks it recursively.
+MAX_DEPTH = 32
+_JSON_MEDIA = re.compile(r"^application/(?:[a-z0-9.+-]+\+)?json$")
 
 # id(handler) → (handler, body type); the handler is kept so that its id is never reused
 # by another app's handler (tests build many apps in one process).
@@ -74,10 +79,27 @@ async def strict_body(request: Request[Any, Any, Any]) -> None:
     body = await request.body()
     if not body:
         return  # Litestar reports the missing body itself
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not _JSON_MEDIA.match(media_type):
+        # Litestar would decode any body as JSON; a form or text/plain is not what this
+        # operation takes, and a browser can send those cross-origin without a preflight.
+        raise HTTPException(
+            status_code=415,
+            detail=f"this operation takes application/json, not {media_type or 'no media type'}",
+        )
     try:
         document = msgspec.json.decode(body)
     except msgspec.DecodeError:
         return  # malformed JSON: Litestar answers 400 with its own message
+    except RecursionError:
+        document = None  # msgspec stops at the interpreter's depth: too deep either way
+    if document is None or _too_deep(document, MAX_DEPTH):
+        raise ValidationException(
+            detail=f"Validation failed for {request.method} {request.url.path}",
+            extra=[
+                {"key": "", "message": f"nested deeper than {MAX_DEPTH} levels", "source": "body"}
+            ],
+        )
     try:
         msgspec.convert(_integral(document), type=body_type, strict=True)
     except msgspec.ValidationError as exc:
@@ -88,6 +110,22 @@ async def strict_body(request: Request[Any, Any, Any]) -> None:
             detail=f"Validation failed for {request.method} {request.url.path}",
             extra=[{"key": path, "message": message, "source": "body"}],
         ) from None
+
+
+def _too_deep(document: Any, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than `limit`: walked with a list, not recursion,
+    so that what comes after (conversion, `_integral`) only ever sees a bounded depth."""
+    stack: list[tuple[Any, int]] = [(document, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = value.values()
+        elif not isinstance(value, list):
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((v, depth + 1) for v in value if isinstance(v, (dict, list)))
+    return False
 
 
 def _integral(value: Any) -> Any:

@@ -294,7 +294,7 @@ def create_app(
             rt.db,
             tables,
             rt.outbox,
-            Catalogue(rt.registry.client("erp")),
+            Catalogue(rt.client("erp")),
             driver,
             downstream,
             codes,

@@ -53,7 +53,8 @@ _SERVICE = Identity(
     scopes=frozenset(
         {
             "inventory:reserve",
-            "erp:read",
+            "erp:stock",
+            "erp:ledger",
             "erp:post",
             "erp:adjust",
             "loyalty:admin",

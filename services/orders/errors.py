@@ -89,7 +89,7 @@ class IllegalTransition(Conflict, OrdersError):
         super().__init__(
             f"order {order_id} is {status}; it cannot become {target}",
             order_id=order_id,
-            status=status,
+            order_status=status,
             target=target,
         )
 

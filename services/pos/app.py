@@ -6,6 +6,7 @@ import os
 from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar import Controller, Litestar, Request, get, post
 from litestar.di import Provide
 from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidation
@@ -48,6 +49,9 @@ class PosSettings(Settings, frozen=True, kw_only=True):
     #: how sales reach the ERP: a posting per transaction, or per store day summary
     #: (`POST /stores/{store_id}/days/{day}/close`, at the end of the store's day)
     pos_erp_posting: Literal["transaction", "daily_summary"] = "transaction"
+    #: a batch of 500 transactions is about 1.4 MB: room for it (the gateway's route allows
+    #: the same 4 MiB; tests/test_body_limits.py keeps the two in step)
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
 
 
 class TransactionsController(Controller):

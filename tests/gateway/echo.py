@@ -29,6 +29,7 @@ async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
         {
             "method": scope["method"],
             "path": scope["path"],
+            "raw_path": (scope.get("raw_path") or b"").decode("latin-1"),
             "query": scope["query_string"].decode(),
             "headers": [[n.decode(), v.decode()] for n, v in scope["headers"]],
             "body_length": len(body),

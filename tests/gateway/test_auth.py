@@ -98,6 +98,8 @@ async def gw(
     upstream = CountingEcho()
     gateway = create_gateway(settings, Registry(apps={"echo": upstream}), spec=lambda: {})
     async with Running(gateway) as running:
+        assert gateway.runtime.db is not None
+        await gateway.key_store.ensure_partner(gateway.runtime.db, "acme", "ACME")
         yield running, upstream
 
 
@@ -182,6 +184,16 @@ def _attacks(gateway: Gateway) -> dict[str, str]:
         "oversized": signed(gateway, claims(pad="A" * 9_000)),
         "garbage": "not.a.jwt",
         "empty": "",
+        # RFC 7515 4.1.11: an extension the gateway does not understand, correctly signed
+        "critical extension": jwt.encode(
+            claims(), private, algorithm="EdDSA", headers={"kid": kid, "crit": ["exp"]}
+        ),
+        "critical unknown header": jwt.encode(
+            claims(),
+            private,
+            algorithm="EdDSA",
+            headers={"kid": kid, "crit": ["urn:x:policy"], "urn:x:policy": "strict"},
+        ),
     }
 
 
@@ -203,6 +215,8 @@ ATTACKS = [
     "oversized",
     "garbage",
     "empty",
+    "critical extension",
+    "critical unknown header",
 ]
 
 

@@ -97,6 +97,26 @@ async def test_path_query_and_body_reach_the_upstream(gw: Running) -> None:
     assert body["body_length"] == 1500
 
 
+@pytest.mark.parametrize(
+    ("sent", "decoded", "raw"),
+    [
+        ("/v3/things/orders/%23/ready", "/api/orders/#/ready", "/api/orders/%23/ready"),
+        ("/v3/things/a%3Fb/c", "/api/a?b/c", "/api/a%3Fb/c"),
+        ("/v3/things/caf%C3%A9/%25", "/api/café/%", "/api/caf%C3%A9/%25"),
+        ("/v3/things/a%2Fb", "/api/a/b", "/api/a%2Fb"),
+    ],
+)
+async def test_the_path_reaches_the_upstream_as_the_client_wrote_it(
+    gw: Running, sent: str, decoded: str, raw: str
+) -> None:
+    """Percent-encoding is kept: `%23` or `%3F` never cut the path the gateway authorized
+    (before, `/orders/%23/ready` arrived upstream as `/orders/#/ready`, routed as `/orders`)."""
+    r = await gw.client.get(sent + "?q=1")
+    body = r.json()
+    assert (body["path"], body["query"]) == (decoded, "q=1")
+    assert body["raw_path"] == raw
+
+
 async def test_forwarding_headers_and_hop_by_hop_rules(gw: Running) -> None:
     r = await gw.client.get(
         "/v2/things/h",

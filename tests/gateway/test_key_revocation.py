@@ -26,8 +26,14 @@ def test_revoked_key_fails_on_a_second_gateway_process_within_one_second(
     try:
         for replica in replicas:
             replica.start()
+        subprocess.run(
+            [*cli, "partners", "add", "acme"],
+            env={**replicas[0].env},
+            capture_output=True,
+            check=True,
+        )
         created = subprocess.run(
-            [*cli, "keys", "create", "--partner", "acme", "--scope", "erp:read"],
+            [*cli, "keys", "create", "--partner", "acme", "--scope", "erp:stock"],
             env={**replicas[0].env},
             capture_output=True,
             text=True,

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from gateway.app import GatewaySettings, create_gateway
@@ -20,7 +21,8 @@ timeout_s = 2
 retries = 2
 retry_backoff_ms = 1
 retry_budget_ratio = {ratio}
-max_concurrency = 2
+max_concurrency = {cap}
+max_concurrency_per_consumer = 2
 breaker_failure_ratio = 0.5
 breaker_min_requests = 6
 breaker_window_s = 10
@@ -66,8 +68,11 @@ class Flaky:
         await send({"type": "http.response.body", "body": body})
 
 
-async def running_gateway(tmp_path: Path, upstream: Flaky, ratio: float = 0.2) -> Running:
-    (tmp_path / "gateway.toml").write_text(CONFIG.replace("{ratio}", str(ratio)))
+async def running_gateway(
+    tmp_path: Path, upstream: Flaky, ratio: float = 0.2, cap: int = 2
+) -> Running:
+    config = CONFIG.replace("{ratio}", str(ratio)).replace("{cap}", str(cap))
+    (tmp_path / "gateway.toml").write_text(config)
     settings = GatewaySettings(
         gateway_config=str(tmp_path / "gateway.toml"), data_dir=str(tmp_path), redis_mode="off"
     )
@@ -167,3 +172,36 @@ async def test_past_the_concurrency_limit_requests_are_shed_not_queued(
     served = [await t for t in tasks if t not in shed]
     assert [r.status_code for r in served] == [200, 200]
     assert running.app.guards["flaky"].snapshot().shed == 3
+
+
+async def test_one_consumer_holds_at_most_its_share_of_an_upstreams_slots(tmp_path: Path) -> None:
+    """Four slots, two per consumer: a consumer whose requests hang holds two, its next ones
+    are 429 (its own fault, not the upstream's), and another consumer is still served."""
+    upstream = Flaky()
+    upstream.hold = asyncio.Event()
+    async with await running_gateway(tmp_path, upstream, cap=4) as running:
+        other = httpx.AsyncClient(
+            transport=httpx.ASGITransport(running.app, client=("198.51.100.9", 40000)),
+            base_url="http://gateway.test",
+        )
+        hogs = [asyncio.create_task(running.client.get("/v1/things/slow")) for _ in range(4)]
+        for _ in range(500):
+            if upstream.calls == 2 and sum(t.done() for t in hogs) == 2:
+                break
+            await asyncio.sleep(0.01)
+        first = [t for t in hogs if t.done()]
+        refused = [t.result() for t in first]
+        assert [r.status_code for r in refused] == [429, 429]
+        assert all(r.json()["type"].endswith("/too-many-in-flight") for r in refused)
+        assert all(r.headers["retry-after"] == "1" for r in refused)
+        served = asyncio.create_task(other.get("/v1/things/fine"))
+        for _ in range(500):
+            if upstream.calls == 3:
+                break
+            await asyncio.sleep(0.01)
+        upstream.hold.set()
+        assert (await served).status_code == 200
+        assert [(await t).status_code for t in hogs if t not in first] == [200, 200]
+        state = running.app.guards["flaky"].snapshot()
+        assert state.state == "closed" and state.failures == 0 and state.in_flight == 0
+        await other.aclose()

@@ -7,11 +7,17 @@ import time
 from pathlib import Path
 
 from services.erp.app import ErpSettings, create_app
+from services.kit.identity import IDENTITY_HEADER, Identity
 from tests.conftest import Running
 
 
 def erp(tmp_path: Path, **conditions: float) -> Running:
-    return Running(create_app(ErpSettings(data_dir=str(tmp_path), redis_mode="off", **conditions)))
+    running = Running(
+        create_app(ErpSettings(data_dir=str(tmp_path), redis_mode="off", **conditions))
+    )
+    caller = Identity(kind="service", consumer="inventory", sub="inventory")
+    running.client.headers[IDENTITY_HEADER] = running.app.state.runtime.identity.sign(caller)
+    return running
 
 
 async def test_past_its_rate_the_erp_answers_429_with_retry_after(tmp_path: Path) -> None:

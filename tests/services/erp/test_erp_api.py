@@ -190,7 +190,7 @@ async def test_refunds_and_queries(mesh: Running, admin: dict[str, str]) -> None
     totals = (await c.get("/v1/erp/postings/totals/SKU-000001", headers=admin)).json()
     assert (totals["refund_postings"], totals["refunded_units"]) == (1, 1)
     # the ERP itself checks the scope too, not only the gateway
-    reader = Identity(kind="user", consumer="reader", sub="reader", scopes=frozenset({"erp:read"}))
+    reader = Identity(kind="user", consumer="reader", sub="reader", scopes=frozenset({"erp:stock"}))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(mesh.app.registry.apps["erp"]), base_url="http://erp"
     ) as erp:

@@ -11,6 +11,7 @@ import pytest
 from services.kit.identity import IDENTITY_HEADER, Identity
 from services.mesh import build_embedded
 from tests.conftest import Running
+from tests.support import IdentityAuth
 
 INVENTORY_TOML = """
 [channels.web]
@@ -37,6 +38,9 @@ def inventory_env(tmp_path: Path, redis_url: str, redis_prefix: str) -> dict[str
     }
 
 
+OPERATOR = Identity(kind="service", consumer="test", roles=frozenset({"admin"}))
+
+
 class Mesh:
     """The running mesh, a client on the inventory app itself, and ways to move stock."""
 
@@ -45,19 +49,19 @@ class Mesh:
         gateway = running.app
         self.inventory_app = gateway.registry.apps["inventory"]
         self.erp_app = gateway.registry.apps["erp"]
-        codec = gateway.runtime.identity
-        self.headers = {
-            IDENTITY_HEADER: codec.sign(
-                Identity(kind="service", consumer="test", roles=frozenset({"admin"}))
-            )
-        }
+        self.codec = gateway.runtime.identity
         import httpx
 
         self.inventory = httpx.AsyncClient(
             transport=httpx.ASGITransport(self.inventory_app),
             base_url="http://inventory",
-            headers=self.headers,
+            auth=IdentityAuth(self.codec, OPERATOR),
         )
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """An operator's identity, signed anew on each use (it expires after a minute)."""
+        return {IDENTITY_HEADER: self.codec.sign(OPERATOR)}
 
     @property
     def ats(self) -> Any:

@@ -13,7 +13,8 @@ from services.inventory.app import InventorySettings, create_app
 from services.kit.asgi import LifespanRunner
 from services.mesh import build_embedded
 from tests.conftest import Running
-from tests.services.inventory.conftest import Mesh
+from tests.services.inventory.conftest import OPERATOR, Mesh
+from tests.support import IdentityAuth
 
 
 def erp_calls(mesh: Mesh) -> int:
@@ -46,7 +47,11 @@ async def test_two_inventory_replicas_share_one_fetch(
     lifespan = LifespanRunner(second)
     await lifespan.start()
     try:
-        other = httpx.AsyncClient(transport=httpx.ASGITransport(second), base_url="http://inv2")
+        other = httpx.AsyncClient(
+            transport=httpx.ASGITransport(second),
+            base_url="http://inv2",
+            auth=IdentityAuth(mesh.codec, OPERATOR),
+        )
         before = erp_calls(mesh)
         results = await asyncio.gather(
             *(
@@ -130,5 +135,5 @@ async def test_the_shield_reports_its_metrics(mesh: Mesh) -> None:
     assert "retailmesh_inventory_erp_fetches_total 1" in text
     assert "retailmesh_inventory_miss_total 20" in text
     assert (
-        await mesh.inventory.get("/metrics", headers={"x-retailmesh-identity": ""})
+        await mesh.inventory.get("/metrics", auth=None)  # no identity at all
     ).status_code == 401

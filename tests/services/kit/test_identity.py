@@ -104,7 +104,7 @@ async def test_alg_none_identity_is_401(erp: Running) -> None:
 
 
 async def test_genuine_identity_without_the_scope_is_403(erp: Running) -> None:
-    reader = Identity(kind="partner", consumer="key_2", scopes=frozenset({"erp:read"}))
+    reader = Identity(kind="partner", consumer="key_2", scopes=frozenset({"erp:stock"}))
     r = await post(erp, codec_of(erp).sign(reader))
     assert r.status_code == 403
     assert r.json()["required_scope"] == "erp:post"

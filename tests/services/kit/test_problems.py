@@ -16,7 +16,9 @@ from tests.conftest import Running
 @pytest.fixture
 async def erp(tmp_path: Path) -> AsyncIterator[Running]:
     async with Running(create_app(ErpSettings(data_dir=str(tmp_path), redis_mode="off"))) as r:
-        caller = Identity(kind="service", consumer="test", scopes=frozenset({"erp:post"}))
+        caller = Identity(
+            kind="service", consumer="test", scopes=frozenset({"erp:post", "erp:ledger"})
+        )
         r.client.headers[IDENTITY_HEADER] = r.app.state.runtime.identity.sign(caller)
         yield r
 
@@ -122,3 +124,33 @@ async def test_a_repeated_query_parameter_is_refused(erp: Running) -> None:
     assert problem["errors"] == [
         {"field": "limit", "message": "given more than once", "source": "query"}
     ]
+
+
+async def test_an_unhandled_error_is_500_and_its_log_line_has_the_request_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from litestar import get
+
+    from services.kit.app import Runtime, create_service_app
+    from services.kit.settings import Settings
+
+    @get("/boom", sync_to_thread=False)
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    settings = Settings(data_dir=str(tmp_path), redis_mode="off")
+    app = create_service_app(
+        "boom",
+        settings,
+        title="boom",
+        description="",
+        route_handlers=[boom],
+        runtime=Runtime("boom", settings, None),
+        require_identity=False,
+    )
+    async with Running(app) as running:
+        r = await running.client.get("/boom", headers={"x-request-id": "req-boom-0001"})
+    problem = assert_problem(r, 500, "internal")
+    assert "secret internals" not in r.text and problem["request_id"] == "req-boom-0001"
+    logged = [rec for rec in caplog.records if rec.getMessage() == "unhandled error"]
+    assert [getattr(rec, "request_id", None) for rec in logged] == ["req-boom-0001"]

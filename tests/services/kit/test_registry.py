@@ -9,6 +9,7 @@ import pytest
 
 from contracts.models import Product
 from services.erp.app import ErpSettings, create_app
+from services.kit.identity import SigningClient
 from services.kit.registry import Registry, ServiceTimeout, ServiceUnreachable, parse_service_urls
 from tests.conftest import Running
 from tests.gateway.echo import echo
@@ -26,9 +27,14 @@ async def test_in_process_call_returns_the_services_answer(tmp_path: Path) -> No
     app = create_app(ErpSettings(data_dir=str(tmp_path), redis_mode="off"))
     registry = Registry(apps={"erp": app})
     async with Running(app):
-        r = await registry.client("erp").request("GET", "/products/SKU-000003")
+        # a service calls as itself (the runtime's client signs its identity) ...
+        signed = SigningClient(registry.client("erp"), "inventory", app.state.runtime.identity)
+        r = await signed.request("GET", "/products/SKU-000003")
+        # ... and an unsigned call is refused, in-process as over HTTP
+        bare = await registry.client("erp").request("GET", "/products/SKU-000003")
     assert r.status == 200
     assert r.decode(Product).sku == "SKU-000003"
+    assert bare.status == 401
 
 
 async def test_http_call_and_timeout(echo_server: ServedApp) -> None:

@@ -16,6 +16,7 @@ import pytest
 from services.kit.identity import IDENTITY_HEADER, Identity
 from services.mesh import build_embedded
 from tests.conftest import Running, dev_issuer
+from tests.support import IdentityAuth
 
 INVENTORY_TOML = """
 [channels.web]
@@ -59,16 +60,19 @@ class Shop:
         self.issuer = dev_issuer(env)
         apps = running.app.registry.apps
         codec = running.app.runtime.identity
-        self.operator = {IDENTITY_HEADER: codec.sign(OPERATOR)}
         self.codec = codec
         self.erp, self.inventory, self.loyalty, self.orders = (
             httpx.AsyncClient(
                 transport=httpx.ASGITransport(apps[name]),
                 base_url=f"http://{name}",
-                headers=self.operator,
+                auth=IdentityAuth(codec, OPERATOR),
             )
             for name in ("erp", "inventory", "loyalty", "orders")
         )
+
+    @property
+    def operator(self) -> dict[str, str]:
+        return {IDENTITY_HEADER: self.codec.sign(OPERATOR)}
 
     def token(self, sub: str, *scopes: str, **kw: Any) -> dict[str, str]:
         chosen = list(scopes) or CUSTOMER_SCOPES
@@ -114,6 +118,21 @@ class Shop:
         assert r.status_code == 200, r.text
         body: dict[str, Any] = r.json()
         return body
+
+    async def checkout_to_the_end(self, customer: str, body: dict[str, Any]) -> httpx.Response:
+        """Check out as a careful client does: an answer that says "not yet" (503 with
+        Retry-After, 504, 409 for a key still in flight) is asked again with the same
+        Idempotency-Key until the order's end comes back. How long that takes depends on
+        the machine; what comes back does not."""
+        key = str(uuid.uuid4())
+        while True:
+            r = await self.checkout(customer, body, key)
+            not_yet = r.status_code in (503, 504) or (
+                r.status_code == 409 and r.json()["type"].endswith("/idempotency-key-in-flight")
+            )
+            if not not_yet:
+                return r
+            await asyncio.sleep(float(r.headers.get("retry-after", "1")))
 
     async def checkout(
         self, customer: str, body: dict[str, Any], key: str | None = None

@@ -5,7 +5,6 @@ ERP has at most one posting per order. Every service runs as its own process."""
 from __future__ import annotations
 
 import secrets
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 
 from services.kit.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from tests.services.orders.conftest import INVENTORY_TOML
-from tests.support import ServedApp
+from tests.support import ServedApp, settle_sync
 
 SKU = "SKU-000123"
 SHORT = "SKU-000124"  # none on hand: its line makes the saga compensate
@@ -63,13 +62,13 @@ class Backends:
             "services.loyalty.app:create_app_from_env",
             {**env, "DATA_DIR": env["DATA_DIR"] + "/loyalty"},
         )
-        codec = IdentityCodec(secret)
-        self.codec = codec
-        self.operator = {
-            IDENTITY_HEADER: codec.sign(
-                Identity(kind="service", consumer="test", roles=frozenset({"admin"}))
-            )
-        }
+        self.codec = IdentityCodec(secret)
+
+    @property
+    def operator(self) -> dict[str, str]:
+        """Signed anew on each use: one signed at the start expires within the test."""
+        who = Identity(kind="service", consumer="test", roles=frozenset({"admin"}))
+        return {IDENTITY_HEADER: self.codec.sign(who)}
 
     def customer(self) -> dict[str, str]:
         return {
@@ -84,6 +83,9 @@ class Backends:
         self.inventory.start()
         self.loyalty.start()
         return self
+
+    def servers(self) -> tuple[ServedApp, ...]:
+        return (self.erp, self.inventory, self.loyalty)
 
     def stop(self) -> None:
         for app in (self.loyalty, self.inventory, self.erp):
@@ -168,15 +170,15 @@ def _orders(b: Backends, port: int | None, failpoint: str | None) -> ServedApp:
     return ServedApp("services.orders.app:create_app_from_env", env, port=port).start()
 
 
-def _until(check: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition did not come true in time")
-        time.sleep(0.1)
+def _until(check: Any, *working: ServedApp) -> Any:
+    """Wait for `check()` to be true for as long as the work moves: the servers doing it use
+    CPU, or what `check` sees changes. It fails when both stood still for 30 s (stuck), not
+    after a fixed time that a slow machine would outrun."""
+
+    def observe() -> tuple[Any, int]:
+        return check(), sum(app.cpu_ticks() for app in working)
+
+    return settle_sync(observe, lambda seen: bool(seen[0]), stall_s=30.0)[0]
 
 
 def _checkout_through_a_crash(
@@ -197,7 +199,7 @@ def _checkout_through_a_crash(
     except httpx.HTTPError:
         first = None  # the process died under the request
     assert orders.proc is not None
-    _until(lambda: (orders.proc is not None and orders.proc.poll() is not None) or None, timeout=20)
+    _until(lambda: (orders.proc is not None and orders.proc.poll() is not None) or None, orders)
     orders.kill()
     restarted = _orders(b, orders.port, None)
     try:
@@ -208,7 +210,7 @@ def _checkout_through_a_crash(
             )
             return None if r.status_code == 409 and "in-flight" in r.json()["type"] else r
 
-        final = _until(answered)
+        final = _until(answered, restarted, *b.servers())
         if first is not None:
             assert final.json() == first.json()
         result: dict[str, Any] = final.json()
@@ -218,7 +220,9 @@ def _checkout_through_a_crash(
                 lambda: (
                     _call("GET", f"{restarted.url}/orders/{oid}", b.operator).json()["status"]
                     == "posted"
-                )
+                ),
+                restarted,
+                *b.servers(),
             )
         return {"status": final.status_code, "order_id": oid}
     finally:
@@ -289,7 +293,7 @@ def _return_through_a_crash(b: Backends, failpoint: str, order_id: str) -> None:
     r = _call("POST", f"{orders.url}/returns", headers, body)
     assert r.status_code == 201, r.text  # accepted; the saga runs after the answer
     return_id = r.json()["return_id"]
-    _until(lambda: (orders.proc is not None and orders.proc.poll() is not None) or None)
+    _until(lambda: (orders.proc is not None and orders.proc.poll() is not None) or None, orders)
     orders.kill()
     restarted = _orders(b, orders.port, None)
     try:
@@ -297,7 +301,9 @@ def _return_through_a_crash(b: Backends, failpoint: str, order_id: str) -> None:
             lambda: (
                 _call("GET", f"{restarted.url}/returns/{return_id}", b.operator).json()["status"]
                 == "refunded"
-            )
+            ),
+            restarted,
+            *b.servers(),
         )
     finally:
         restarted.stop()

@@ -14,6 +14,7 @@ import pytest
 
 from services.mesh import build_embedded
 from tests.conftest import Running, dev_issuer
+from tests.support import settle
 
 SKUS = ["SKU-000011", "SKU-000012", "SKU-000013", "SKU-000014"]
 
@@ -66,9 +67,14 @@ def sale(
 
 
 async def upload(mesh: Running, headers: dict[str, str], txs: list[dict[str, Any]]) -> Any:
-    return await mesh.client.post(
-        "/v1/pos/transactions/batches", json={"transactions": txs}, headers=headers
-    )
+    """Upload as a till does: past its plan's limit (429), again after `Retry-After`."""
+    while True:
+        r = await mesh.client.post(
+            "/v1/pos/transactions/batches", json={"transactions": txs}, headers=headers
+        )
+        if r.status_code != 429:
+            return r
+        await asyncio.sleep(int(r.headers["retry-after"]))
 
 
 async def erp_totals(mesh: Running, admin: dict[str, str]) -> dict[str, tuple[int, int]]:
@@ -107,18 +113,18 @@ async def test_an_offline_till_resends_2000_transactions_three_times_and_each_co
     assert gaps == {"store_id": "STORE-001", "gaps": []}
 
     expected = Counter(SKUS[n % len(SKUS)] for n in range(1, 2001))
-    for _ in range(300):
-        totals = await erp_totals(mesh, admin)
-        if all(totals[s][0] == expected[s] for s in SKUS):
-            break
-        await asyncio.sleep(0.1)
+    # waits that follow the work: as long as postings keep arriving, however slowly
+    totals = await settle(
+        lambda: erp_totals(mesh, admin),
+        lambda t: all(t[s][0] >= expected[s] for s in SKUS),
+    )
     assert totals == {s: (expected[s], expected[s]) for s in SKUS}  # one posting each
-    for _ in range(100):
+
+    async def balance() -> int:
         account = (await mesh.client.get("/v1/loyalty/members/M-900", headers=admin)).json()
-        if account["balance"] == 400:
-            break
-        await asyncio.sleep(0.05)
-    assert account["balance"] == 400  # credited once per sale, resends or not
+        return int(account["balance"])
+
+    assert await settle(balance, lambda b: b >= 400) == 400  # once per sale, resends or not
     ledger = (await mesh.client.get("/v1/loyalty/members/M-900/ledger", headers=admin)).json()
     assert len(ledger["entries"]) == 200
 
@@ -226,15 +232,10 @@ async def test_summary_mode_posts_one_summary_per_store_day_and_picks_up_late_sa
         late = await mesh.client.post(day, headers=store)
         assert late.json()["summary_ids"] == ["STORE-006.20261124.2"]
 
-        async def booked() -> dict[str, tuple[int, int]]:
-            for _ in range(100):
-                totals = await erp_totals(mesh, admin)
-                if sum(units for _, units in totals.values()) == 40:
-                    return totals
-                await asyncio.sleep(0.1)
-            return totals
-
-        totals = await booked()
+        totals = await settle(
+            lambda: erp_totals(mesh, admin),
+            lambda t: sum(units for _, units in t.values()) >= 40,
+        )
         # two order postings (one per summary) for each SKU sold, 40 units in all
         assert sum(units for _, units in totals.values()) == 40
         assert {postings for postings, _ in totals.values()} == {2}
