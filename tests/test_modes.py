@@ -1,0 +1,226 @@
+"""One strictness in every mode: the gateway's routing, authorization and client-fault rules,
+run from one parametrised suite against the embedded mesh (one process) and the mesh mode
+(one process per service), both served by Granian on real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import jwt
+import pytest
+
+from tests.modes import Mode, day_use, raw_request, running_mode, slow_upload
+
+
+@pytest.fixture(scope="module", params=["embedded", "mesh"])
+def mode(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Mode]:
+    with running_mode(request.param, tmp_path_factory.mktemp(request.param)) as running:
+        yield running
+
+
+def test_an_encoded_hash_or_question_mark_never_cuts_the_authorized_path(mode: Mode) -> None:
+    """A till allowed only to mark pick-ups ready cannot create an order through
+    `/orders/%23/ready` (forwarded decoded, it reached the upstream as `POST /orders`)."""
+    till = mode.token("till-7", "orders:pickup", store_id="STORE-001")
+    for path in ("/v1/orders/orders/%23/ready", "/v1/orders/orders/%3F/ready"):
+        r = mode.client.post(path, json={"lines": []}, headers=till)
+        assert r.status_code in (400, 404, 422), (path, r.status_code, r.text)
+        assert "order_id" not in r.json() or r.json().get("status") != "confirmed"
+    mine = mode.client.get("/v1/orders/orders", headers=mode.token("till-7", "orders:read"))
+    assert mine.status_code == 200 and mine.json()["items"] == []
+
+
+def test_deep_bodies_are_400_and_never_open_the_breaker(mode: Mode) -> None:
+    deep = b'{"lines": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    for _ in range(40):  # more than the breaker's minimum of requests
+        r = mode.client.post(
+            "/v1/orders/orders",
+            content=deep,
+            headers={
+                # a service's plan: this is about the breaker, not about rate limits
+                **mode.token("deep-diver", "orders:write", roles=["service"]),
+                "content-type": "application/json",
+                "Idempotency-Key": f'"{uuid.uuid4()}"',
+            },
+        )
+        assert r.status_code == 400, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert "nested deeper" in str(r.json()["errors"])
+    assert mode.breaker("orders")["state"] == "closed"
+    assert mode.breaker("orders")["failures"] == 0
+    assert mode.checkout("someone-else").status_code == 201
+
+
+def test_a_body_of_another_media_type_is_415(mode: Mode) -> None:
+    body = b'{"lines": [{"sku": "SKU-000002", "quantity": 1}], "payment_reference": "psp-1"}'
+    for media in ("text/plain", "application/x-www-form-urlencoded"):
+        r = mode.client.post(
+            "/v1/orders/orders",
+            content=body,
+            headers={
+                **mode.token("form-sender", "orders:write", "orders:read"),
+                "content-type": media,
+                "Idempotency-Key": f'"{uuid.uuid4()}"',
+            },
+        )
+        assert r.status_code == 415, (media, r.text)
+        assert r.json()["status"] == 415 and r.json()["request_id"]
+    listed = mode.client.get(
+        "/v1/orders/orders", headers=mode.token("form-sender", "orders:read")
+    ).json()
+    assert listed["items"] == []
+
+
+def test_a_critical_header_extension_is_401(mode: Mode) -> None:
+    claims = jwt.decode(
+        mode.issuer.mint("crit", scopes=["orders:read"]), options={"verify_signature": False}
+    )
+    token = jwt.encode(
+        claims,
+        mode.issuer._key,  # type: ignore[arg-type]
+        algorithm="EdDSA",
+        headers={"kid": mode.issuer.kid, "crit": ["urn:x:must"], "urn:x:must": 1},
+    )
+    r = mode.client.get("/v1/orders/orders", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_an_illegal_transition_is_409_with_the_http_status(mode: Mode) -> None:
+    created = mode.checkout("twice-cancel")
+    assert created.status_code == 201, created.text
+    order_id = created.json()["order_id"]
+    me = mode.token("twice-cancel", "orders:write", "orders:read")
+    first = mode.client.post(f"/v1/orders/orders/{order_id}/cancel", headers=me)
+    assert first.status_code == 200, first.text
+    again = mode.client.post(f"/v1/orders/orders/{order_id}/cancel", headers=me)
+    assert again.status_code == 409
+    problem = again.json()
+    assert problem["status"] == 409 and problem["order_status"] == "cancelled"
+    assert problem["instance"] == f"/v1/orders/orders/{order_id}/cancel" and problem["request_id"]
+
+
+def test_slow_uploads_are_408_for_their_sender_and_nobody_else(mode: Mode) -> None:
+    slow = {
+        **mode.token("slowpoke", "orders:write", roles=["service"]),
+        "idempotency-key": '"slow"',
+    }
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        uploads = [asyncio.create_task(slow_upload(mode.gateway.url, slow)) for _ in range(25)]
+        others: list[int] = []
+        while not all(u.done() for u in uploads):  # others are served while the uploads hang
+            r = await asyncio.to_thread(mode.checkout, f"patient-{len(others)}")
+            others.append(r.status_code)
+            if len(others) >= 3:
+                break
+        return list(await asyncio.gather(*uploads)), others
+
+    statuses, others = asyncio.run(scenario())
+    assert statuses == [408] * 25
+    assert others and set(others) == {201}
+    state = mode.breaker("orders")
+    assert state["state"] == "closed" and state["failures"] == 0
+
+
+def test_services_refuse_callers_without_the_gateways_identity(mode: Mode) -> None:
+    if mode.name == "embedded":
+        pytest.skip("in the embedded mode the services have no socket of their own")
+    for service, path in (
+        ("erp", "/products/SKU-000001"),
+        ("erp", "/inventory/SKU-000001"),
+        ("erp", "/postings"),
+        ("inventory", "/availability/SKU-000001"),
+        ("loyalty", "/members/M-1"),
+        ("orders", "/orders"),
+        ("pos", "/transactions/T-1"),
+    ):
+        r = httpx.get(mode.services[service].url + path, timeout=10)
+        assert r.status_code == 401, (service, path, r.text)
+        assert httpx.get(mode.services[service].url + "/healthz").status_code == 200
+
+
+def test_head_is_answered_wherever_get_is(mode: Mode) -> None:
+    for path in ("/v1/erp/products/SKU-000001", "/openapi.json", "/readyz"):
+        get = mode.client.get(path)
+        head = mode.client.head(path)
+        assert head.status_code == get.status_code == 200, (path, head.status_code)
+        assert head.content == b""
+        assert head.headers["content-type"] == get.headers["content-type"]
+    refused = mode.client.head("/v1/erp/inventory/SKU-000001")  # GET needs a key: so does HEAD
+    assert refused.status_code == 401
+
+
+def test_long_uris_and_oversized_headers_get_a_problem_not_an_empty_answer(mode: Mode) -> None:
+    for head, status in (
+        (b"GET /v1/erp/products/" + b"A" * 20_000 + b" HTTP/1.1\r\nhost: t\r\n\r\n", 414),
+        (b"GET /readyz?" + b"q=1&" * 5000 + b" HTTP/1.1\r\nhost: t\r\n\r\n", 414),
+        (
+            b"GET /v1/erp/locations HTTP/1.1\r\nhost: t\r\nx-big: " + b"b" * 40_000 + b"\r\n\r\n",
+            431,
+        ),
+        (
+            b"GET /openapi.json HTTP/1.1\r\nhost: t\r\n"
+            + b"".join(b"x-h%d: v\r\n" % i for i in range(80))
+            + b"\r\n",
+            431,
+        ),
+    ):
+        got, headers, body = raw_request(mode.gateway.url, head)
+        assert got == status, (head[:60], got, body[:200])
+        assert headers["content-type"] == "application/problem+json"
+        problem = json.loads(body)
+        assert problem["status"] == status and problem["instance"] and problem["request_id"]
+
+
+def test_operators_run_the_points_expiry_through_the_gateway(mode: Mode) -> None:
+    r = mode.client.post("/v1/loyalty/expiries", headers=mode.admin)
+    assert r.status_code == 200, r.text
+    refused = mode.client.post("/v1/loyalty/expiries", headers=mode.token("shopper"))
+    assert refused.status_code == 403
+
+
+def test_each_kind_of_consumer_has_its_plan(mode: Mode) -> None:
+    path = "/v1/erp/inventory/SKU-000001"
+    for headers, quota in (
+        (mode.token("shopper-1", "erp:stock"), '"burst";q=20'),  # customer
+        (mode.token("till-1", "erp:stock", store_id="STORE-001"), '"burst";q=50'),  # pos
+        (mode.token("svc-1", "erp:stock", roles=["service"]), '"burst";q=1000'),  # internal
+    ):
+        r = mode.client.get(path, headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.headers["ratelimit-policy"].startswith(quota), r.headers["ratelimit-policy"]
+
+
+def test_a_partners_keys_and_tokens_share_one_count(mode: Mode) -> None:
+    partner = f"p-{uuid.uuid4().hex[:8]}"
+    admin = mode.admin
+    assert mode.client.post(
+        "/admin/v1/partners", json={"id": partner, "name": "P"}, headers=admin
+    ).is_success
+    keys = [
+        mode.client.post(
+            "/admin/v1/keys", json={"partner_id": partner, "scopes": ["erp:stock"]}, headers=admin
+        ).json()["key"]
+        for _ in range(2)
+    ]
+    path = "/v1/erp/inventory/SKU-000001"
+    for key in keys:
+        assert mode.client.get(path, headers={"X-API-Key": key}).status_code == 200
+    token = mode.token("partner-app", "erp:stock", partner_id=partner)
+    assert mode.client.get(path, headers=token).status_code == 200
+    assert day_use(mode, f"partner:{partner}") == 3  # two keys and a token, one count
+
+
+def test_the_gateways_own_paths_are_counted_too(mode: Mode) -> None:
+    consumer = "own:ip:127.0.0.1"
+    before = day_use(mode, consumer)
+    for path in ("/openapi.json", "/readyz", "/docs"):
+        mode.client.get(path)
+    # the three, and the admin call that read the count before
+    assert day_use(mode, consumer) - before == 4
