@@ -8,6 +8,7 @@ admin and portal APIs) is a small Litestar app built with the service kit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import re
@@ -235,32 +236,37 @@ class Gateway:
             if match is not None:
                 await self._route(match, scope, receive, send)
                 return
+            # The gateway's own paths (docs, the OpenAPI document, health, admin) are limited
+            # too, per client address on the anonymous plan (who calls is not known yet:
+            # the admin API checks its token after), and their bodies are bounded the same.
+            if not await self._admitted_by_address(scope, send, "own"):
+                return
             if scope["method"] == "OPTIONS":
                 await self._options(scope, send)
                 return
-            if not await self._own_path_admitted(scope, send):
-                return
+            if _has_body(scope):
+                read = await self._whole_body(scope, receive, send, self.config.max_body_bytes)
+                if read is None:
+                    return
+                receive = read
         elif scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
         await self.internal(scope, receive, send)  # type: ignore[arg-type]
 
-    async def _own_path_admitted(self, scope: dict[str, Any], send: Any) -> bool:
-        """The gateway's own paths (docs, the OpenAPI document, health, admin) are limited
-        too, per client address: admin with the operators' plan, the rest anonymously."""
+    async def _admitted_by_address(self, scope: dict[str, Any], send: Any, kind: str) -> bool:
+        """Count a request against its client address on the anonymous plan (`kind` keeps
+        the gateway's own paths, CORS preflights and refused credentials apart); past the
+        plan, answer 429 and say no."""
         if not self.plans or self.limiter is None:
             return True
         client = scope.get("client")
-        consumer = "own:ip:" + (client[0] if client else "unknown")
-        plan = (
-            self.config.jwt_plans().operator
-            if scope["path"].startswith("/admin/")
-            else self.config.anonymous_plan
-        )
-        policy = self.plans[plan]
+        consumer = f"{kind}:ip:" + (client[0] if client else "unknown")
+        policy = self.plans[self.config.anonymous_plan]
         decision = await self.limiter.check(consumer, policy)
         if decision.admitted:
             return True
+        self.metrics.refused("rate-limited")
         await send_problem(
             scope,
             send,
@@ -275,6 +281,51 @@ class Gateway:
             ],
         )
         return False
+
+    async def _whole_body(
+        self, scope: dict[str, Any], receive: Any, send: Any, limit: int
+    ) -> Any | None:
+        """Read the request body whole, within `limit` bytes and the body timeout: a
+        `receive` that replays it, or None once a problem (400, 408, 413) is answered."""
+        try:
+            async with asyncio.timeout(self.config.body_timeout_s):
+                body = await _read_bounded(receive, limit)
+        except _ClientGone:
+            # gone, or a framing the server could not parse (a bad chunk): a 400 for
+            # whoever is still there to read it
+            with contextlib.suppress(OSError, RuntimeError):
+                await send_problem(
+                    scope,
+                    send,
+                    400,
+                    "bad-body",
+                    "Incomplete request body",
+                    "the request body ended before it was complete",
+                    headers=[(b"connection", b"close")],
+                )
+            return None
+        except TimeoutError:
+            await send_problem(
+                scope,
+                send,
+                408,
+                "body-timeout",
+                "Request body too slow",
+                f"the request body must arrive within {self.config.body_timeout_s:g}s",
+                headers=[(b"connection", b"close")],
+            )
+            return None
+        if body is None:
+            await send_problem(
+                scope,
+                send,
+                413,
+                "payload-too-large",
+                "Payload too large",
+                f"request bodies are limited to {limit} bytes here",
+            )
+            return None
+        return _replay(body, receive)
 
     async def _options(self, scope: dict[str, Any], send: Any) -> None:
         """OPTIONS on the gateway's own paths, from its OpenAPI document: Litestar's automatic
@@ -367,7 +418,8 @@ class Gateway:
                 )
                 return
             if scope["method"] == "OPTIONS":
-                await self._route_options(scope, respond, table, rest or "/")
+                if await self._admitted_by_address(scope, respond, "preflight"):
+                    await self._route_options(scope, respond, table, rest or "/")
                 return
             route, allowed = table.match(scope["method"], rest or "/")
             if route is None:
@@ -414,6 +466,10 @@ class Gateway:
                 identity = await self.auth.identify(route, scope)
             except AuthFailure as failure:
                 self.metrics.refused(failure.slug)
+                # refusals count against the client's address: guessing keys or tokens is
+                # limited like any anonymous traffic (429 past the anonymous plan)
+                if not await self._admitted_by_address(scope, respond, "refused"):
+                    return
                 challenge = (
                     [(b"www-authenticate", failure.challenge.encode())] if failure.challenge else []
                 )
@@ -436,34 +492,10 @@ class Gateway:
             if _has_body(scope):
                 # The whole body first, bounded in size and time: a slow or endless upload is
                 # the client's fault (408, 413), never an upstream's timeout nor a slot held.
-                try:
-                    async with asyncio.timeout(self.config.body_timeout_s):
-                        body = await _read_bounded(receive, limit)
-                except _ClientGone:
-                    status = 499  # the client went away mid-body: nobody to answer
+                read = await self._whole_body(scope, receive, respond, limit)
+                if read is None:
                     return
-                except TimeoutError:
-                    await send_problem(
-                        scope,
-                        respond,
-                        408,
-                        "body-timeout",
-                        "Request body too slow",
-                        f"the request body must arrive within {self.config.body_timeout_s:g}s",
-                        headers=[(b"connection", b"close")],
-                    )
-                    return
-                if body is None:
-                    await send_problem(
-                        scope,
-                        respond,
-                        413,
-                        "payload-too-large",
-                        "Payload too large",
-                        f"request bodies are limited to {limit} bytes here",
-                    )
-                    return
-                receive = _replay(body, receive)
+                receive = read
             await self.forwarder.forward(
                 target,
                 f"/{version}/{api}",
@@ -471,7 +503,7 @@ class Gateway:
                 scope,
                 receive,
                 respond,
-                consumer=identity.consumer,
+                consumer=limit_key(identity),
                 extra_headers=[(IDENTITY_HEADER.encode(), self.identity_header(identity))],
             )
         finally:

@@ -57,6 +57,18 @@ def external_spec(
             schemas[name] = schema
 
     for path, item in own.get("paths", {}).items():
+        item = copy.deepcopy(item)
+        for method, op in item.items():
+            if method not in _METHODS:
+                continue
+            # the gateway's own paths are limited per client address, bodies bounded
+            own_errors = {"429": _GATEWAY_ERRORS["429"]}
+            if "requestBody" in op:
+                own_errors["408"] = "Request timeout: the body did not arrive in time"
+                own_errors["413"] = f"Payload too large: up to {config.max_body_bytes} bytes"
+                own_errors["415"] = "Unsupported media type: the body is application/json"
+            for status, description in own_errors.items():
+                op.setdefault("responses", {}).setdefault(status, _problem_response(description))
         paths[path] = item
     merge_schemas(own, "gateway")
     for api in config.apis:

@@ -263,6 +263,50 @@ def big_batch(mode: Mode) -> tuple[str, bool]:
     return f"{r.status_code}, accepted {accepted}", r.status_code == 200 and accepted == 500
 
 
+@attack("guessing keys: 5 made-up keys", "401 each, counted against the address")
+def guessing(mode: Mode) -> tuple[str, bool]:
+    from gateway.auth.keys import new_key
+
+    before = day_use(mode, "refused:ip:127.0.0.1")
+    statuses = {
+        mode.client.get(
+            "/v1/erp/inventory/SKU-000001", headers={"X-API-Key": new_key()}
+        ).status_code
+        for _ in range(5)
+    }
+    counted = day_use(mode, "refused:ip:127.0.0.1") - before
+    return f"{sorted(statuses)}; counted {counted}", statuses == {401} and counted == 5
+
+
+@attack("JWT naming an unregistered partner_id", "401 (no partner plan, no partner count)")
+def fake_partner(mode: Mode) -> tuple[str, bool]:
+    token = mode.token("app", "erp:stock", partner_id="never-registered")
+    r = mode.client.get("/v1/erp/inventory/SKU-000001", headers=token)
+    return str(r.status_code), r.status_code == 401
+
+
+@attack("malformed chunked body", "400 problem, not a bare 500")
+def bad_chunk(mode: Mode) -> tuple[str, bool]:
+    auth = mode.admin["Authorization"].encode()
+    status, headers, _ = raw_request(
+        mode.gateway.url,
+        b"POST /v1/erp/inventory/query HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n"
+        b"authorization: " + auth + b"\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nabc\r\n",
+    )
+    return f"{status} {headers.get('content-type')}", status == 400
+
+
+@attack("a service's /schema without identity", "401 (mesh mode)")
+def schema(mode: Mode) -> tuple[str, bool]:
+    if not mode.services:
+        return "n/a: no service ports in the embedded mode", True
+    statuses = {
+        name: httpx.get(server.url + "/schema/openapi.json", timeout=10).status_code
+        for name, server in mode.services.items()
+    }
+    return str(statuses), set(statuses.values()) == {401}
+
+
 @attack("two instances with default settings", "different Redis prefixes")
 def prefixes(mode: Mode) -> tuple[str, bool]:
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:

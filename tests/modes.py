@@ -111,14 +111,14 @@ def forget_keys(url: str, prefix: str) -> None:
         client.close()
 
 
-async def slow_upload(url: str, headers: dict[str, str]) -> int:
+async def slow_upload(url: str, headers: dict[str, str], path: str = "/v1/orders/orders") -> int:
     """Send the head and one byte of a 100-byte body, then nothing: the answer's status."""
     host, port = url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     writer.write(
         (
-            f"POST /v1/orders/orders HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json"
+            f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json"
             f"\r\ncontent-length: 100\r\n{head}\r\n{{"
         ).encode()
     )

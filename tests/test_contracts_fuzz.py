@@ -9,22 +9,42 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 import schemathesis
 from schemathesis import GenerationMode
 
 from services.mesh import build_embedded
 from tests.conftest import dev_issuer
+from tests.modes import forget_keys
 from tests.support import ensure_redis, unique
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "30"))
 
 # Loaded at import: schemathesis parametrizes one test per operation at collection time.
+DATA_DIR = Path(tempfile.mkdtemp(prefix="rm-fuzz-"))
+# QA's environment: the published config, with room for a fuzzer's pace on the anonymous
+# plan (it calls every operation without credentials too, thousands of times a minute, and
+# refused credentials count against the anonymous plan). The limits themselves are tested
+# in tests/gateway/test_limits*.py and tests/test_modes.py.
+QA_CONFIG = DATA_DIR / "gateway.toml"
+QA_CONFIG.write_text(
+    (Path(__file__).parent.parent / "deploy/config/gateway.toml")
+    .read_text()
+    .replace(
+        "[plans.free]\nburst_per_second = 20\nper_minute = 300\n",
+        "[plans.free]\nburst_per_second = 100000\nper_minute = 1000000\n",
+    )
+)
+assert "burst_per_second = 100000" in QA_CONFIG.read_text()
 ENV = {
-    "DATA_DIR": tempfile.mkdtemp(prefix="rm-fuzz-"),
+    "DATA_DIR": str(DATA_DIR / "data"),
     "REDIS_URL": ensure_redis(),
     "REDIS_PREFIX": unique("rmfuzz:") + ":",
     "LOG_LEVEL": "ERROR",
+    "GATEWAY_CONFIG": str(QA_CONFIG),
 }
 app = build_embedded(ENV)
 # An operator's token reaches every operation; schemathesis also tries them without it.
@@ -44,3 +64,10 @@ schema.config.generation.update(
 @schema.parametrize()
 def test_every_published_operation_survives_fuzzing(case: schemathesis.Case) -> None:
     case.call_and_validate(headers=ADMIN)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_the_fuzzers_keys() -> Iterator[None]:
+    """What the fuzzed mesh wrote to Redis goes when the module ends (its own prefix only)."""
+    yield
+    forget_keys(ENV["REDIS_URL"], ENV["REDIS_PREFIX"])

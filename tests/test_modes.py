@@ -224,3 +224,42 @@ def test_the_gateways_own_paths_are_counted_too(mode: Mode) -> None:
         mode.client.get(path)
     # the three, and the admin call that read the count before
     assert day_use(mode, consumer) - before == 4
+
+
+def test_refused_credentials_are_counted_against_the_address(mode: Mode) -> None:
+    from gateway.auth.keys import new_key
+
+    consumer = "refused:ip:127.0.0.1"
+    before = day_use(mode, consumer)
+    for _ in range(5):  # well-formed keys nobody issued, and a garbage token
+        r = mode.client.get("/v1/erp/inventory/SKU-000001", headers={"X-API-Key": new_key()})
+        assert r.status_code == 401
+    assert (
+        mode.client.get("/v1/erp/locations", headers={"Authorization": "Bearer x"}).status_code
+        == 401
+    )
+    assert day_use(mode, consumer) - before == 6
+
+
+def test_a_token_naming_an_unregistered_partner_is_401(mode: Mode) -> None:
+    token = mode.token("app", "erp:stock", partner_id="never-registered")
+    r = mode.client.get("/v1/erp/inventory/SKU-000001", headers=token)
+    assert r.status_code == 401 and "partner" in r.json()["detail"]
+
+
+def test_a_malformed_chunked_body_is_a_400_problem(mode: Mode) -> None:
+    auth = mode.admin["Authorization"].encode()
+    status, _, body = raw_request(
+        mode.gateway.url,
+        b"POST /v1/erp/inventory/query HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n"
+        b"authorization: " + auth + b"\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nabc\r\n",
+    )
+    assert status == 400, body
+    assert json.loads(body)["type"].endswith("/bad-body")
+
+
+def test_the_admin_apis_bodies_are_bounded_in_time_too(mode: Mode) -> None:
+    async def run() -> int:
+        return await slow_upload(mode.gateway.url, mode.admin, path="/admin/v1/partners")
+
+    assert asyncio.run(run()) == 408

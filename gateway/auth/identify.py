@@ -132,6 +132,12 @@ class Authenticator:
         store_id = store_id if isinstance(store_id, str) else None
         partner_id = claims.get("partner_id")
         partner_id = partner_id if isinstance(partner_id, str) and partner_id else None
+        if partner_id is not None and not await self.keys.partner_known(partner_id):
+            # the partner's plan and count are for registered partners only
+            raise Unauthenticated(
+                "token names a partner that is not registered",
+                challenge='Bearer realm="retailmesh", error="invalid_token"',
+            )
         return Identity(
             kind="user",
             consumer="sub:" + sub,

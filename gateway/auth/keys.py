@@ -348,6 +348,7 @@ class KeyCache:
         self.store, self.db, self.redis, self.channel = store, db, redis, channel
         self.ttl_s, self.negative_ttl_s = ttl_s, negative_ttl_s
         self._entries: dict[str, tuple[ApiKey | None, float]] = {}
+        self._partners: dict[str, tuple[bool, float]] = {}
         self._stopping = False
 
     async def lookup(self, key: str) -> ApiKey | None:
@@ -366,6 +367,25 @@ class KeyCache:
             self._entries.clear()
         self._entries[digest] = (record, now + ttl)
         return record
+
+    async def partner_known(self, partner_id: str) -> bool:
+        """Whether a partner is registered (a token's `partner_id` claim must name one);
+        remembered for the key TTL, a miss for the negative TTL."""
+        now = time.monotonic()
+        entry = self._partners.get(partner_id)
+        if entry is not None and now < entry[1]:
+            return entry[0]
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(self.store.partners.c.id).where(self.store.partners.c.id == partner_id)
+                )
+            ).first()
+        known = row is not None
+        if len(self._partners) > 10_000:
+            self._partners.clear()
+        self._partners[partner_id] = (known, now + (self.ttl_s if known else self.negative_ttl_s))
+        return known
 
     def forget(self, digest: str) -> None:
         self._entries.pop(digest, None)

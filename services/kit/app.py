@@ -23,9 +23,8 @@ from litestar.openapi import OpenAPIConfig
 from redis.exceptions import RedisError
 from sqlalchemy import MetaData
 
-from contracts.problems import PROBLEM_MEDIA_TYPE
+from services.kit.errors import NotReady, problem_responses
 from services.kit.errors import problem_details_plugin as _problems
-from services.kit.errors import problem_responses, problem_type
 from services.kit.events import EventBus, Outbox, RedisBus, Relay, Runnable
 from services.kit.identity import Identity, IdentityCodec, SigningClient
 from services.kit.logs import access_log
@@ -102,11 +101,10 @@ class Runtime:
         return SigningClient(self.registry.client(service), self.name, self.identity)
 
     def require_identity(self, connection: ASGIConnection[Any, Any, Any, Any], _: Any) -> None:
-        """Guard on every route but health and the service's own schema: nothing behind the
-        gateway answers a caller whose identity the gateway (or a service) did not sign."""
-        path = connection.scope["path"]
-        if path in _OPEN_PATHS or path.startswith("/schema"):
-            return
+        """Guard on every route but health: nothing behind the gateway answers a caller
+        whose identity the gateway (or a service) did not sign."""
+        if connection.scope["path"] in _OPEN_PATHS:
+            return  # the service's own /schema too: the gateway publishes what is public
         self.identity.from_request(connection)  # type: ignore[arg-type]
 
     def add_worker(self, worker: Runnable) -> None:
@@ -210,14 +208,7 @@ def create_service_app(
         checks = await runtime.readiness_at_most_every(1.0)
         if all(v in ("ok", "in-memory") for v in checks.values()):
             return Response(Readiness(status="ready", service=name, checks=checks))
-        body = {
-            "type": problem_type("not-ready"),
-            "title": "Not ready",
-            "status": 503,
-            "detail": "a dependency does not answer",
-            "checks": checks,
-        }
-        return Response(body, status_code=503, media_type=PROBLEM_MEDIA_TYPE)
+        raise NotReady("a dependency does not answer", headers={"Retry-After": "1"}, checks=checks)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:

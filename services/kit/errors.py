@@ -30,6 +30,7 @@ from litestar.plugins.problem_details import (
 )
 from litestar.response import Response
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from contracts.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, Problem
 from services.kit.requestid import request_id
@@ -42,6 +43,7 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "NotFound",
+    "NotReady",
     "ServiceError",
     "TooManyRequests",
     "Unavailable",
@@ -49,6 +51,7 @@ __all__ = [
     "problem_details_plugin",
     "problem_responses",
     "problem_type",
+    "public_path",
 ]
 
 log = logging.getLogger("retailmesh.errors")
@@ -100,6 +103,10 @@ class TooManyRequests(ServiceError):
 
 class Unavailable(ServiceError):
     status, slug, title = 503, "unavailable", "Service unavailable"
+
+
+class NotReady(Unavailable):
+    slug, title = "not-ready", "Not ready"
 
 
 _HTTP_SLUGS = {
@@ -202,6 +209,20 @@ def _from_store_error(exc: RedisError) -> ProblemDetailsException:
     return _logged(problem, logging.WARNING, f"a store did not answer: {exc}")
 
 
+def _from_database_error(exc: DBAPIError) -> ProblemDetailsException:
+    # A full disk, a killed session, a database restarting (operational and interface
+    # errors; never an integrity error, which retrying would not mend): the request may
+    # succeed later, and every write here is one transaction, so nothing half-done stays.
+    problem = _Problem(
+        status_code=503,
+        type_=problem_type("store-unavailable"),
+        title="Service unavailable",
+        detail="the service's database did not answer; try again shortly",
+        headers={"Retry-After": "1"},
+    )
+    return _logged(problem, logging.ERROR, f"database error: {type(exc.orig).__name__}", exc)
+
+
 def _from_unexpected(exc: Exception) -> ProblemDetailsException:
     # The stack trace goes to the log, tied to the request id; never to the client.
     problem = _Problem(
@@ -231,7 +252,7 @@ def _respond(request: Request[Any, Any, Any], exc: ProblemDetailsException) -> R
         title=exc.title or "Error",
         status=exc.status_code,
         detail=exc.detail,
-        instance=_public_path(request.scope),
+        instance=public_path(request.scope),
         request_id=request_id(request.scope),
     )
     return Response(
@@ -242,7 +263,7 @@ def _respond(request: Request[Any, Any, Any], exc: ProblemDetailsException) -> R
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 
 
-def _public_path(scope: Any) -> str:
+def public_path(scope: Any) -> str:
     # Behind the gateway the path the client used starts with the gateway's mount point.
     path: str = scope.get("path", "")
     for name, value in scope.get("headers", ()):
@@ -264,6 +285,8 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 ServiceError: _from_service_error,
                 HTTPException: _from_http_exception,
                 RedisError: _from_store_error,
+                OperationalError: _from_database_error,
+                InterfaceError: _from_database_error,
                 Exception: _from_unexpected,
             },
         )

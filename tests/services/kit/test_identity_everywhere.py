@@ -73,6 +73,8 @@ async def test_every_route_refuses_a_caller_the_gateway_did_not_sign(
                 )
                 assert r.status_code == 401, (service, method, path, name, r.text)
                 assert r.headers["content-type"] == "application/problem+json"
+        for path in ("/schema", "/schema/openapi.json", "/schema/swagger"):  # not public
+            assert (await client.get(path)).status_code == 401, (service, path)
         for path in OPEN:  # health stays open (no state is touched: the app is not started)
             r = await client.get(path)
             assert r.status_code != 401

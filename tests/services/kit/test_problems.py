@@ -154,3 +154,34 @@ async def test_an_unhandled_error_is_500_and_its_log_line_has_the_request_id(
     assert "secret internals" not in r.text and problem["request_id"] == "req-boom-0001"
     logged = [rec for rec in caplog.records if rec.getMessage() == "unhandled error"]
     assert [getattr(rec, "request_id", None) for rec in logged] == ["req-boom-0001"]
+
+
+async def test_a_database_that_does_not_answer_is_503_with_retry_after(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from litestar import get
+    from sqlalchemy.exc import OperationalError
+
+    from services.kit.app import Runtime, create_service_app
+    from services.kit.settings import Settings
+
+    @get("/full", sync_to_thread=False)
+    def full() -> None:
+        raise OperationalError("INSERT ...", {}, Exception("database or disk is full"))
+
+    settings = Settings(data_dir=str(tmp_path), redis_mode="off")
+    app = create_service_app(
+        "full",
+        settings,
+        title="full",
+        description="",
+        route_handlers=[full],
+        runtime=Runtime("full", settings, None),
+        require_identity=False,
+    )
+    async with Running(app) as running:
+        r = await running.client.get("/full", headers={"x-request-id": "req-full-0001"})
+    problem = assert_problem(r, 503, "store-unavailable")
+    assert r.headers["retry-after"] == "1" and "disk" not in r.text
+    assert problem["request_id"] == "req-full-0001"
+    assert any(getattr(rec, "request_id", None) == "req-full-0001" for rec in caplog.records)

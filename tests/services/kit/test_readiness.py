@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from services.erp.app import ErpSettings, create_app
 from tests.conftest import Running
-from tests.support import RedisServer
+from tests.support import RedisServer, settle
 
 
 async def test_readyz_fails_when_redis_goes_away_and_recovers(tmp_path: Path) -> None:
@@ -20,13 +21,16 @@ async def test_readyz_fails_when_redis_goes_away_and_recovers(tmp_path: Path) ->
             assert ready.status_code == 200
             assert ready.json()["checks"] == {"database": "ok", "redis": "ok", "event_relay": "ok"}
             server.stop()
-            r = await running.client.get("/readyz")
-            assert r.status_code == 503
+            # readiness is checked at most once a second: the next check sees Redis gone
+            r = await settle(lambda: running.client.get("/readyz"), lambda r: r.status_code == 503)
             assert r.headers["content-type"] == "application/problem+json"
-            assert r.json()["checks"]["redis"].startswith("failed")
+            problem = r.json()
+            assert problem["checks"]["redis"].startswith("failed")
+            assert problem["status"] == 503 and problem["instance"] == "/readyz"
+            assert problem["request_id"] == r.headers["x-request-id"]
             assert (await running.client.get("/healthz")).status_code == 200
             server.start()
-            assert (await running.client.get("/readyz")).status_code == 200
+            await settle(lambda: running.client.get("/readyz"), lambda r: r.status_code == 200)
     finally:
         server.stop()
 
@@ -36,3 +40,23 @@ async def test_without_redis_the_service_says_it_runs_in_memory(tmp_path: Path) 
     async with Running(app) as running:
         checks = (await running.client.get("/readyz")).json()["checks"]
     assert checks["redis"] == "in-memory"
+
+
+async def test_a_flood_of_probes_checks_the_dependencies_once_a_second(tmp_path: Path) -> None:
+    app = create_app(ErpSettings(data_dir=str(tmp_path), redis_mode="off"))
+    async with Running(app) as running:
+        runtime = app.state.runtime
+        checked = 0
+        real = runtime.readiness
+
+        async def counting() -> dict[str, str]:
+            nonlocal checked
+            checked += 1
+            return await real()
+
+        runtime.readiness = counting
+        started = time.monotonic()
+        for _ in range(200):
+            assert (await running.client.get("/readyz")).status_code == 200
+        seconds = time.monotonic() - started
+    assert 1 <= checked <= seconds + 1  # at most one check per second, however many probes
