@@ -105,6 +105,18 @@ class AvailabilityController(Controller):
         )
 
 
+def principal_of(identity: Identity) -> str | None:
+    """Who owns what this caller reserves: a partner (all its keys and tokens), a service of
+    the mesh, a user; None for operators, who act on any reservation."""
+    if identity.is_admin:
+        return None
+    if identity.partner_id:
+        return "partner:" + identity.partner_id
+    if identity.kind == "service":
+        return "service:" + identity.consumer
+    return identity.kind + ":" + identity.consumer
+
+
 class ReservationsController(Controller):
     path = "/reservations"
     tags = ["reservations"]
@@ -120,7 +132,7 @@ class ReservationsController(Controller):
         self, ats: Ats, identity: Caller, data: JSONBody[ReservationRequest]
     ) -> Response[Reservation]:
         require_scope(identity, "inventory:reserve")
-        reservation, created = await ats.reserve(data)
+        reservation, created = await ats.reserve(data, principal_of(identity) or "operator")
         return Response(
             reservation,
             status_code=201,
@@ -136,7 +148,7 @@ class ReservationsController(Controller):
         self, ats: Ats, identity: Caller, reservation_id: ReservationParam
     ) -> Reservation:
         require_scope(identity, "inventory:reserve")
-        return await ats.get(reservation_id)
+        return await ats.get(reservation_id, principal_of(identity))
 
     @post(
         "/{reservation_id:str}/confirm",
@@ -148,7 +160,7 @@ class ReservationsController(Controller):
         self, ats: Ats, identity: Caller, reservation_id: ReservationParam
     ) -> Reservation:
         require_scope(identity, "inventory:reserve")
-        return await ats.settle(reservation_id, "confirm")
+        return await ats.settle(reservation_id, "confirm", principal_of(identity))
 
     @post(
         "/{reservation_id:str}/release",
@@ -160,7 +172,7 @@ class ReservationsController(Controller):
         self, ats: Ats, identity: Caller, reservation_id: ReservationParam
     ) -> Reservation:
         require_scope(identity, "inventory:reserve")
-        return await ats.settle(reservation_id, "release")
+        return await ats.settle(reservation_id, "release", principal_of(identity))
 
 
 _METRIC_HELP = {

@@ -372,14 +372,20 @@ class AtsService:
 
     # reservations
 
-    async def reserve(self, request: ReservationRequest) -> tuple[Reservation, bool]:
+    async def reserve(
+        self, request: ReservationRequest, principal: str = ""
+    ) -> tuple[Reservation, bool]:
+        """Hold units for `principal` (who made the reservation: only it, and operators,
+        may read, confirm or release it; the same id by another principal is a conflict)."""
         if (request.channel is None) == (request.location_id is None):
             raise BadReservation("give a channel or a location_id (one of them)")
         if request.location_id is not None:
             locations = [request.location_id]
         else:
             locations = self.channel_locations(request.channel or "")
-        fingerprint = hashlib.sha256(msgspec.json.encode(request)).hexdigest()[:32]
+        fingerprint = hashlib.sha256(
+            msgspec.json.encode(request) + b"|" + principal.encode()
+        ).hexdigest()[:32]
         ttl = request.ttl_s or self.reservation_ttl_s
         for _ in range(2):
             now = time.time()
@@ -392,6 +398,7 @@ class AtsService:
                 now + ttl,
                 fingerprint,
                 [(loc, self.config.safety(loc)) for loc in locations],
+                principal,
             )
             match result:
                 case ["ok", loc]:
@@ -410,7 +417,7 @@ class AtsService:
                         raise ReservationConflict(
                             f"reservation {request.reservation_id} exists with other content"
                         )
-                    return await self.get(request.reservation_id), False
+                    return await self.get(request.reservation_id, principal), False
                 case ["refused", best]:
                     self.stats["reservations_refused"] += 1
                     raise InsufficientStock(request.sku, request.quantity, int(best))
@@ -420,9 +427,11 @@ class AtsService:
                         raise UnknownSku(request.sku)
         raise PositionsUnavailable(f"no positions for {request.sku}")
 
-    async def get(self, rid: str) -> Reservation:
+    async def get(self, rid: str, principal: str | None = None) -> Reservation:
+        """A reservation, for its principal (None: an operator, any reservation); another
+        principal's is answered as unknown (404), never shown."""
         raw = await self.store.reservation(rid)
-        if raw is None:
+        if raw is None or not _belongs(raw, principal):
             raise UnknownReservation(rid)
         expires = raw.get("expires") or ""
         status = raw["status"]
@@ -440,8 +449,10 @@ class AtsService:
             else None,
         )
 
-    async def settle(self, rid: str, action: str) -> Reservation:
-        """Confirm or release; both idempotent. Confirming what is gone is a conflict."""
+    async def settle(self, rid: str, action: str, principal: str | None = None) -> Reservation:
+        """Confirm or release, by the reservation's principal (None: an operator); both
+        idempotent. Confirming what is gone is a conflict."""
+        await self.get(rid, principal)  # another principal's: 404, and nothing changes
         status, _changed = await self.store.settle(rid, time.time(), action)
         if status == "missing":
             raise UnknownReservation(rid)
@@ -449,7 +460,12 @@ class AtsService:
             raise ReservationConflict(f"reservation {rid} is {status}; it cannot be confirmed")
         if action == "release" and status not in ("released", "expired"):
             raise ReservationConflict(f"reservation {rid} is {status}; it cannot be released")
-        return await self.get(rid)
+        return await self.get(rid, principal)
 
     def snapshot(self) -> dict[str, Any]:
         return dict(self.stats)
+
+
+def _belongs(raw: dict[str, str], principal: str | None) -> bool:
+    # reservations made before principals were kept have no `by`: anyone with the scope
+    return principal is None or raw.get("by", "") in ("", principal)

@@ -101,6 +101,7 @@ class MemoryAtsStore:
         expires: float,
         fingerprint: str,
         locations: list[tuple[str, int]],
+        principal: str = "",
     ) -> list[Any]:
         self._purge(sku, now)
         if rid in self._r:
@@ -124,6 +125,7 @@ class MemoryAtsStore:
                     "status": "held",
                     "expires": repr(expires),
                     "fp": fingerprint,
+                    "by": principal,
                 }
                 self._owners[owner].add(rid)
                 return ["ok", loc]

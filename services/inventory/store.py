@@ -5,7 +5,9 @@ Keys per SKU (prefix omitted):
     ats:{sku}:pos   hash   oh:<loc> on hand, v:<loc> ERP version, _fetched, _delta, _known
     ats:{sku}:res   hash   <loc> units reserved there (held and confirmed)
     ats:{sku}:exp   zset   "<rid>|<loc>|<qty>" scored by expiry (+inf once confirmed)
-    ats:r:<rid>     hash   one reservation: sku, loc, qty, owner, status, expires, fp
+    ats:r:<rid>     hash   one reservation: sku, loc, qty, owner, status, expires, fp, by
+                           (`by`: the principal that made it, the only one, with operators,
+                           that may read, confirm or release it)
     ats:o:<owner>   set    the reservations of an order
 
 Expired reservations are purged by whichever script touches the SKU next (reads included),
@@ -90,13 +92,14 @@ end
 return 0
 """
 
-# ARGV: prefix, sku, rid, owner, qty, now, expires, fingerprint, then (loc, safety)...
+# ARGV: prefix, sku, rid, owner, qty, now, expires, fingerprint, principal, then (loc, safety)...
 # → {'ok', loc} | {'exists', status, loc, same-fingerprint} | {'refused', best ats} | {'miss'}
 _RESERVE = (
     _PURGE
     + """
 local prefix, sku, rid, owner = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local qty, now, expires, fp = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local by = ARGV[9]
 local rkey = prefix .. 'ats:r:' .. rid
 purge(prefix, sku, now)
 if redis.call('EXISTS', rkey) == 1 then
@@ -109,7 +112,7 @@ if redis.call('HGET', pos, '_known') ~= '1' then
   return {'miss'}
 end
 local best = 0
-local i = 9
+local i = 10
 while i <= #ARGV do
   local loc, safety = ARGV[i], tonumber(ARGV[i + 1])
   local on_hand = tonumber(redis.call('HGET', pos, 'oh:' .. loc) or '0')
@@ -120,7 +123,7 @@ while i <= #ARGV do
     redis.call('HINCRBY', res, loc, qty)
     redis.call('ZADD', prefix .. 'ats:' .. sku .. ':exp', expires, rid .. '|' .. loc .. '|' .. qty)
     redis.call('HSET', rkey, 'sku', sku, 'loc', loc, 'qty', qty, 'owner', owner,
-               'status', 'held', 'expires', expires, 'fp', fp)
+               'status', 'held', 'expires', expires, 'fp', fp, 'by', by)
     redis.call('SADD', prefix .. 'ats:o:' .. owner, rid)
     return {'ok', loc}
   end
@@ -207,8 +210,9 @@ class AtsStore:
         expires: float,
         fingerprint: str,
         locations: list[tuple[str, int]],
+        principal: str = "",
     ) -> list[Any]:
-        args: list[Any] = [self.prefix, sku, rid, owner, qty, now, expires, fingerprint]
+        args: list[Any] = [self.prefix, sku, rid, owner, qty, now, expires, fingerprint, principal]
         for loc, safety in locations:
             args += [loc, safety]
         return [v.decode() if isinstance(v, bytes) else v for v in await self._reserve(args=args)]

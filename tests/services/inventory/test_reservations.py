@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tests.conftest import dev_issuer
 from tests.services.inventory.conftest import Mesh
 
 SKU = "SKU-000042"
@@ -164,3 +165,48 @@ async def test_reservations_survive_a_restart_of_the_service(
         assert entries[SKU][0].reserved == {"DC-NORTH": 5}
     finally:
         await runner.stop()
+
+
+async def test_a_reservation_belongs_to_the_partner_that_made_it(
+    mesh: Mesh, inventory_env: dict[str, str]
+) -> None:
+    """Another partner can neither read nor release it (404, as if it did not exist); its
+    maker and operators can. Before, any holder of inventory:reserve could release any."""
+    await mesh.set_on_hand(SKU, "DC-NORTH", 10)
+    gateway = mesh.running.client
+    admin = {"Authorization": "Bearer " + dev_issuer(inventory_env).mint("ops", roles=["admin"])}
+    keys = {}
+    for partner in ("market-a", "market-b"):
+        await gateway.post(
+            "/admin/v1/partners", json={"id": partner, "name": partner}, headers=admin
+        )
+        created = await gateway.post(
+            "/admin/v1/keys",
+            json={"partner_id": partner, "scopes": ["inventory:reserve"]},
+            headers=admin,
+        )
+        assert created.status_code == 201, created.text
+        keys[partner] = {"X-API-Key": created.json()["key"]}
+    body = reservation("mkt-1")
+    made = await gateway.post("/v1/inventory/reservations", json=body, headers=keys["market-a"])
+    assert made.status_code == 201, made.text
+    rid = body["reservation_id"]
+    other = keys["market-b"]
+    assert (
+        await gateway.get(f"/v1/inventory/reservations/{rid}", headers=other)
+    ).status_code == 404
+    for action in ("release", "confirm"):
+        r = await gateway.post(f"/v1/inventory/reservations/{rid}/{action}", headers=other)
+        assert r.status_code == 404, r.text
+    # the same id by another partner does not reach the first one's reservation either
+    taken = await gateway.post("/v1/inventory/reservations", json=body, headers=other)
+    assert taken.status_code == 409
+    mine = await gateway.get(f"/v1/inventory/reservations/{rid}", headers=keys["market-a"])
+    assert mine.status_code == 200 and mine.json()["status"] == "held"
+    assert (
+        await gateway.get(f"/v1/inventory/reservations/{rid}", headers=admin)
+    ).status_code == 200
+    released = await gateway.post(
+        f"/v1/inventory/reservations/{rid}/release", headers=keys["market-a"]
+    )
+    assert released.status_code == 200 and released.json()["status"] == "released"
