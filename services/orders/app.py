@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Litestar, Response, get, post
+from litestar import Controller, Litestar, Request, Response, get, post
 from litestar.di import Provide
 from litestar.params import (
     HeaderParameter,
@@ -33,11 +33,12 @@ from contracts.models import (
 )
 from contracts.problems import PROBLEM_MEDIA_TYPE
 from services.kit.app import Runtime, create_service_app
-from services.kit.errors import problem_responses
+from services.kit.errors import problem_responses, public_path
 from services.kit.events import ConsumerPolicy
 from services.kit.identity import Identity, require_scope
 from services.kit.periodic import Periodic
 from services.kit.registry import Registry
+from services.kit.requestid import request_id
 from services.kit.settings import Settings
 from services.orders.catalogue import Catalogue
 from services.orders.downstream import Downstream
@@ -45,6 +46,7 @@ from services.orders.effects import OrderEffects
 from services.orders.logic import OrdersService
 from services.orders.return_saga import ReturnDriver
 from services.orders.returns import ReturnsService
+from services.orders.rules import load_rules
 from services.orders.saga import Resumer, SagaDriver
 from services.orders.store import OrderTables
 from services.orders.views import PickupCodes
@@ -79,6 +81,8 @@ ORDERS_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Envelope[OrderE
 
 
 class OrdersSettings(Settings, frozen=True, kw_only=True):
+    #: checkout rules: units per line and order by channel, pick-up stores
+    orders_config: str = "deploy/config/orders.toml"
     #: how long a checkout's reservations and points hold last before they lapse
     checkout_hold_s: Annotated[int, msgspec.Meta(ge=10, le=86_400)] = 900
     #: a saga's driver holds it this long (renewed per step); then another may take it over
@@ -95,7 +99,15 @@ class OrdersSettings(Settings, frozen=True, kw_only=True):
     step_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
 
 
-def _json(status: int, body: bytes, replayed: bool) -> Response[bytes]:
+def _json(
+    request: Request[Any, Any, Any], status: int, body: bytes, replayed: bool
+) -> Response[bytes]:
+    if status >= 400:
+        # a stored problem (a rejected checkout) answers with this request's path and id,
+        # as every problem does
+        problem = msgspec.json.decode(body)
+        problem.update(instance=public_path(request.scope), request_id=request_id(request.scope))
+        body = msgspec.json.encode(problem)
     return Response(
         body,
         status_code=status,
@@ -123,10 +135,11 @@ class OrdersController(Controller):
         identity: Caller,
         data: JSONBody[CheckoutRequest],
         idempotency_key: IdempotencyKey,
+        request: Request[Any, Any, Any],
     ) -> Response[Order]:
         key = idempotency_key.strip('"')
         result = await orders.checkout(data, key, identity)
-        return _json(result.status, result.body, result.replayed)  # type: ignore[return-value]
+        return _json(request, result.status, result.body, result.replayed)  # type: ignore[return-value]
 
     @get("/", summary="The caller's own orders, newest first", responses=problem_responses(401))
     async def mine(
@@ -214,9 +227,10 @@ class ReturnsController(Controller):
         identity: Caller,
         data: JSONBody[ReturnRequest],
         idempotency_key: IdempotencyKey,
+        request: Request[Any, Any, Any],
     ) -> Response[Return]:
         result = await returns.accept(data, idempotency_key.strip('"'), identity)
-        return _json(result.status, result.body, result.replayed)  # type: ignore[return-value]
+        return _json(request, result.status, result.body, result.replayed)  # type: ignore[return-value]
 
     @get(
         "/{return_id:str}",
@@ -298,6 +312,7 @@ def create_app(
             driver,
             downstream,
             codes,
+            load_rules(settings.orders_config),
         )
         holder["orders"] = orders
         effects = OrderEffects(rt.db, tables, rt.outbox, downstream)

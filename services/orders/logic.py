@@ -34,6 +34,7 @@ from services.orders.errors import (
 )
 from services.orders.idempotency import KeyedResponse, earlier_response, fingerprint
 from services.orders.lifecycle import can_move, move, record_creation
+from services.orders.rules import CheckoutRules
 from services.orders.views import view_in
 
 if TYPE_CHECKING:
@@ -79,14 +80,21 @@ class OrdersService:
         driver: SagaDriver,
         downstream: Downstream,
         codes: PickupCodes,
+        rules: CheckoutRules,
     ) -> None:
         self.db, self.t, self.outbox = db, tables, outbox
         self.catalogue, self.driver, self.ds, self.codes = catalogue, driver, downstream, codes
+        self.rules = rules
 
     # checkout
 
     async def _price(self, data: CheckoutRequest) -> tuple[list[OrderLine], Money]:
-        errors: list[dict[str, str]] = []
+        errors = self.rules.problems(
+            data.channel,
+            [line.quantity for line in data.lines],
+            data.fulfilment,
+            data.pickup_store_id,
+        )
         seen: set[str] = set()
         lines: list[OrderLine] = []
         for n, line in enumerate(data.lines):

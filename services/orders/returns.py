@@ -1,7 +1,7 @@
 """Returns: of an online order (online, or at a store) or of a store sale (by its receipt).
 
 Intake checks eligibility and records the return, with its idempotent response, in one
-transaction: the source is returnable (an order the ERP booked, a sale), within the return
+transaction: the source is returnable (an order the customer has, a sale), within the return
 window, and no line returns more than was bought minus what earlier returns took back (the
 check and the insert hold a lock on the source, so two returns at once cannot both take
 the last unit). Then a saga, durable like checkout's, settles it: refund, points,
@@ -43,7 +43,14 @@ __all__ = ["RETURN_LINES", "ReturnsService", "return_event", "return_view"]
 _encoder = msgspec.json.Encoder()
 RETURN_LINES = msgspec.json.Decoder(list[ReturnLine])
 _order_lines = msgspec.json.Decoder(list[OrderLine])
-RETURNABLE = frozenset({"posted", "ready_for_pickup", "shipped", "delivered", "collected"})
+#: The one rule for refunds of an online order: units are refunded only once the customer
+#: has them (delivered, or collected at the store), at most as many as were delivered minus
+#: those returned before. Both states are ends of the lifecycle (lifecycle.TRANSITIONS): an
+#: order that can be returned can no longer be cancelled, and one that can be cancelled
+#: (confirmed, posted, ready for pick-up, refunded whole by its cancellation) cannot be
+#: returned. So a return and a cancellation never both refund an order, however they race:
+#: each checks the status under the order's lock, and the two sets never meet.
+RETURNABLE = frozenset({"delivered", "collected"})
 
 
 class _Source(msgspec.Struct, kw_only=True):
@@ -89,8 +96,8 @@ class ReturnsService:
             raise UnknownOrder(order_id)  # any store takes back online orders
         if row.status not in RETURNABLE:
             raise Conflict(
-                f"order {order_id} is {row.status}: only a booked order is returned "
-                "(cancel one that is not)"
+                f"order {order_id} is {row.status}: an order is returned once the customer "
+                "has it (delivered or collected); cancel one that is not yet"
             )
         lines = _order_lines.decode(row.lines)
         return _Source(

@@ -137,8 +137,12 @@ class Shop:
     async def checkout(
         self, customer: str, body: dict[str, Any], key: str | None = None
     ) -> httpx.Response:
+        """A checkout as a client that honours its plan does: past the customer's limit
+        (429), again after `Retry-After`, with the same key."""
         headers = {**self.token(customer), "Idempotency-Key": f'"{key or uuid.uuid4()}"'}
-        return await self.gateway.post("/v1/orders/orders", json=body, headers=headers)
+        return await patiently(
+            lambda: self.gateway.post("/v1/orders/orders", json=body, headers=headers)
+        )
 
     async def order(self, order_id: str) -> dict[str, Any]:
         r = await self.orders.get(f"/orders/{order_id}")
@@ -159,6 +163,15 @@ def cart(*lines: tuple[str, int], **kw: Any) -> dict[str, Any]:
         "payment_reference": f"psp-{uuid.uuid4().hex[:16]}",
         **kw,
     }
+
+
+async def patiently(call: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+    """Call until the answer is not 429, waiting what `Retry-After` says in between."""
+    while True:
+        r = await call()
+        if r.status_code != 429:
+            return r
+        await asyncio.sleep(int(r.headers["retry-after"]))
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:

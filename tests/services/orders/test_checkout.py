@@ -3,7 +3,7 @@ once; refusals compensate and answer problem+json."""
 
 from __future__ import annotations
 
-from tests.services.orders.conftest import SKU, Shop, cart, eventually
+from tests.services.orders.conftest import SKU, Shop, cart, eventually, patiently
 
 
 async def test_a_checkout_confirms_posts_once_and_commits_its_stock(shop: Shop) -> None:
@@ -103,3 +103,37 @@ async def test_unknown_skus_and_bad_fulfilment_are_422_and_create_nothing(shop: 
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "pickup_store_id"
     mine = await shop.gateway.get("/v1/orders/orders", headers=shop.token("frank"))
     assert mine.status_code == 200 and mine.json()["items"] == []
+
+
+async def test_checkout_limits_and_pickup_stores_come_from_the_configuration(shop: Shop) -> None:
+    """A flash sale's stock is not hoarded by one basket, a pick-up is only at a store that
+    offers it (a distribution centre or an unknown store: 422 on the field, not "out of
+    stock"), and nothing is left behind by a refused checkout."""
+    await shop.set_on_hand(SKU, "DC-NORTH", 2000)
+    before = await shop.ats(SKU)
+    hoard = await shop.checkout("grace", cart((SKU, 1000)))
+    assert hoard.status_code == 422, hoard.text
+    assert {"field": "lines[0].quantity", "message": "at most 10 units per line on web"} in (
+        hoard.json()["errors"]
+    )
+    many = await shop.checkout(
+        "grace", cart((SKU, 10), ("SKU-000124", 10), ("SKU-000125", 10), ("SKU-000126", 1))
+    )
+    assert many.status_code == 422
+    assert {"field": "lines", "message": "at most 30 units per order on web"} in many.json()[
+        "errors"
+    ]
+    for store, why in (
+        ("DC-NORTH", "DC-NORTH offers no pick-up"),
+        ("STORE-999", "STORE-999 offers no pick-up"),
+    ):
+        r = await shop.checkout("grace", cart((SKU, 1), fulfilment="pickup", pickup_store_id=store))
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"] == [{"field": "pickup_store_id", "message": why}]
+    mine = await patiently(
+        lambda: shop.gateway.get("/v1/orders/orders", headers=shop.token("grace"))
+    )
+    assert mine.status_code == 200 and mine.json()["items"] == []
+    assert await shop.ats(SKU) == before  # nothing reserved
+    ok = await shop.checkout("grace", cart((SKU, 10)))
+    assert ok.status_code == 201, ok.text

@@ -23,6 +23,15 @@ async def _posted_order(shop: Shop, customer: str, *lines: tuple[str, int], **kw
     return order
 
 
+async def _delivered_order(shop: Shop, customer: str, *lines: tuple[str, int], **kw: Any) -> Any:
+    """An order the customer has: posted, shipped and delivered (only such is returned)."""
+    order = await _posted_order(shop, customer, *lines, **kw)
+    for step in ("ship", "deliver"):
+        r = await shop.orders.post(f"/orders/{order['order_id']}/{step}")
+        assert r.status_code == 200, r.text
+    return order
+
+
 async def _return(
     shop: Shop, who: dict[str, str], body: dict[str, Any], key: str | None = None
 ) -> Any:
@@ -48,7 +57,7 @@ async def test_an_online_return_refunds_restocks_and_takes_back_points_once(shop
     await shop.set_on_hand(SKU, "DC-NORTH", 10)
     await shop.set_on_hand(SKU, "DC-SOUTH", 0)
     await shop.enrol("M-RITA", "rita", 1000)
-    order = await _posted_order(
+    order = await _delivered_order(
         shop, "rita", (SKU, 4), redeem={"member_id": "M-RITA", "points": 400}
     )
     oid, price = order["order_id"], order["lines"][0]["unit_price"]["amount"]
@@ -98,7 +107,7 @@ async def test_a_store_takes_back_an_online_order_into_its_own_stock(shop: Shop)
     await shop.set_on_hand(SKU, "DC-NORTH", 5)
     await shop.set_on_hand(SKU, "STORE-001", 0)
     await shop.set_on_hand(SKU, "STORE-002", 0)
-    order = await _posted_order(shop, "sam", (SKU, 2))
+    order = await _delivered_order(shop, "sam", (SKU, 2))
     till = shop.token("till-2", "orders:return", "orders:read", store_id="STORE-002")
     r = await _return(
         shop, till, {"order_id": order["order_id"], "lines": [{"sku": SKU, "quantity": 2}]}
@@ -113,7 +122,7 @@ async def test_returns_are_refused_for_others_orders_unbooked_orders_and_unknown
     shop: Shop,
 ) -> None:
     await shop.set_on_hand(SKU, "DC-NORTH", 10)
-    order = await _posted_order(shop, "tom", (SKU, 1))
+    order = await _delivered_order(shop, "tom", (SKU, 1))
     body = {"order_id": order["order_id"], "lines": [{"sku": SKU, "quantity": 1}]}
     assert (await _return(shop, customer(shop, "uma"), body)).status_code == 404
     wrong = await _return(
@@ -197,3 +206,60 @@ def _now() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).isoformat()
+
+
+async def _refund_postings(shop: Shop, oid: str) -> list[dict[str, Any]]:
+    return [p for p in await shop.postings(oid) if p["kind"] == "refund"]
+
+
+async def test_an_order_is_refunded_once_whether_returned_or_cancelled(shop: Shop) -> None:
+    """Issue 12: an order returned in full could then be cancelled, and the ERP booked two
+    refunds of the whole order. One refund path per order, whatever the order of calls."""
+    await shop.set_on_hand(SKU, "DC-NORTH", 10)
+    who = customer(shop, "vic")
+    # not yet with the customer: a return is refused, a cancellation refunds (once)
+    posted = await _posted_order(shop, "vic", (SKU, 2))
+    body = {"order_id": posted["order_id"], "lines": [{"sku": SKU, "quantity": 2}]}
+    early = await _return(shop, who, body)
+    assert early.status_code == 409 and early.json()["status"] == 409, early.text
+    cancel = await shop.gateway.post(f"/v1/orders/orders/{posted['order_id']}/cancel", headers=who)
+    assert cancel.status_code == 200, cancel.text
+    assert (await _return(shop, who, body)).status_code == 409  # cancelled: not returned too
+    # with the customer: returned in full, then a cancellation is refused
+    delivered = await _delivered_order(shop, "vic", (SKU, 2))
+    oid = delivered["order_id"]
+    r = await _return(shop, who, {"order_id": oid, "lines": [{"sku": SKU, "quantity": 2}]})
+    assert r.status_code == 201, r.text
+    await _refunded(shop, r.json()["return_id"])
+    late = await shop.gateway.post(f"/v1/orders/orders/{oid}/cancel", headers=who)
+    assert late.status_code == 409 and late.json()["type"].endswith("/illegal-transition")
+    refunds = await _refund_postings(shop, oid)
+    assert len(refunds) == 1 and refunds[0]["amount"] == delivered["total"]
+
+
+async def test_a_pickup_order_is_returned_only_once_collected(shop: Shop) -> None:
+    """Issue 12: a pick-up order could be returned (refunded) before it was collected, and
+    then be marked ready and collected in full."""
+    await shop.set_on_hand(SKU, "STORE-001", 5)
+    r = await shop.checkout("wes", cart((SKU, 2), fulfilment="pickup", pickup_store_id="STORE-001"))
+    assert r.status_code == 201, r.text
+    oid, code = r.json()["order_id"], r.json()["pickup_code"]
+    await eventually(lambda: _status(shop, oid, "posted"))
+    body = {"order_id": oid, "lines": [{"sku": SKU, "quantity": 2}]}
+    till = shop.token(
+        "till-1", "orders:read", "orders:pickup", "orders:return", store_id="STORE-001"
+    )
+    assert (await _return(shop, customer(shop, "wes"), body)).status_code == 409
+    path = f"/v1/orders/orders/{oid}"
+    assert (await shop.gateway.post(path + "/ready", headers=till)).status_code == 200
+    assert (await _return(shop, till, body)).status_code == 409  # on the shelf, not collected
+    done = await shop.gateway.post(path + "/collect", json={"pickup_code": code}, headers=till)
+    assert done.status_code == 200
+    back = await _return(shop, till, body)
+    assert back.status_code == 201, back.text
+    await _refunded(shop, back.json()["return_id"])
+    assert len(await _refund_postings(shop, oid)) == 1
+
+
+async def _status(shop: Shop, oid: str, status: str) -> bool:
+    return bool((await shop.order(oid))["status"] == status)
