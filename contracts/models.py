@@ -378,6 +378,8 @@ class TransactionOutcome(msgspec.Struct, frozen=True, kw_only=True, omit_default
     transaction_id: str
     status: Literal["accepted", "duplicate", "rejected"]
     reason: str | None = None
+    #: a rejection's stable code (`sale-not-synced` is the one worth sending again later)
+    code: str | None = None
 
 
 class BatchResult(msgspec.Struct, frozen=True, kw_only=True):

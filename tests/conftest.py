@@ -14,9 +14,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.kit.asgi import LifespanRunner
-from tests.support import ensure_redis, unique
+from tests.support import ServedApp, ensure_redis, unique
 
 PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No server outlives the run, whatever failed."""
+    ServedApp.stop_all()
 
 
 @pytest.fixture(scope="session")

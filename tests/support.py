@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 import redis
@@ -109,7 +109,16 @@ class RedisServer:
 
 
 class ServedApp:
-    """An ASGI factory served by Granian in its own process, as in the mesh mode."""
+    """An ASGI factory served by Granian in its own process, as in the mesh mode. Every one
+    started is stopped at the end of the run at the latest (`stop_all`, from conftest)."""
+
+    started: ClassVar[list[ServedApp]] = []
+
+    @classmethod
+    def stop_all(cls) -> None:
+        """Stop whatever a test left running (a test that failed before its `finally`)."""
+        while cls.started:
+            cls.started.pop().stop()
 
     def __init__(self, target: str, env: dict[str, str], port: int | None = None) -> None:
         self.target = target
@@ -144,6 +153,7 @@ class ServedApp:
                 # otherwise outlive their SIGKILLed parent and hold ports and databases
                 start_new_session=True,
             )
+        ServedApp.started.append(self)
         deadline = time.monotonic() + timeout
         while True:
             try:

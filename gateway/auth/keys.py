@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from services.kit.storage import Database
 
@@ -194,14 +195,13 @@ class KeyStore:
             rotated_to=row.rotated_to,
         )
 
+    async def partner_exists(self, conn: AsyncConnection, partner_id: str) -> bool:
+        query = select(self.partners.c.id).where(self.partners.c.id == partner_id)
+        return (await conn.execute(query)).first() is not None
+
     async def ensure_partner(self, db: Database, partner_id: str, name: str | None = None) -> None:
         async with db.write() as conn:
-            exists = (
-                await conn.execute(
-                    select(self.partners.c.id).where(self.partners.c.id == partner_id)
-                )
-            ).first()
-            if exists is None:
+            if not await self.partner_exists(conn, partner_id):
                 await conn.execute(
                     insert(self.partners).values(
                         id=partner_id, name=name or partner_id, created_at=datetime.now(UTC)
@@ -222,12 +222,8 @@ class KeyStore:
         """Mint a key for an existing partner (`KeyRefused` otherwise); the caller checks
         its scopes against the gateway's config (`GatewayConfig.key_scope_problem`)."""
         async with db.read() as conn:
-            exists = (
-                await conn.execute(
-                    select(self.partners.c.id).where(self.partners.c.id == partner_id)
-                )
-            ).first()
-        if exists is None:
+            exists = await self.partner_exists(conn, partner_id)
+        if not exists:
             raise KeyRefused(f"no partner {partner_id}: register the partner first")
         key = new_key(env)
         now = self.clock()
@@ -376,12 +372,7 @@ class KeyCache:
         if entry is not None and now < entry[1]:
             return entry[0]
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(self.store.partners.c.id).where(self.store.partners.c.id == partner_id)
-                )
-            ).first()
-        known = row is not None
+            known = await self.store.partner_exists(conn, partner_id)
         if len(self._partners) > 10_000:
             self._partners.clear()
         self._partners[partner_id] = (known, now + (self.ttl_s if known else self.negative_ttl_s))

@@ -198,14 +198,18 @@ def _source(value: Any) -> str | None:
     return str(getattr(value, "value", value))
 
 
-def _from_store_error(exc: RedisError) -> ProblemDetailsException:
-    problem = _Problem(
+def _store_unavailable(detail: str) -> _Problem:
+    return _Problem(
         status_code=503,
         type_=problem_type("store-unavailable"),
         title="Service unavailable",
-        detail="a store the service needs did not answer; try again shortly",
+        detail=detail,
         headers={"Retry-After": "1"},
     )
+
+
+def _from_store_error(exc: RedisError) -> ProblemDetailsException:
+    problem = _store_unavailable("a store the service needs did not answer; try again shortly")
     return _logged(problem, logging.WARNING, f"a store did not answer: {exc}")
 
 
@@ -213,13 +217,7 @@ def _from_database_error(exc: DBAPIError) -> ProblemDetailsException:
     # A full disk, a killed session, a database restarting (operational and interface
     # errors; never an integrity error, which retrying would not mend): the request may
     # succeed later, and every write here is one transaction, so nothing half-done stays.
-    problem = _Problem(
-        status_code=503,
-        type_=problem_type("store-unavailable"),
-        title="Service unavailable",
-        detail="the service's database did not answer; try again shortly",
-        headers={"Retry-After": "1"},
-    )
+    problem = _store_unavailable("the service's database did not answer; try again shortly")
     return _logged(problem, logging.ERROR, f"database error: {type(exc.orig).__name__}", exc)
 
 

@@ -29,7 +29,7 @@ from services.kit.registry import Registry
 from services.kit.requestid import request_id
 from services.kit.settings import Settings
 from services.pos.events import POS_DECODER, ErpPoster
-from services.pos.logic import PosService
+from services.pos.logic import IntakeRules, PosService
 from services.pos.store import PosTables
 
 __all__ = ["PosSettings", "create_app", "create_app_from_env"]
@@ -52,6 +52,10 @@ class PosSettings(Settings, frozen=True, kw_only=True):
     #: a batch of 500 transactions is about 1.4 MB: room for it (the gateway's route allows
     #: the same 4 MiB; tests/test_body_limits.py keeps the two in step)
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+    #: the stores' currency (ISO 4217): a till transaction in another is refused at intake
+    pos_currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] = "EUR"
+    #: how far a till's clock may run ahead of the POS's before its transactions are refused
+    pos_clock_skew_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 300.0
 
 
 class TransactionsController(Controller):
@@ -159,7 +163,13 @@ def create_app(
 
     async def start(rt: Runtime) -> None:
         assert rt.db is not None and rt.bus is not None
-        holder["pos"] = PosService(rt.db, tables, rt.outbox, settings.pos_erp_posting)
+        holder["pos"] = PosService(
+            rt.db,
+            tables,
+            rt.outbox,
+            settings.pos_erp_posting,
+            IntakeRules(currency=settings.pos_currency, clock_skew_s=settings.pos_clock_skew_s),
+        )
         poster = ErpPoster(rt.registry.client("erp"), rt.identity, settings.pos_erp_posting)
         # Postings are idempotent by transaction id and independent of each other: many at once.
         rt.add_worker(

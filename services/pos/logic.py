@@ -10,11 +10,12 @@ and a crash before it stores nothing: the till sends again and gets the same ans
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
-from datetime import UTC, date, datetime, time
+from collections import Counter, defaultdict
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from contracts.events import (
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from services.kit.storage import Database
     from services.pos.store import PosTables
 
-__all__ = ["PosService", "check_store"]
+__all__ = ["IntakeRules", "PosService", "Rejected", "check_store"]
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(TillTransaction)
@@ -63,28 +64,86 @@ def _total(tx: TillTransaction) -> Money:
     return Money(amount, currency)
 
 
-def _problem(tx: TillTransaction) -> str | None:
+class Rejected(Exception):
+    """A till transaction the POS does not take: a stable code and the reason."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        self.code, self.reason = code, reason
+        super().__init__(f"{code}: {reason}")
+
+
+class IntakeRules(msgspec.Struct, frozen=True, kw_only=True):
+    #: the stores' currency: a till's transaction in another is refused at intake
+    currency: str = "EUR"
+    #: how far ahead of the POS's clock a till's clock may be
+    clock_skew_s: float = 300.0
+
+
+def _check(tx: TillTransaction, rules: IntakeRules, now: datetime) -> None:
+    """What a transaction must be on its own; `Rejected` otherwise."""
     currency = tx.lines[0].unit_price.currency
     if any(line.unit_price.currency != currency for line in tx.lines):
-        return "lines in more than one currency"
+        raise Rejected("mixed-currency", "lines in more than one currency")
+    if currency != rules.currency:
+        raise Rejected("wrong-currency", f"the store sells in {rules.currency}, not {currency}")
+    if tx.occurred_at > now + timedelta(seconds=rules.clock_skew_s):
+        raise Rejected("future-time", "occurred_at is ahead of the POS's clock")
     if any(line.discount > line.quantity * line.unit_price.amount for line in tx.lines):
-        return "a discount larger than its line"
+        raise Rejected("bad-discount", "a discount larger than its line")
     if any(t.amount.currency != currency for t in tx.tenders):
-        return "a tender in another currency"
+        raise Rejected("mixed-currency", "a tender in another currency")
     if tx.kind == "sale" and tx.tenders:
         paid = sum(t.amount.amount for t in tx.tenders)
         if paid < _total(tx).amount:
-            return f"tenders ({paid}) do not cover the total ({_total(tx).amount})"
+            raise Rejected(
+                "unpaid", f"tenders ({paid}) do not cover the total ({_total(tx).amount})"
+            )
     if tx.kind == "return" and tx.original_transaction_id is None:
-        return "a return names the sale it returns (original_transaction_id)"
-    return None
+        raise Rejected("no-receipt", "a return names the sale it returns (original_transaction_id)")
+
+
+def _check_return(
+    tx: TillTransaction, sale: TillTransaction | None, returned: Counter[str]
+) -> None:
+    """A till's return against its sale: the same store, lines that were sold, no more units
+    than sold minus returned before (`returned`), at no higher price. A return whose sale has
+    not synced yet (another till still offline) is refused with `sale-not-synced`: the till
+    sends it again later; its sequence number stays a visible gap until then."""
+    if sale is None:
+        raise Rejected("sale-not-synced", "the sale it returns is not known yet; send it again")
+    if sale.kind != "sale":
+        raise Rejected("not-a-sale", "original_transaction_id names a return, not a sale")
+    if sale.store_id != tx.store_id:
+        raise Rejected("other-store", "the sale was rung up at another store")
+    sold: Counter[str] = Counter()
+    price: dict[str, int] = {}
+    for line in sale.lines:
+        sold[line.sku] += line.quantity
+        price[line.sku] = max(price.get(line.sku, 0), line.unit_price.amount)
+    wanted: Counter[str] = Counter()
+    for line in tx.lines:
+        wanted[line.sku] += line.quantity
+        if line.sku not in sold:
+            raise Rejected("not-on-sale", f"{line.sku} is not on the sale")
+        if line.unit_price.amount > price[line.sku]:
+            raise Rejected("higher-price", f"{line.sku} at more than the sale's price")
+    for sku, units in wanted.items():
+        if returned[sku] + units > sold[sku]:
+            left = sold[sku] - returned[sku]
+            raise Rejected("too-many-units", f"{units} of {sku} back; {left} left to return")
 
 
 class PosService:
     def __init__(
-        self, db: Database, tables: PosTables, outbox: Outbox, posting_mode: str = "transaction"
+        self,
+        db: Database,
+        tables: PosTables,
+        outbox: Outbox,
+        posting_mode: str = "transaction",
+        rules: IntakeRules | None = None,
     ) -> None:
         self.db, self.t, self.outbox, self.posting_mode = db, tables, outbox, posting_mode
+        self.rules = rules or IntakeRules()
 
     async def ingest(
         self, batch: TransactionBatch, identity: Identity, correlation_id: str | None = None
@@ -119,6 +178,10 @@ class PosService:
                 )
             rows: list[dict[str, Any]] = []
             seen: dict[str, bytes] = {}
+            # sales accepted from this batch, and units returned by it, per sale: a return
+            # may follow its sale in the same batch
+            pending: dict[str, TillTransaction] = {}
+            returned_now: defaultdict[str, Counter[str]] = defaultdict(Counter)
             for tx in batch.transactions:
                 tid = tx.transaction_id.lower()
                 body = _encoder.encode(tx)
@@ -145,12 +208,26 @@ class PosService:
                         )
                     )
                     continue
-                problem = _problem(tx)
-                if problem is not None:
+                try:
+                    _check(tx, self.rules, now)
+                    if tx.kind == "return":
+                        await self._check_return(conn, tx, pending, returned_now)
+                except Rejected as refusal:
                     outcomes.append(
-                        TransactionOutcome(transaction_id=tid, status="rejected", reason=problem)
+                        TransactionOutcome(
+                            transaction_id=tid,
+                            status="rejected",
+                            reason=refusal.reason,
+                            code=refusal.code,
+                        )
                     )
                     continue
+                if tx.kind == "sale":
+                    pending[tid] = tx
+                else:
+                    sale_id = (tx.original_transaction_id or "").lower()
+                    for line in tx.lines:
+                        returned_now[sale_id][line.sku] += line.quantity
                 used[tx.store_id].add((tx.till_id, tx.sequence))
                 seen[tid] = fingerprint
                 rows.append(
@@ -206,6 +283,28 @@ class PosService:
             rejected=sum(o.status == "rejected" for o in outcomes),
             results=outcomes,
         )
+
+    async def _check_return(
+        self,
+        conn: Any,
+        tx: TillTransaction,
+        pending: dict[str, TillTransaction],
+        returned_now: dict[str, Counter[str]],
+    ) -> None:
+        """Check a return against its sale under the sale's lock (PostgreSQL; SQLite has one
+        writer), so two returns of one sale racing from two replicas cannot both pass."""
+        sale_id = (tx.original_transaction_id or "").lower()
+        if not self.db.is_sqlite:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": sale_id})
+        sale = pending.get(sale_id)
+        if sale is None:
+            row = await self.t.get(conn, sale_id)
+            sale = _decoder.decode(row.body) if row is not None else None
+        returned: Counter[str] = Counter(returned_now.get(sale_id, Counter()))
+        for earlier in await self.t.returns_of(conn, sale_id):
+            for line in _decoder.decode(earlier.body).lines:
+                returned[line.sku] += line.quantity
+        _check_return(tx, sale, returned)
 
     def _recorded(self, row: Any) -> RecordedTransaction:
         tx = _decoder.decode(row.body)

@@ -126,30 +126,35 @@ async def test_a_repeated_query_parameter_is_refused(erp: Running) -> None:
     ]
 
 
-async def test_an_unhandled_error_is_500_and_its_log_line_has_the_request_id(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def _app_raising(tmp_path: Path, error: Exception) -> Any:
+    """A service app with one route, `GET /fail`, that raises `error`."""
     from litestar import get
 
     from services.kit.app import Runtime, create_service_app
     from services.kit.settings import Settings
 
-    @get("/boom", sync_to_thread=False)
-    def boom() -> None:
-        raise RuntimeError("secret internals")
+    @get("/fail", sync_to_thread=False)
+    def fail() -> None:
+        raise error
 
     settings = Settings(data_dir=str(tmp_path), redis_mode="off")
-    app = create_service_app(
-        "boom",
+    runtime = Runtime("fail", settings, None)
+    return create_service_app(
+        "fail",
         settings,
-        title="boom",
+        title="fail",
         description="",
-        route_handlers=[boom],
-        runtime=Runtime("boom", settings, None),
+        route_handlers=[fail],
+        runtime=runtime,
         require_identity=False,
     )
-    async with Running(app) as running:
-        r = await running.client.get("/boom", headers={"x-request-id": "req-boom-0001"})
+
+
+async def test_an_unhandled_error_is_500_and_its_log_line_has_the_request_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with Running(_app_raising(tmp_path, RuntimeError("secret internals"))) as running:
+        r = await running.client.get("/fail", headers={"x-request-id": "req-boom-0001"})
     problem = assert_problem(r, 500, "internal")
     assert "secret internals" not in r.text and problem["request_id"] == "req-boom-0001"
     logged = [rec for rec in caplog.records if rec.getMessage() == "unhandled error"]
@@ -159,28 +164,11 @@ async def test_an_unhandled_error_is_500_and_its_log_line_has_the_request_id(
 async def test_a_database_that_does_not_answer_is_503_with_retry_after(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from litestar import get
     from sqlalchemy.exc import OperationalError
 
-    from services.kit.app import Runtime, create_service_app
-    from services.kit.settings import Settings
-
-    @get("/full", sync_to_thread=False)
-    def full() -> None:
-        raise OperationalError("INSERT ...", {}, Exception("database or disk is full"))
-
-    settings = Settings(data_dir=str(tmp_path), redis_mode="off")
-    app = create_service_app(
-        "full",
-        settings,
-        title="full",
-        description="",
-        route_handlers=[full],
-        runtime=Runtime("full", settings, None),
-        require_identity=False,
-    )
-    async with Running(app) as running:
-        r = await running.client.get("/full", headers={"x-request-id": "req-full-0001"})
+    full = OperationalError("INSERT ...", {}, Exception("database or disk is full"))
+    async with Running(_app_raising(tmp_path, full)) as running:
+        r = await running.client.get("/fail", headers={"x-request-id": "req-full-0001"})
     problem = assert_problem(r, 503, "store-unavailable")
     assert r.headers["retry-after"] == "1" and "disk" not in r.text
     assert problem["request_id"] == "req-full-0001"

@@ -246,3 +246,65 @@ async def test_summary_mode_posts_one_summary_per_store_day_and_picks_up_late_sa
     async with Running(build_embedded({**env, "POS_ERP_POSTING": "transaction"})) as mesh:
         refused = await mesh.client.post(day, headers=store)
         assert refused.status_code == 409
+
+
+async def test_a_mixed_batch_rejects_each_bad_transaction_with_its_code_and_posts_the_rest(
+    mesh: Running, env: dict[str, str]
+) -> None:
+    """Issue 12: a till's return was not checked against its sale (another store's, more
+    units, a higher price, no sale at all) and the ERP booked the refund; sales in another
+    currency or dated years ahead were accepted, then dead-lettered at the ERP."""
+    mine, theirs = till(env, "STORE-001"), till(env, "STORE-002")
+    sold = sale(1, qty=2)  # two units at 2.50
+    theirs_sale = sale(1, store="STORE-002")
+    assert (await upload(mesh, theirs, [theirs_sale])).json()["accepted"] == 1
+
+    def back(seq: int, of: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        sku = of["lines"][0]["sku"] if "lines" in of else SKUS[0]
+        tx = {
+            **sale(seq, sku=sku, **kw),
+            "kind": "return",
+            "original_transaction_id": of["transaction_id"],
+            "tenders": [],
+        }
+        return tx
+
+    higher = back(3, sold)
+    higher["lines"][0]["unit_price"]["amount"] = 999
+    dollars = sale(7)
+    dollars["lines"][0]["unit_price"]["currency"] = "USD"
+    dollars["tenders"][0]["amount"]["currency"] = "USD"
+    batch = [
+        sold,
+        back(2, sold),  # good: one of the two
+        higher,
+        back(4, sold, qty=2),  # one left to return, not two
+        back(5, theirs_sale),  # another store's sale
+        back(6, {"transaction_id": str(uuid.uuid4())}),  # a sale the POS never saw
+        dollars,
+        {**sale(8), "occurred_at": "2031-01-01T00:00:00Z"},
+        back(9, sold),  # good: the last unit
+    ]
+    results = (await upload(mesh, mine, batch)).json()["results"]
+    assert [(r["status"], r.get("code")) for r in results] == [
+        ("accepted", None),
+        ("accepted", None),
+        ("rejected", "higher-price"),
+        ("rejected", "too-many-units"),
+        ("rejected", "other-store"),
+        ("rejected", "sale-not-synced"),
+        ("rejected", "wrong-currency"),
+        ("rejected", "future-time"),
+        ("accepted", None),
+    ]
+    admin = {"Authorization": "Bearer " + dev_issuer(env).mint("ops", roles=["admin"])}
+    # the ERP books the sale and its two returns, and nothing is left for the dead letters
+    totals = await settle(
+        lambda: mesh.client.get(
+            f"/v1/erp/postings/totals/{sold['lines'][0]['sku']}", headers=admin
+        ),
+        lambda r: r.json()["refund_postings"] >= 2,
+    )
+    assert (totals.json()["ordered_units"], totals.json()["refunded_units"]) == (3, 2)
+    letters = await mesh.client.get("/admin/v1/dead-letters/events.pos", headers=admin)
+    assert letters.status_code == 200 and letters.json() == []
