@@ -126,6 +126,18 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 _RETRYABLE = frozenset({502, 503, 504})
 
 
+def _deliberate(status: int, headers: Any) -> bool:
+    """A 503 with `Retry-After` is the upstream's own answer ("order in progress, ask again
+    then"), not a failure: passed to the client as it is, never retried here, never counted
+    by the breaker (which closed every orders route on a service saying so)."""
+    return status == 503 and any(n.lower() == b"retry-after" for n, _ in headers)
+
+
+def _failed(status: int, headers: Any) -> bool:
+    """What the breaker counts of an answer: a 5xx the upstream did not mean."""
+    return status >= 500 and not _deliberate(status, headers)
+
+
 class _Retry(Exception):
     """This attempt failed in a way worth another; nothing was sent to the client."""
 
@@ -322,17 +334,20 @@ class Forwarder:
         inner["state"] = {}
         started = False
         swallowed = False
+        failed = False
         status = 0
 
         async def relay(message: dict[str, Any]) -> None:
-            nonlocal started, swallowed, status
+            nonlocal started, swallowed, status, failed
             if swallowed:
                 return
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if may_retry and status in _RETRYABLE:
+                upstream_headers = message.get("headers", ())
+                if may_retry and status in _RETRYABLE and not _deliberate(status, upstream_headers):
                     swallowed = True
                     return
+                failed = _failed(status, upstream_headers)
                 started = True
                 message = {
                     "type": "http.response.start",
@@ -363,7 +378,7 @@ class Forwarder:
             return False
         if swallowed:
             raise _Retry
-        return status < 500
+        return not failed
 
     async def _over_http(
         self,
@@ -398,9 +413,11 @@ class Forwarder:
                 connect_timeout=target.upstream.connect_timeout_s,
                 timeout=target.upstream.timeout_s,
             )
-            if may_retry and response.status in _RETRYABLE:
+            deliberate = _deliberate(response.status, response.headers)
+            if may_retry and response.status in _RETRYABLE and not deliberate:
                 await response.read()
                 raise _Retry
+            ok = not _failed(response.status, response.headers)
             start = {
                 "type": "http.response.start",
                 "status": response.status,
@@ -413,13 +430,13 @@ class Forwarder:
                 await send(start)
                 started = True
                 await send({"type": "http.response.body", "body": data})
-                return response.status < 500
+                return ok
             await send(start)
             started = True
             async for chunk in response.iter_chunks():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})
-            return response.status < 500
+            return ok
         except TimeoutError:
             if response is not None:
                 response.close()

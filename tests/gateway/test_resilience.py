@@ -49,6 +49,7 @@ class Flaky:
         self.default = 200
         self.calls = 0
         self.hold: asyncio.Event | None = None
+        self.extra_headers: list[tuple[bytes, bytes]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -62,7 +63,7 @@ class Flaky:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", b"application/json")],
+                "headers": [(b"content-type", b"application/json"), *self.extra_headers],
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -205,3 +206,23 @@ async def test_one_consumer_holds_at_most_its_share_of_an_upstreams_slots(tmp_pa
         state = running.app.guards["flaky"].snapshot()
         assert state.state == "closed" and state.failures == 0 and state.in_flight == 0
         await other.aclose()
+
+
+async def test_a_503_with_retry_after_is_the_upstreams_answer_not_a_failure(
+    flaky: tuple[Running, Flaky],
+) -> None:
+    """A service saying "in progress, ask again in 2 s" (503 + Retry-After) is passed on as
+    it is, not retried, and never opens the breaker for everyone else."""
+    running, upstream = flaky
+    upstream.default = 503
+    upstream.extra_headers = [(b"retry-after", b"2")]
+    for _ in range(12):  # twice the breaker's minimum of requests
+        r = await running.client.get("/v1/things/busy")
+        assert r.status_code == 503 and r.headers["retry-after"] == "2"
+    assert upstream.calls == 12  # no retry of a deliberate answer
+    state = running.app.guards["flaky"].snapshot()
+    assert state.state == "closed" and state.failures == 0
+    upstream.extra_headers = []  # a bare 503 is a failure: retried, then counted
+    r = await running.client.get("/v1/things/down")
+    assert r.status_code in (502, 503)
+    assert running.app.guards["flaky"].snapshot().failures >= 1
