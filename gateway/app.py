@@ -7,14 +7,11 @@ admin and portal APIs) is a small Litestar app built with the service kit.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import os
 import re
 import time
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import quote, unquote
 
 import msgspec
 from litestar import MediaType, Response, get
@@ -22,7 +19,8 @@ from litestar import MediaType, Response, get
 from gateway.admin import admin_controller
 from gateway.auth.identify import Authenticator, AuthFailure
 from gateway.auth.jwt import DevIssuer, JwksSource, JwtVerifier
-from gateway.auth.keys import KeyCache, KeyStore
+from gateway.auth.keycache import KeyCache
+from gateway.auth.keys import KeyStore
 from gateway.config import GatewayConfig, RouteConfig, VersionConfig, load_config
 from gateway.cors import (
     cors_response_headers,
@@ -31,6 +29,15 @@ from gateway.cors import (
     request_origin,
 )
 from gateway.forward import Forwarder, Guard, Target
+from gateway.intake import (
+    CONTROL,
+    content_length,
+    has_body,
+    head_within_limits,
+    headless,
+    raw_rest,
+    whole_body,
+)
 from gateway.limits import Limiter, PlanPolicy
 from gateway.metrics import GatewayMetrics
 from gateway.problems import send_problem
@@ -226,12 +233,12 @@ class Gateway:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            if not await _head_within_limits(scope, send):
+            if not await head_within_limits(scope, send):
                 return
             if scope["method"] == "HEAD":
                 # HEAD wherever GET is (RFC 9110 section 9.3.2): the GET, answered without
                 # its body, through the same authorization, limits and upstream
-                scope, send = {**scope, "method": "GET"}, _headless(send)
+                scope, send = {**scope, "method": "GET"}, headless(send)
             match = _VERSIONED.match(scope["path"])
             if match is not None:
                 await self._route(match, scope, receive, send)
@@ -244,8 +251,10 @@ class Gateway:
             if scope["method"] == "OPTIONS":
                 await self._options(scope, send)
                 return
-            if _has_body(scope):
-                read = await self._whole_body(scope, receive, send, self.config.max_body_bytes)
+            if has_body(scope):
+                read = await whole_body(
+                    scope, receive, send, self.config.max_body_bytes, self.config.body_timeout_s
+                )
                 if read is None:
                     return
                 receive = read
@@ -281,51 +290,6 @@ class Gateway:
             ],
         )
         return False
-
-    async def _whole_body(
-        self, scope: dict[str, Any], receive: Any, send: Any, limit: int
-    ) -> Any | None:
-        """Read the request body whole, within `limit` bytes and the body timeout: a
-        `receive` that replays it, or None once a problem (400, 408, 413) is answered."""
-        try:
-            async with asyncio.timeout(self.config.body_timeout_s):
-                body = await _read_bounded(receive, limit)
-        except _ClientGone:
-            # gone, or a framing the server could not parse (a bad chunk): a 400 for
-            # whoever is still there to read it
-            with contextlib.suppress(OSError, RuntimeError):
-                await send_problem(
-                    scope,
-                    send,
-                    400,
-                    "bad-body",
-                    "Incomplete request body",
-                    "the request body ended before it was complete",
-                    headers=[(b"connection", b"close")],
-                )
-            return None
-        except TimeoutError:
-            await send_problem(
-                scope,
-                send,
-                408,
-                "body-timeout",
-                "Request body too slow",
-                f"the request body must arrive within {self.config.body_timeout_s:g}s",
-                headers=[(b"connection", b"close")],
-            )
-            return None
-        if body is None:
-            await send_problem(
-                scope,
-                send,
-                413,
-                "payload-too-large",
-                "Payload too large",
-                f"request bodies are limited to {limit} bytes here",
-            )
-            return None
-        return _replay(body, receive)
 
     async def _options(self, scope: dict[str, Any], send: Any) -> None:
         """OPTIONS on the gateway's own paths, from its OpenAPI document: Litestar's automatic
@@ -376,7 +340,7 @@ class Gateway:
             await send(message)
 
         try:
-            if _CONTROL.search(rest) is not None:
+            if CONTROL.search(rest) is not None:
                 # No resource here has a control character in its path (a %0A in an id)
                 await send_problem(
                     scope,
@@ -448,7 +412,7 @@ class Gateway:
                 if route.max_body_bytes is not None
                 else self.config.max_body_bytes
             )
-            if _content_length(scope) > limit:
+            if content_length(scope) > limit:
                 await send_problem(
                     scope,
                     respond,
@@ -489,17 +453,17 @@ class Gateway:
                     self.metrics.refused(refusal[1])
                     await send_problem(scope, respond, *refusal[:4], headers=refusal[4])
                     return
-            if _has_body(scope):
+            if has_body(scope):
                 # The whole body first, bounded in size and time: a slow or endless upload is
                 # the client's fault (408, 413), never an upstream's timeout nor a slot held.
-                read = await self._whole_body(scope, receive, respond, limit)
+                read = await whole_body(scope, receive, respond, limit, self.config.body_timeout_s)
                 if read is None:
                     return
                 receive = read
             await self.forwarder.forward(
                 target,
                 f"/{version}/{api}",
-                _raw_rest(scope, f"/{version}/{api}", rest),
+                raw_rest(scope, f"/{version}/{api}", rest),
                 scope,
                 receive,
                 respond,
@@ -610,146 +574,12 @@ class Gateway:
         await send({"type": "lifespan.shutdown.complete"})
 
 
-# Below the HTTP server's own limits (Granian: 100 fields, about 400 KB of head, a 64 KB
-# URI), so that the gateway answers a problem+json first; past the server's limits, the
-# server answers 414 or 431 itself, with an empty body.
-_MAX_HEADERS = 64
-_MAX_TARGET_BYTES = 8 * 1024
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_MAX_HEADER_BYTES = 16 * 1024
-_MAX_HEADERS_TOTAL = 32 * 1024
-
-
-async def _head_within_limits(scope: dict[str, Any], send: Any) -> bool:
-    """The request line and headers within the gateway's bounds, or a 414 or 431 problem."""
-    target = len(scope.get("raw_path") or scope["path"]) + len(scope.get("query_string", b""))
-    if target > _MAX_TARGET_BYTES:
-        await send_problem(
-            scope,
-            send,
-            414,
-            "uri-too-long",
-            "URI too long",
-            f"the path and query are limited to {_MAX_TARGET_BYTES} bytes",
-            headers=[(b"connection", b"close")],
-        )
-        return False
-    problem = _header_problem(scope)
-    if problem is not None:
-        await send_problem(
-            scope,
-            send,
-            431,
-            "headers-too-large",
-            "Request headers too large",
-            problem,
-            headers=[(b"connection", b"close")],
-        )
-        return False
-    return True
-
-
-def _header_problem(scope: dict[str, Any]) -> str | None:
-    headers = scope["headers"]
-    if len(headers) > _MAX_HEADERS:
-        return f"at most {_MAX_HEADERS} request headers"
-    total = 0
-    for name, value in headers:
-        size = len(name) + len(value)
-        if size > _MAX_HEADER_BYTES:
-            return f"a header field is limited to {_MAX_HEADER_BYTES} bytes"
-        total += size
-    if total > _MAX_HEADERS_TOTAL:
-        return f"request headers are limited to {_MAX_HEADERS_TOTAL} bytes in all"
-    return None
-
-
-def _has_body(scope: dict[str, Any]) -> bool:
-    return any(
-        (n == b"content-length" and v != b"0") or n == b"transfer-encoding"
-        for n, v in scope["headers"]
-    )
-
-
 def limit_key(identity: Identity) -> str:
     """Whose limits a request counts against: a partner's, across all its keys and tokens;
     otherwise the consumer's own (a JWT subject, a key, a client address)."""
     if identity.partner_id:
         return "partner:" + identity.partner_id
     return identity.consumer
-
-
-def _headless(send: Any) -> Any:
-    """A `send` that passes the head of an answer and drops its body."""
-
-    async def headless(message: dict[str, Any]) -> None:
-        if message["type"] != "http.response.body":
-            await send(message)
-        elif not message.get("more_body", False):
-            await send({"type": "http.response.body", "body": b""})
-
-    return headless
-
-
-class _ClientGone(Exception):
-    """The client disconnected before its body was complete."""
-
-
-async def _read_bounded(receive: Any, limit: int) -> bytes | None:
-    """The body, or None past `limit` bytes; `_ClientGone` when the client went away."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes, original: Any) -> Any:
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return dict(await original())
-
-    return receive
-
-
-_REQUEST_TARGET = re.compile(rb"^[!-~]*$")
-
-
-def _raw_rest(scope: dict[str, Any], mount: str, rest: str) -> str:
-    """The rest of the path as the client wrote it, percent-encoding kept: what the gateway
-    authorized is the decoded form, and the upstream decodes the same bytes to the same form.
-    Forwarding the decoded path instead would let `%23` or `%3F` cut it upstream (`/orders/#/ready`
-    is routed as `/orders`), a path the gateway never authorized."""
-    raw = scope.get("raw_path")
-    if isinstance(raw, bytes) and _REQUEST_TARGET.match(raw):
-        head = mount.encode()
-        if raw.startswith(head) and unquote(raw[len(head) :].decode("ascii")) == rest:
-            return raw[len(head) :].decode("ascii")
-    # no raw path (or one written otherwise, `%76%31` for `v1`): the decoded form, re-encoded
-    return quote(rest, safe="/!$&'()*+,;=:@-._~")
-
-
-def _content_length(scope: dict[str, Any]) -> int:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
 
 
 def create_gateway(

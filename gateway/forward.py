@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from gateway.intake import has_body
 from gateway.problems import send_problem
 from gateway.resilience import (
     BreakerState,
@@ -276,11 +277,8 @@ class Forwarder:
         path = target.prefix + (raw_rest or "/")
         headers = upstream_headers(scope, mount)
         headers += extra_headers
-        has_body = any(
-            (n == b"content-length" and v != b"0") or n == b"transfer-encoding"
-            for n, v in scope["headers"]
-        )
-        retries = target.upstream.retries if scope["method"] in _IDEMPOTENT and not has_body else 0
+        body_sent = has_body(scope)
+        retries = target.upstream.retries if scope["method"] in _IDEMPOTENT and not body_sent else 0
         guard.budget.deposit()
         try:
             for attempt in range(retries + 1):
@@ -299,7 +297,7 @@ class Forwarder:
                             scope,
                             attempt_receive,
                             send,
-                            has_body,
+                            body_sent,
                             may_retry,
                         )
                 except _Retry:

@@ -297,7 +297,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     async def run(settings: Any, config: Any, store: Any, db: Any) -> int:
-        from gateway.auth.keys import KeyCache, KeyRefused
+        from gateway.auth.keycache import KeyCache
+        from gateway.auth.keys import KeyRefused
         from services.kit.redisconn import connect_redis
 
         if args.action == "create":

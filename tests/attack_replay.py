@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import jwt
 
 from services.kit.settings import Settings
 from tests.modes import Mode, day_use, raw_request, running_mode, slow_upload
@@ -110,15 +109,7 @@ def no_identity(mode: Mode) -> tuple[str, bool]:
 
 @attack("signed JWT with crit: [unknown]", "401 problem")
 def crit(mode: Mode) -> tuple[str, bool]:
-    claims = jwt.decode(
-        mode.issuer.mint("c", scopes=["orders:read"]), options={"verify_signature": False}
-    )
-    token = jwt.encode(
-        claims,
-        mode.issuer._key,  # type: ignore[arg-type]
-        algorithm="EdDSA",
-        headers={"kid": mode.issuer.kid, "crit": ["urn:x"], "urn:x": 1},
-    )
+    token = mode.critical_token("orders:read")
     r = mode.client.get("/v1/orders/orders", headers={"Authorization": f"Bearer {token}"})
     return f"{r.status_code} {r.headers['content-type']}", r.status_code == 401
 

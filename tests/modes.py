@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import redis
 
 from tests.conftest import dev_issuer
@@ -45,6 +46,18 @@ class Mode:
     @property
     def admin(self) -> dict[str, str]:
         return self.token("ops", roles=["admin"])
+
+    def critical_token(self, *scopes: str) -> str:
+        """A correctly signed token whose `crit` header names an extension nobody knows."""
+        claims = jwt.decode(
+            self.issuer.mint("crit", scopes=list(scopes)), options={"verify_signature": False}
+        )
+        return jwt.encode(
+            claims,
+            self.issuer._key,
+            algorithm="EdDSA",
+            headers={"kid": self.issuer.kid, "crit": ["urn:x:must"], "urn:x:must": 1},
+        )
 
     def checkout(self, customer: str, **headers: str) -> httpx.Response:
         return self.client.post(

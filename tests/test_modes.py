@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Iterator
 
 import httpx
-import jwt
 import pytest
 
 from tests.modes import Mode, day_use, raw_request, running_mode, slow_upload
@@ -78,15 +77,7 @@ def test_a_body_of_another_media_type_is_415(mode: Mode) -> None:
 
 
 def test_a_critical_header_extension_is_401(mode: Mode) -> None:
-    claims = jwt.decode(
-        mode.issuer.mint("crit", scopes=["orders:read"]), options={"verify_signature": False}
-    )
-    token = jwt.encode(
-        claims,
-        mode.issuer._key,  # type: ignore[arg-type]
-        algorithm="EdDSA",
-        headers={"kid": mode.issuer.kid, "crit": ["urn:x:must"], "urn:x:must": 1},
-    )
+    token = mode.critical_token("orders:read")
     r = mode.client.get("/v1/orders/orders", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
 

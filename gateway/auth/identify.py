@@ -15,7 +15,8 @@ from services.kit.identity import Identity
 
 if TYPE_CHECKING:
     from gateway.auth.jwt import JwtVerifier
-    from gateway.auth.keys import ApiKey, KeyCache
+    from gateway.auth.keycache import KeyCache
+    from gateway.auth.keys import ApiKey
     from gateway.config import JwtPlans, RouteConfig
 
 __all__ = ["AuthFailure", "Authenticator", "Unauthenticated", "Unauthorized"]
