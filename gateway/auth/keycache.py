@@ -6,6 +6,7 @@ reconnects)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from redis.exceptions import RedisError
 
 from gateway.auth.keys import ApiKey, KeyStore, checksum_ok, hash_key
+from services.kit.supervisor import Liveness
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -41,7 +43,9 @@ class KeyCache:
         self.ttl_s, self.negative_ttl_s = ttl_s, negative_ttl_s
         self._entries: dict[str, tuple[ApiKey | None, float]] = {}
         self._partners: dict[str, tuple[bool, float]] = {}
-        self._stopping = False
+        self._stopping = asyncio.Event()
+        self.name = "key invalidation listener"
+        self.liveness = Liveness(expected_s=30.0)
 
     async def lookup(self, key: str) -> ApiKey | None:
         if len(key) != 46:
@@ -84,24 +88,32 @@ class KeyCache:
             await self.redis.publish(self.channel, digest)
 
     def stop(self) -> None:
-        self._stopping = True
+        self._stopping.set()
 
     async def run(self) -> None:
-        """Listen for invalidations for the life of the gateway."""
+        """Listen for invalidations for the life of the gateway (one process without Redis
+        has nobody to hear from: it just waits to be stopped)."""
         if self.redis is None:
+            while not self._stopping.is_set():
+                self.liveness.ok()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(5.0):
+                        await self._stopping.wait()
             return
-        while not self._stopping:
+        while not self._stopping.is_set():
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
                 # Whatever changed while we were not listening: start from a clean cache.
                 self._entries.clear()
-                while not self._stopping:
+                while not self._stopping.is_set():
+                    self.liveness.ok()
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         data = message["data"]
                         self.forget(data.decode() if isinstance(data, bytes) else str(data))
             except (RedisError, OSError) as exc:
+                self.liveness.failed(exc)
                 log.warning("key invalidation channel lost, retrying: %s", exc)
                 await asyncio.sleep(1.0)
             finally:

@@ -20,12 +20,11 @@ import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from redis.exceptions import RedisError
 from sqlalchemy import MetaData
 
 from services.kit.errors import NotReady, problem_responses
 from services.kit.errors import problem_details_plugin as _problems
-from services.kit.events import EventBus, Outbox, RedisBus, Relay, Runnable
+from services.kit.events import EventBus, Outbox, RedisBus, Relay
 from services.kit.identity import Identity, IdentityCodec, SigningClient
 from services.kit.logs import access_log
 from services.kit.redisconn import connect_redis
@@ -33,6 +32,7 @@ from services.kit.registry import Registry, ServiceClient, parse_service_urls
 from services.kit.requestid import request_id, request_started_at
 from services.kit.storage import Database
 from services.kit.strictbody import strict_body
+from services.kit.supervisor import Supervisor, WorkerState
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from services.kit.settings import Settings
+    from services.kit.supervisor import Worker
 
 __all__ = ["Health", "Readiness", "Runtime", "create_service_app"]
 
@@ -55,9 +56,13 @@ class Readiness(msgspec.Struct, frozen=True):
     status: str
     service: str
     checks: dict[str, str]
+    #: each background worker: its last completed round, failures in a row, restarts
+    workers: dict[str, WorkerState] = {}
 
 
 _OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+#: how long a readiness probe waits for each dependency
+READY_TIMEOUT_S = 0.4
 
 
 class Runtime:
@@ -79,10 +84,9 @@ class Runtime:
         self.redis: Redis | None = None
         self.bus: EventBus | None = None
         self.relay: Relay | None = None
-        self.workers: list[Runnable] = []
+        self.supervisor = Supervisor()
         self._identity: IdentityCodec | None = None
         self._owns_redis = False
-        self._tasks: list[asyncio.Task[None]] = []
         self._ready_at: tuple[float, dict[str, str]] | None = None
 
     @property
@@ -107,10 +111,10 @@ class Runtime:
             return  # the service's own /schema too: the gateway publishes what is public
         self.identity.from_request(connection)  # type: ignore[arg-type]
 
-    def add_worker(self, worker: Runnable) -> None:
-        """Run a background worker (an event consumer) for the life of the service."""
-        self.workers.append(worker)
-        self._tasks.append(asyncio.create_task(worker.run(), name=f"{self.name}-worker"))
+    def add_worker(self, worker: Worker) -> None:
+        """Run a background worker for the life of the service, supervised: started again
+        when it dies, and late in `/readyz` when it stops completing rounds."""
+        self.supervisor.start(worker)
 
     async def start(self, bus: EventBus | None = None) -> None:
         settings = self.settings
@@ -133,13 +137,7 @@ class Runtime:
         self.add_worker(self.relay)
 
     async def stop(self) -> None:
-        for worker in self.workers:
-            worker.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
-        self.workers.clear()
+        await self.supervisor.stop()
         if self.db is not None:
             await self.db.dispose()
         if self.redis is not None and self._owns_redis:
@@ -156,23 +154,26 @@ class Runtime:
         return checks
 
     async def readiness(self) -> dict[str, str]:
+        """Each dependency answers within `READY_TIMEOUT_S`, or it counts as failed: a hung
+        Redis or database makes `/readyz` say 503 in time, not hang with it."""
         checks: dict[str, str] = {}
-        try:
-            assert self.db is not None
-            await self.db.ping()
-            checks["database"] = "ok"
-        except Exception as exc:
-            checks["database"] = f"failed: {type(exc).__name__}"
+        assert self.db is not None
+        probes: dict[str, Awaitable[Any]] = {"database": self.db.ping()}
         if self.redis is not None:
-            try:
-                await self.redis.ping()
-                checks["redis"] = "ok"
-            except (RedisError, OSError) as exc:
-                checks["redis"] = f"failed: {type(exc).__name__}"
+            probes["redis"] = self.redis.ping()
         else:
             checks["redis"] = "in-memory"
-        if self.relay is not None:
-            checks["event_relay"] = "ok" if self.relay.healthy else "waiting for the bus"
+        for name, probe in probes.items():
+            try:
+                async with asyncio.timeout(READY_TIMEOUT_S):
+                    await probe
+                checks[name] = "ok"
+            except TimeoutError:
+                checks[name] = f"failed: no answer within {READY_TIMEOUT_S} s"
+            except Exception as exc:
+                checks[name] = f"failed: {type(exc).__name__}"
+        late = sorted(n for n, w in self.supervisor.states().items() if w.status != "ok")
+        checks["workers"] = "late: " + ", ".join(late) if late else "ok"
         return checks
 
 
@@ -206,9 +207,15 @@ def create_service_app(
     )
     async def readyz() -> Response[Any]:
         checks = await runtime.readiness_at_most_every(1.0)
+        workers = runtime.supervisor.states()
         if all(v in ("ok", "in-memory") for v in checks.values()):
-            return Response(Readiness(status="ready", service=name, checks=checks))
-        raise NotReady("a dependency does not answer", headers={"Retry-After": "1"}, checks=checks)
+            return Response(Readiness(status="ready", service=name, checks=checks, workers=workers))
+        raise NotReady(
+            "a dependency does not answer, or a worker is late",
+            headers={"Retry-After": "1"},
+            checks=checks,
+            workers={k: msgspec.to_builtins(v) for k, v in workers.items()},
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:

@@ -254,6 +254,7 @@ class Resumer:
     def __init__(self, driver: Driver, db: Database, table: Table, interval_s: float) -> None:
         self.driver, self.db, self.table = driver, db, table
         self._worker = Periodic(f"{table.name} resumer", interval_s, self.sweep)
+        self.name, self.liveness = self._worker.name, self._worker.liveness
 
     def stop(self) -> None:
         self._worker.stop()

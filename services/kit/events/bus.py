@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 import msgspec
 
+from services.kit.supervisor import Liveness
+
 __all__ = ["ConsumerPolicy", "DeadLetter", "EventBus", "Handler", "Runnable"]
 
 #: A consumer's handler receives the decoded envelope; raising means "retry later".
@@ -31,6 +33,8 @@ class ConsumerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     concurrency: int = 1
     #: how long "this event was applied" is remembered, for idempotency
     dedupe_ttl_s: int = 7 * 24 * 3600
+    #: how long a round of reading and handling may take before the consumer counts as stuck
+    round_s: float = 120.0
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,6 +52,11 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Runnable(Protocol):
+    """A background worker (see `services.kit.supervisor`)."""
+
+    name: str
+    liveness: Liveness
+
     async def run(self) -> None: ...
 
     def stop(self) -> None: ...

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from services.kit.events.bus import ConsumerPolicy, DeadLetter, Handler
+from services.kit.supervisor import Liveness
 
 __all__ = ["MemoryBus"]
 
@@ -82,6 +83,8 @@ class _MemoryConsumer:
         self.handler, self.decoder, self.policy = handler, decoder, policy
         self._position = 0
         self._stopping = False
+        self.name = f"consumer {stream}/{group}"
+        self.liveness = Liveness(expected_s=policy.block_s + policy.round_s)
 
     def stop(self) -> None:
         self._stopping = True
@@ -89,6 +92,7 @@ class _MemoryConsumer:
     async def run(self) -> None:
         entries = self.bus._streams[self.stream]
         while not self._stopping:
+            self.liveness.ok()
             if self._position >= len(entries):
                 async with self.bus._changed:
                     try:

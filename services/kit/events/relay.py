@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
+from services.kit.supervisor import Liveness
+
 if TYPE_CHECKING:
     from services.kit.events.bus import EventBus
     from services.kit.events.outbox import Outbox
@@ -37,6 +39,9 @@ class Relay:
         self.interval_s, self.batch, self.retention = interval_s, batch, retention
         self._stopping = False
         self.healthy = True
+        self.name = "event relay"
+        #: a round is a few milliseconds; half a minute without one is a stuck relay
+        self.liveness = Liveness(expected_s=max(30.0, 20 * interval_s))
 
     def stop(self) -> None:
         self._stopping = True
@@ -71,10 +76,13 @@ class Relay:
         return len(done)
 
     async def run(self) -> None:
+        """Publish until stopped. A bus outage is waited out here; any other error (the
+        database's) ends the run and the supervisor starts it again."""
         cycles = 0
         while not self._stopping:
             try:
                 sent = await self.run_once()
+                self.liveness.ok()
                 if not self.healthy:
                     log.info("event relay recovered")
                 self.healthy = True
@@ -85,6 +93,7 @@ class Relay:
                     async with self.db.write() as conn:
                         await self.outbox.purge(conn, self.retention)
             except (RedisError, OSError) as exc:
+                self.liveness.failed(exc)
                 if self.healthy:
                     log.warning("event relay cannot publish, events wait in the outbox: %s", exc)
                 self.healthy = False

@@ -21,6 +21,7 @@ import msgspec
 from redis.exceptions import RedisError, ResponseError
 
 from services.kit.events.bus import ConsumerPolicy, DeadLetter, Handler
+from services.kit.supervisor import Liveness
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -141,12 +142,15 @@ class StreamConsumer:
         self.group = group
         self.handler = handler
         self.decoder = decoder
-        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        #: this member's name in the group (Redis's); `name` is the worker's, for operators
+        self.consumer_name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self.name = f"consumer {stream}/{group}"
         self.policy = policy
         self._attempts_key = f"{bus.prefix}attempts:{stream}:{group}"
         self._done_prefix = f"{bus.prefix}done:{stream}:{group}:"
         self._stopping = False
         self._claim_cursor = "-"
+        self.liveness = Liveness(expected_s=policy.block_s + policy.round_s)
 
     def stop(self) -> None:
         self._stopping = True
@@ -160,13 +164,16 @@ class StreamConsumer:
                 raise
 
     async def run(self) -> None:
-        """Consume until stopped; Redis outages are waited out, not fatal."""
+        """Consume until stopped; Redis outages are waited out, anything else ends the run
+        and the supervisor starts it again."""
         while not self._stopping:
             try:
                 await self.ensure_group()
                 while not self._stopping:
                     await self.step()
+                    self.liveness.ok()
             except (RedisError, OSError) as exc:
+                self.liveness.failed(exc)
                 log.warning(
                     "consumer %s/%s: redis error %s; retrying", self.stream, self.group, exc
                 )
@@ -177,7 +184,7 @@ class StreamConsumer:
         handled = await self._process_all(await self._reclaim())
         reply: Any = await self.redis.xreadgroup(
             self.group,
-            self.name,
+            self.consumer_name,
             {self.key: ">"},
             count=self.policy.batch,
             block=int(self.policy.block_s * 1000),
@@ -235,7 +242,11 @@ class StreamConsumer:
             return []
         # XCLAIM re-checks the idle time, so two consumers racing for a message: one wins.
         claimed: Any = await self.redis.xclaim(
-            self.key, self.group, self.name, min_idle_time=max(floor_ms, 1), message_ids=due
+            self.key,
+            self.group,
+            self.consumer_name,
+            min_idle_time=max(floor_ms, 1),
+            message_ids=due,
         )
         return [(msg_id, fields) for msg_id, fields in claimed if fields]
 

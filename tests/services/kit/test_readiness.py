@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 from services.erp.app import ErpSettings, create_app
+from services.kit.supervisor import Liveness
 from tests.conftest import Running
 from tests.support import RedisServer, settle
+
+
+class Stuck:
+    """A worker that hangs after its first round (a call that never returns)."""
+
+    name = "stuck"
+
+    def __init__(self) -> None:
+        self.liveness = Liveness(expected_s=0.2)
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        self.liveness.ok()
+        await self._stop.wait()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+async def test_readyz_fails_while_a_worker_completes_no_round(tmp_path: Path) -> None:
+    app = create_app(ErpSettings(data_dir=str(tmp_path), redis_mode="off"))
+    async with Running(app) as running:
+        app.state.runtime.add_worker(Stuck())
+        r = await settle(lambda: running.client.get("/readyz"), lambda r: r.status_code == 503)
+        problem = r.json()
+        assert problem["checks"]["workers"] == "late: stuck"
+        assert problem["workers"]["stuck"]["status"] == "late"
+        assert problem["workers"]["event relay"]["status"] == "ok"
+        assert r.headers["retry-after"] == "1"
 
 
 async def test_readyz_fails_when_redis_goes_away_and_recovers(tmp_path: Path) -> None:
@@ -19,7 +50,8 @@ async def test_readyz_fails_when_redis_goes_away_and_recovers(tmp_path: Path) ->
         async with Running(app) as running:
             ready = await running.client.get("/readyz")
             assert ready.status_code == 200
-            assert ready.json()["checks"] == {"database": "ok", "redis": "ok", "event_relay": "ok"}
+            assert ready.json()["checks"] == {"database": "ok", "redis": "ok", "workers": "ok"}
+            assert ready.json()["workers"]["event relay"]["status"] == "ok"
             server.stop()
             # readiness is checked at most once a second: the next check sees Redis gone
             r = await settle(lambda: running.client.get("/readyz"), lambda r: r.status_code == 503)
