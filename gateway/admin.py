@@ -1,5 +1,6 @@
 """The operator API (`/admin/v1/...`): partners, keys, plans and routes, circuit breakers,
-a consumer's rate-limit state, dead letters. Every call needs a JWT with the role `admin`."""
+a consumer's rate-limit state, the event backlog and dead letters. Every call needs a JWT
+with the role `admin`."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from gateway.auth.keys import ApiKey, KeyRefused, Partner, list_partners
 from gateway.config import PlanConfig
 from gateway.resilience import BreakerState
 from services.kit.errors import NotFound, Unprocessable, problem_responses
-from services.kit.events import DeadLetter
+from services.kit.events import Backlog, DeadLetter
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
@@ -251,6 +252,25 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
                     for w, used, s in await gateway.limiter.usage(consumer)
                 ],
             )
+
+        @get(
+            "/backlog",
+            summary="What each consumer group has still to deliver, and how old the oldest is",
+            description="""
+                Per stream and consumer group: events delivered and not yet done (being
+                handled, or waiting to be retried while the other side is busy or away),
+                events not yet delivered, and the age of the oldest of them. A backlog that
+                grows old while a system of record is down is expected; it drains by itself
+                when the system is back.
+            """,
+            responses=_ADMIN,
+        )
+        async def backlog(self) -> list[Backlog]:
+            assert gateway.runtime.bus is not None
+            out: list[Backlog] = []
+            for stream in sorted(STREAMS):
+                out += await gateway.runtime.bus.backlog(stream)
+            return out
 
         @get(
             "/dead-letters/{stream:str}",

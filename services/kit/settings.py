@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 
 import msgspec
 
+from services.kit.events.bus import ConsumerPolicy
+
 __all__ = ["Settings", "SettingsError", "from_env", "instance_id"]
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -60,6 +62,19 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     seed: bool = True
     relay_interval_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
     request_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    #: how long an event another service cannot take now (its 429/5xx, no answer) is
+    #: retried before it becomes a dead letter: days, so that an ERP outage waits
+    retry_for_h: Annotated[float, msgspec.Meta(gt=0, le=24 * 30)] = 72.0
+    #: the longest wait between two of those retries (backoff doubles up to it, with jitter)
+    retry_max_backoff_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60.0
+
+    def delivery_policy(self, **kw: Any) -> ConsumerPolicy:
+        """A consumer policy for delivering events to another service: retried for
+        `retry_for_h` while it is busy or away, backing off up to `retry_max_backoff_s`."""
+        return ConsumerPolicy(
+            retry_for_s=self.retry_for_h * 3600, max_backoff_s=self.retry_max_backoff_s, **kw
+        )
+
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     #: mesh mode: where the other services are, `erp=http://127.0.0.1:8101,...`
     service_urls: Annotated[str, msgspec.Meta(max_length=4096)] = ""

@@ -34,7 +34,6 @@ from contracts.models import (
 from contracts.problems import PROBLEM_MEDIA_TYPE
 from services.kit.app import Runtime, create_service_app
 from services.kit.errors import problem_responses, public_path
-from services.kit.events import ConsumerPolicy
 from services.kit.identity import Identity, require_scope
 from services.kit.periodic import Periodic
 from services.kit.registry import Registry
@@ -344,8 +343,9 @@ def create_app(
                 await effects.undo_cancelled(event.order_id)
 
         # Postings are idempotent and independent: many at once; retried (with backoff up to
-        # a minute) for as long as the ERP is down, a dead letter only after about a day.
-        policy = ConsumerPolicy(concurrency=16, batch=128, max_attempts=1500, max_backoff_s=60.0)
+        # a minute) for as long as the ERP is busy or down (`retry_for_h`), a dead letter at
+        # once only when the ERP calls the posting wrong.
+        policy = settings.delivery_policy(concurrency=16, batch=128)
         rt.add_worker(
             rt.bus.consumer(
                 ORDERS_STREAM, "orders-erp", on_order_event, ORDERS_DECODER, policy=policy

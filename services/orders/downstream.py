@@ -36,6 +36,8 @@ from contracts.models import (
     TransactionPage,
 )
 from services.kit.errors import Unavailable
+from services.kit.events import RetryLater, verdict
+from services.kit.events.delivery import retry_after_s
 from services.kit.identity import IDENTITY_HEADER, Identity
 from services.kit.registry import ServiceCallError
 from services.orders.errors import UnknownReceipt
@@ -72,8 +74,10 @@ class Refused(Exception):
         super().__init__(detail)
 
 
-class NotNow(Exception):
-    """A service did not answer usefully after a few tries; resume the saga later."""
+class NotNow(RetryLater):
+    """A service did not answer usefully after a few tries (a 5xx, a 429, no answer):
+    resume the saga later; an event handler raising it is retried, never dead-lettered
+    before `retry_for_h`."""
 
 
 class SagaOrder(msgspec.Struct, kw_only=True):
@@ -124,7 +128,7 @@ class Downstream:
         self, client: Any, method: str, path: str, identity: Identity, body: Any = None
     ) -> ServiceResponse:
         """Call until an answer that is not a 5xx or a 429; `NotNow` after `attempts`."""
-        last = "no answer"
+        last, asked = "no answer", None
         for attempt in range(self.attempts):
             try:
                 response: ServiceResponse = await client.request(
@@ -136,9 +140,12 @@ class Downstream:
                 if response.status < 500 and response.status != 429:
                     return response
                 last = f"{client.name} answered {response.status}"
+                asked = retry_after_s(response.headers)
+                if asked is not None and asked > self.backoff_s * 2**attempt:
+                    break  # it asked for longer than we wait here: leave it to the retry
             if attempt + 1 < self.attempts:
                 await asyncio.sleep(self.backoff_s * 2**attempt)
-        raise NotNow(f"{method} {client.name}{path}: {last}")
+        raise NotNow(f"{method} {client.name}{path}: {last}", asked)
 
     def _customer(self, order: SagaOrder) -> Identity:
         # Points are the customer's: loyalty checks that the member is theirs.
@@ -286,10 +293,7 @@ class Downstream:
             occurred_at=order.created_at,
         )
         r = await self._call(self.erp, "POST", "/postings/orders", _SERVICE, posting)
-        if r.status != 201:
-            raise NotNow(
-                f"ERP refused the posting of {order.order_id}: {r.status} {r.body[:200]!r}"
-            )
+        verdict(r, f"ERP posting {order.order_id}", done=(201,))
 
     async def post_cancellation(self, order: SagaOrder, at: datetime) -> None:
         """Refund a posted order in the ERP and book its units back into stock."""
@@ -301,8 +305,7 @@ class Downstream:
             occurred_at=at,
         )
         r = await self._call(self.erp, "POST", "/postings/refunds", _SERVICE, posting)
-        if r.status != 201:
-            raise NotNow(f"ERP refused the cancellation of {order.order_id}: {r.status}")
+        verdict(r, f"ERP cancellation {order.order_id}", done=(201,))
         for index, line in enumerate(order.lines):
             adjustment = StockAdjustment(
                 adjustment_id=f"{order.order_id}.cancel.{index}",
@@ -312,8 +315,7 @@ class Downstream:
                 reason="receipt",
             )
             r = await self._call(self.erp, "POST", "/inventory/adjustments", _SERVICE, adjustment)
-            if r.status != 201:
-                raise NotNow(f"ERP refused the restock of {adjustment.adjustment_id}: {r.status}")
+            verdict(r, f"ERP restock {adjustment.adjustment_id}", done=(201,))
 
     # returns
 

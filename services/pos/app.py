@@ -23,7 +23,6 @@ from contracts.models import (
 )
 from services.kit.app import Runtime, create_service_app
 from services.kit.errors import Unprocessable, problem_responses
-from services.kit.events import ConsumerPolicy
 from services.kit.identity import Identity
 from services.kit.registry import Registry
 from services.kit.requestid import request_id
@@ -178,7 +177,7 @@ def create_app(
                 "pos-erp",
                 poster,
                 POS_DECODER,
-                policy=ConsumerPolicy(concurrency=16, batch=256),
+                policy=settings.delivery_policy(concurrency=16, batch=256),
             )
         )
 

@@ -1,7 +1,9 @@
 """What a recorded till transaction sets off, through the outbox (never inline calls):
 
 erp      a posting per transaction (sale → order posting, return → refund posting),
-         idempotent at the ERP by the transaction id, retried until it is booked
+         idempotent at the ERP by the transaction id, retried until it is booked: while
+         the ERP answers 429/5xx or not at all, for `retry_for_s` (days), honouring its
+         Retry-After; only a posting the ERP calls wrong (another 4xx) is a dead letter
 stock    the ERP's posting moves the store's stock and publishes the new positions,
          which the available-to-sell service applies (so stock moves once)
 """
@@ -14,20 +16,18 @@ import msgspec
 
 from contracts.events import Envelope, PosEvent, StoreDaySummarized, TillTransactionRecorded
 from contracts.models import Money, OrderPosting, PostingLine, RefundPosting
+from services.kit.events import RetryLater, verdict
 from services.kit.identity import IDENTITY_HEADER, Identity
+from services.kit.registry import ServiceCallError
 
 if TYPE_CHECKING:
     from services.kit.identity import IdentityCodec
     from services.kit.registry import ServiceClient
 
-__all__ = ["POS_DECODER", "ErpPoster", "PostingFailed"]
+__all__ = ["POS_DECODER", "ErpPoster"]
 
 POS_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Envelope[PosEvent])
 _POSTER = Identity(kind="service", consumer="pos", scopes=frozenset({"erp:post"}))
-
-
-class PostingFailed(Exception):
-    """The ERP did not book it this time; the consumer retries, then dead-letters."""
 
 
 class ErpPoster:
@@ -41,9 +41,13 @@ class ErpPoster:
         headers = {IDENTITY_HEADER: self.codec.sign(_POSTER)}
         if correlation_id:
             headers["x-request-id"] = correlation_id
-        response = await self.erp.request("POST", path, json=posting, headers=headers)
-        if response.status != 201:
-            raise PostingFailed(f"ERP answered {response.status}: {response.body[:300]!r}")
+        try:
+            response = await self.erp.request("POST", path, json=posting, headers=headers)
+        except ServiceCallError as exc:
+            raise RetryLater(f"ERP posting {posting.posting_id}: {exc}") from None
+        # A busy or absent ERP is waited out (days if need be); a posting it calls wrong is
+        # a dead letter at once, for an operator.
+        verdict(response, f"ERP posting {posting.posting_id}", done=(201,))
 
     async def __call__(self, envelope: Envelope[Any]) -> None:
         event = envelope.data

@@ -1,12 +1,23 @@
 """Events: outbox, relay, and consumers over Redis Streams (or an in-memory stand-in)."""
 
-from services.kit.events.bus import ConsumerPolicy, DeadLetter, EventBus, Handler, Runnable
+from services.kit.events.bus import (
+    Backlog,
+    ConsumerPolicy,
+    DeadLetter,
+    EventBus,
+    Handler,
+    RetryLater,
+    Runnable,
+    Undeliverable,
+)
+from services.kit.events.delivery import verdict
 from services.kit.events.memory import MemoryBus
 from services.kit.events.outbox import Outbox, OutboxRow
 from services.kit.events.relay import Relay
 from services.kit.events.streams import RedisBus, StreamConsumer
 
 __all__ = [
+    "Backlog",
     "ConsumerPolicy",
     "DeadLetter",
     "EventBus",
@@ -16,6 +27,9 @@ __all__ = [
     "OutboxRow",
     "RedisBus",
     "Relay",
+    "RetryLater",
     "Runnable",
     "StreamConsumer",
+    "Undeliverable",
+    "verdict",
 ]

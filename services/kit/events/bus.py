@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -9,10 +10,37 @@ import msgspec
 
 from services.kit.supervisor import Liveness
 
-__all__ = ["ConsumerPolicy", "DeadLetter", "EventBus", "Handler", "Runnable"]
+__all__ = [
+    "Backlog",
+    "ConsumerPolicy",
+    "DeadLetter",
+    "EventBus",
+    "Handler",
+    "RetryLater",
+    "Runnable",
+    "Undeliverable",
+    "retry_delay",
+]
 
-#: A consumer's handler receives the decoded envelope; raising means "retry later".
+#: A consumer's handler receives the decoded envelope. Raising `RetryLater` means "the other
+#: side is busy or away", `Undeliverable` "this will never succeed"; any other exception is
+#: a failure of unknown kind, retried `max_attempts` times.
 Handler = Callable[[Any], Awaitable[None]]
+
+
+class RetryLater(Exception):
+    """The other side cannot take it now (429, 503, a timeout, unreachable): nothing is
+    wrong with the event. Retried with backoff for `retry_for_s`, however many attempts that
+    takes, and never sooner than `retry_after_s` (the other side's `Retry-After`)."""
+
+    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+
+class Undeliverable(Exception):
+    """The other side said the event is wrong (a 4xx about its content): trying again
+    cannot help, so it goes to the dead letters at once, for an operator."""
 
 
 class ConsumerPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,6 +63,31 @@ class ConsumerPolicy(msgspec.Struct, frozen=True, kw_only=True):
     dedupe_ttl_s: int = 7 * 24 * 3600
     #: how long a round of reading and handling may take before the consumer counts as stuck
     round_s: float = 120.0
+    #: how long an event whose handler says `RetryLater` keeps being retried
+    retry_for_s: float = 3 * 86400.0
+
+
+def retry_delay(policy: ConsumerPolicy, attempts: int, exc: BaseException) -> float:
+    """When to try again after the `attempts`-th failure: exponential backoff with jitter
+    (so a crowd of failed events does not come back at once), capped, and never sooner
+    than the other side asked."""
+    backoff = min(policy.backoff_s * 2.0 ** min(attempts - 1, 32), policy.max_backoff_s)
+    delay = backoff * random.uniform(0.5, 1.0)
+    asked = exc.retry_after_s if isinstance(exc, RetryLater) else None
+    return max(delay, asked) if asked else delay
+
+
+class Backlog(msgspec.Struct, frozen=True, kw_only=True):
+    """What a consumer group has still to do on a stream."""
+
+    stream: str
+    group: str
+    #: delivered and not yet done (being handled or waiting for a retry)
+    pending: int
+    #: on the stream and not yet delivered to the group
+    undelivered: int
+    #: age of the oldest event not yet done, in seconds (0 when there is none)
+    oldest_s: float
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,3 +132,5 @@ class EventBus(Protocol):
     async def dead_letters(self, stream: str, limit: int = 100) -> list[DeadLetter]: ...
 
     async def replay(self, stream: str, dead_letter_id: str) -> bool: ...
+
+    async def backlog(self, stream: str) -> list[Backlog]: ...

@@ -17,7 +17,15 @@ from typing import Any
 
 import msgspec
 
-from services.kit.events.bus import ConsumerPolicy, DeadLetter, Handler
+from services.kit.events.bus import (
+    Backlog,
+    ConsumerPolicy,
+    DeadLetter,
+    Handler,
+    RetryLater,
+    Undeliverable,
+    retry_delay,
+)
 from services.kit.supervisor import Liveness
 
 __all__ = ["MemoryBus"]
@@ -30,6 +38,7 @@ class _Entry(msgspec.Struct):
     event_id: str
     type: str
     payload: bytes
+    at: float = 0.0
 
 
 class MemoryBus:
@@ -39,9 +48,11 @@ class MemoryBus:
         self._done: set[tuple[str, str, str]] = set()
         self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
+        self._consumers: list[_MemoryConsumer] = []
 
     async def publish(self, stream: str, event_id: str, type: str, payload: bytes) -> None:
-        self._streams[stream].append(_Entry(f"{next(self._ids)}-0", event_id, type, payload))
+        entry = _Entry(f"{next(self._ids)}-0", event_id, type, payload, time.time())
+        self._streams[stream].append(entry)
         async with self._changed:
             self._changed.notify_all()
 
@@ -55,7 +66,28 @@ class MemoryBus:
         name: str | None = None,
         policy: ConsumerPolicy | None = None,
     ) -> _MemoryConsumer:
-        return _MemoryConsumer(self, stream, group, handler, decoder, policy or ConsumerPolicy())
+        policy = policy or ConsumerPolicy()
+        consumer = _MemoryConsumer(self, stream, group, handler, decoder, policy)
+        self._consumers.append(consumer)
+        return consumer
+
+    async def backlog(self, stream: str) -> list[Backlog]:
+        entries = self._streams[stream]
+        out = []
+        for c in self._consumers:
+            if c.stream != stream:
+                continue
+            left = entries[c._position - (1 if c.delivering else 0) :]
+            out.append(
+                Backlog(
+                    stream=stream,
+                    group=c.group,
+                    pending=1 if c.delivering else 0,
+                    undelivered=len(entries) - c._position,
+                    oldest_s=round(time.time() - left[0].at, 3) if left else 0.0,
+                )
+            )
+        return out
 
     async def dead_letters(self, stream: str, limit: int = 100) -> list[DeadLetter]:
         return self._dead[stream][:limit]
@@ -83,6 +115,7 @@ class _MemoryConsumer:
         self.handler, self.decoder, self.policy = handler, decoder, policy
         self._position = 0
         self._stopping = False
+        self.delivering = False
         self.name = f"consumer {stream}/{group}"
         self.liveness = Liveness(expected_s=policy.block_s + policy.round_s)
 
@@ -109,18 +142,12 @@ class _MemoryConsumer:
         key = (self.stream, self.group, entry.event_id)
         if key in self.bus._done:
             return
-        error = ""
-        for attempt in range(1, self.policy.max_attempts + 1):
-            try:
-                envelope = self.decoder.decode(entry.payload)
-                await self.handler(envelope)
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"[:2000]
-                if isinstance(exc, msgspec.DecodeError):
-                    break
-                delay = min(self.policy.backoff_s * 2 ** (attempt - 1), self.policy.max_backoff_s)
-                await asyncio.sleep(delay)
-                continue
+        self.delivering = True
+        try:
+            error, attempts = await self._attempt_until_done(entry)
+        finally:
+            self.delivering = False
+        if error is None:
             self.bus._done.add(key)
             return
         self.bus._dead[self.stream].append(
@@ -131,9 +158,33 @@ class _MemoryConsumer:
                 event_id=entry.event_id,
                 type=entry.type,
                 error=error,
-                attempts=attempt,
+                attempts=attempts,
                 failed_at=datetime.now(UTC).isoformat(),
                 payload=entry.payload.decode("utf-8", "replace"),
             )
         )
         log.error("event moved to dead letters", extra={"stream": self.stream, "error": error})
+
+    async def _attempt_until_done(self, entry: _Entry) -> tuple[str | None, int]:
+        """(None, attempts) once handled; (the last error, attempts) when given up, by the
+        same rule as the Redis consumer's."""
+        first = time.time()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                await self.handler(self.decoder.decode(entry.payload))
+                return None, attempts
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+                if isinstance(exc, (msgspec.DecodeError, Undeliverable)):
+                    return error, attempts
+                if isinstance(exc, RetryLater):
+                    if time.time() - first >= self.policy.retry_for_s:
+                        return error, attempts
+                elif attempts >= self.policy.max_attempts:
+                    return error, attempts
+                if self._stopping:
+                    raise asyncio.CancelledError from None  # shutting down: no dead letter
+                self.liveness.ok()  # waiting on the other side is not being stuck
+                await asyncio.sleep(retry_delay(self.policy, attempts, exc))

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from redis.exceptions import RedisError, ResponseError
 
-from services.kit.events.bus import ConsumerPolicy, DeadLetter, Handler
+from services.kit.events.bus import (
+    Backlog,
+    ConsumerPolicy,
+    DeadLetter,
+    Handler,
+    RetryLater,
+    Undeliverable,
+    retry_delay,
+)
 from services.kit.supervisor import Liveness
 
 if TYPE_CHECKING:
@@ -79,6 +87,33 @@ class RedisBus:
         entries: Any = await self.redis.xrange(self.dlq_key(stream), count=limit)
         return [_dead_letter(entry_id, fields) for entry_id, fields in entries]
 
+    async def backlog(self, stream: str) -> list[Backlog]:
+        """Every consumer group's backlog on a stream (none before a group exists)."""
+        try:
+            groups: Any = await self.redis.xinfo_groups(self.key(stream))
+        except ResponseError:
+            return []  # no such stream yet
+        return [await self.group_backlog(stream, _text(g["name"])) for g in groups]
+
+    async def group_backlog(self, stream: str, group: str) -> Backlog:
+        key = self.key(stream)
+        summary: Any = await self.redis.xpending(key, group)
+        info: Any = {_text(g["name"]): g for g in await self.redis.xinfo_groups(key)}
+        undelivered = int(info.get(group, {}).get("lag") or 0)
+        oldest: str | None = _text(summary["min"]) if summary["pending"] else None
+        if oldest is None and undelivered:
+            after = "(" + _text(info[group]["last-delivered-id"])
+            first: Any = await self.redis.xrange(key, min=after, count=1)
+            oldest = _text(first[0][0]) if first else None
+        age = max(0.0, time.time() - int(oldest.split("-")[0]) / 1000) if oldest else 0.0
+        return Backlog(
+            stream=stream,
+            group=group,
+            pending=int(summary["pending"]),
+            undelivered=undelivered,
+            oldest_s=round(age, 3),
+        )
+
     async def replay(self, stream: str, dead_letter_id: str) -> bool:
         """Put a dead letter back on its stream (same event id) and drop it from the DLQ."""
         entries: Any = await self.redis.xrange(
@@ -102,6 +137,10 @@ class RedisBus:
             pipe.xdel(self.dlq_key(stream), dead_letter_id)
             await pipe.execute()
         return True
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _dead_letter(entry_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLetter:
@@ -287,17 +326,29 @@ class StreamConsumer:
             await pipe.execute()
 
     async def _failed(self, msg_id: bytes, fields: dict[bytes, bytes], exc: Exception) -> None:
+        """Schedule the next attempt, or give up: at once for `Undeliverable`, after
+        `retry_for_s` for `RetryLater`, after `max_attempts` for anything else."""
         info: Any = await self.redis.hget(self._attempts_key, msg_id)
-        attempts = int(info.decode().split("|", 1)[0]) + 1 if info else 1
+        now = time.time()
+        attempts, first = 1, now
+        if info:
+            parts = info.decode().split("|", 3)
+            attempts = int(parts[0]) + 1
+            first = float(parts[2]) if len(parts) == 4 else now
         error = f"{type(exc).__name__}: {exc}"[:2000]
-        if attempts >= self.policy.max_attempts:
+        if isinstance(exc, Undeliverable):
+            give_up = True
+        elif isinstance(exc, RetryLater):
+            give_up = now - first >= self.policy.retry_for_s
+        else:
+            give_up = attempts >= self.policy.max_attempts
+        if give_up:
             await self._dead_letter(msg_id, fields, error, attempts=attempts)
             return
-        delay = min(self.policy.backoff_s * 2 ** (attempts - 1), self.policy.max_backoff_s)
-        await self.redis.hset(
-            self._attempts_key, msg_id, f"{attempts}|{time.time() + delay}|{error}"
-        )
-        log.warning(
+        due = now + retry_delay(self.policy, attempts, exc)
+        await self.redis.hset(self._attempts_key, msg_id, f"{attempts}|{due}|{first}|{error}")
+        log.log(
+            logging.INFO if isinstance(exc, RetryLater) else logging.WARNING,
             "event handling failed; will retry",
             extra={
                 "stream": self.stream,
