@@ -54,9 +54,12 @@ def redis_answers(url: str) -> bool:
 
 
 class RedisServer:
-    """A private, throw-away redis-server on a free port (nothing saved to disk)."""
+    """A private, throw-away redis-server on a free port: nothing saved to disk, so a
+    restart comes back empty, unless `persistent` (an append-only file, fsynced on every
+    write: a restart comes back with every acknowledged write)."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, persistent: bool = False) -> None:
+        self.persistent = persistent
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -83,7 +86,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 self.dir,
             ],
@@ -97,8 +102,19 @@ class RedisServer:
             time.sleep(0.05)
         return self
 
+    def freeze(self) -> None:
+        """SIGSTOP: the server hangs (connections open, nothing answered), as under a
+        stalled disk or a paused VM."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a frozen server cannot exit
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)

@@ -6,7 +6,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError, RedisError
 
 if TYPE_CHECKING:
     from services.kit.settings import Settings
@@ -24,6 +26,9 @@ class RedisUnavailable(RuntimeError):
 def _client(url: str) -> Redis:
     # A bounded pool that makes callers wait for a connection: under a burst (a flash
     # sale), a plain pool fails past max_connections where waiting a millisecond would do.
+    # A pooled connection that a Redis restart closed fails its next command: that command
+    # is sent once more on a fresh connection, so a restart costs no request an error
+    # (the commands sent are idempotent or counted, a retried count errs on refusing).
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=64,
@@ -32,6 +37,8 @@ def _client(url: str) -> Redis:
         socket_timeout=5.0,
         health_check_interval=15,
         retry_on_timeout=False,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[ConnectionError],
     )
     return Redis.from_pool(pool)  # owns the pool: aclose() closes it
 

@@ -41,7 +41,7 @@ from services.kit.requestid import request_id
 from services.kit.settings import Settings
 from services.orders.catalogue import Catalogue
 from services.orders.downstream import Downstream
-from services.orders.effects import OrderEffects
+from services.orders.effects import OrderEffects, RedisLossWatch
 from services.orders.logic import OrdersService
 from services.orders.return_saga import ReturnDriver
 from services.orders.returns import ReturnsService
@@ -96,6 +96,11 @@ class OrdersSettings(Settings, frozen=True, kw_only=True):
     return_window_days: Annotated[int, msgspec.Meta(ge=0, le=3650)] = 30
     #: attempts of a downstream call within one step, before the saga waits
     step_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3
+    #: an order whose posting, points or give-backs are not done this long after its last
+    #: move is driven again by the sweep (its event lost, or a dead letter)
+    effects_overdue_s: Annotated[float, msgspec.Meta(gt=0, le=7 * 86400)] = 120.0
+    #: how often the sweep looks, and how often Redis is checked for a loss of its data
+    effects_sweep_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
 
 
 def _json(
@@ -356,6 +361,19 @@ def create_app(
         rt.add_worker(Resumer(return_driver, rt.db, tables.returns, settings.saga_sweep_s))
         ttl = timedelta(hours=settings.idempotency_ttl_h)
         rt.add_worker(Periodic("idempotency key purge", 600, lambda: orders.purge_keys(ttl)))
+        # After a loss of Redis the reservations come back before any overdue order is
+        # posted (one worker, in this order): a posting commits its order's reservations.
+        watch = None
+        if rt.redis is not None:
+            marker = settings.key_prefix() + "orders:redis-holds-reservations"
+            watch = RedisLossWatch(rt.redis, marker, effects.rebuild_reservations)
+
+        async def heal() -> None:
+            if watch is not None:
+                await watch.check()
+            await effects.sweep(settings.effects_overdue_s)
+
+        rt.add_worker(Periodic("order effects sweep", settings.effects_sweep_s, heal))
 
     async def stop(_rt: Runtime) -> None:
         # the sagas running in this process stop before the database is closed

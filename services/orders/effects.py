@@ -6,17 +6,27 @@ confirmed   the ERP posting (idempotent by the order id), the move to posted, an
 cancelled   reservations and redeemed points back, earned points taken back, and a refund
             posting with a restock if the ERP had booked the order
 
-And the operators' repair after a loss of Redis: open orders' reservations put back.
+Every order records whether what its status set off is done (`settled`), so the events are
+not the only memory of it: the sweep finds, from the database alone, orders whose effects
+are overdue (their event lost with Redis's data, or a dead letter) and drives them again;
+every step is idempotent at its target, so a sweep racing the consumer does no harm.
+
+And the repair after a loss of Redis: open orders' reservations put back, by the operator
+or by the watch that notices Redis came back empty.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select, update
 
 from contracts.models import RebuildReport
+from services.kit.events import RetryLater, Undeliverable
 from services.kit.failpoints import failpoint
 from services.kit.storage import as_utc
 from services.orders.downstream import Refused
@@ -31,7 +41,7 @@ if TYPE_CHECKING:
     from services.orders.downstream import Downstream
     from services.orders.store import OrderTables
 
-__all__ = ["OrderEffects"]
+__all__ = ["OrderEffects", "RedisLossWatch"]
 
 log = logging.getLogger("retailmesh.orders")
 
@@ -75,6 +85,18 @@ class OrderEffects:
         if row.status == "cancelled":
             # cancelled while this was on its way: undo what it just did
             await self.undo_cancelled(order_id)
+            return
+        await self._settled(order_id, row.status)
+
+    async def _settled(self, order_id: str, status: str) -> None:
+        """Record that `status`'s effects are done, unless the order moved on meanwhile."""
+        o = self.t.orders.c
+        async with self.db.write() as conn:
+            await conn.execute(
+                update(self.t.orders)
+                .where(o.order_id == order_id, o.status == status)
+                .values(settled=True)
+            )
 
     async def _current(self, conn: AsyncConnection, order_id: str) -> Any:
         query = select(self.t.orders).where(self.t.orders.c.order_id == order_id)
@@ -95,6 +117,43 @@ class OrderEffects:
             await self.ds.reverse_points(order, f"{order.order_id}.cancel", order.total.amount)
         if row.erp_posted:
             await self.ds.post_cancellation(order, as_utc(row.updated_at))
+        await self._settled(order_id, "cancelled")
+
+    async def sweep(self, overdue_s: float) -> int:
+        """Drive again the orders whose effects are overdue by `overdue_s`: confirmed or
+        posted without their posting or points, cancelled without their give-backs. A
+        service still away leaves them for the next sweep. Returns how many settled."""
+        o = self.t.orders.c
+        cutoff = datetime.now(UTC) - timedelta(seconds=overdue_s)
+        overdue = and_(
+            o.settled.is_(False),
+            o.status.in_(("confirmed", "posted", "cancelled")),
+            o.updated_at < cutoff,
+        )
+        async with self.db.read() as conn:
+            query = select(o.order_id, o.status).where(overdue).order_by(o.updated_at).limit(200)
+            rows = (await conn.execute(query)).all()
+        if rows:
+            log.warning("sweep: %d orders have overdue effects; driving them again", len(rows))
+        limit = asyncio.Semaphore(8)
+        done = 0
+
+        async def drive(order_id: str, status: str) -> None:
+            nonlocal done
+            async with limit:
+                try:
+                    if status == "cancelled":
+                        await self.undo_cancelled(order_id)
+                    else:
+                        await self.post_to_erp(order_id)
+                    done += 1
+                except RetryLater as exc:
+                    log.info("sweep: %s waits: %s", order_id, exc)
+                except Undeliverable as exc:
+                    log.error("sweep: %s needs an operator: %s", order_id, exc)
+
+        await asyncio.gather(*(drive(r.order_id, r.status) for r in rows))
+        return done
 
     async def rebuild_reservations(self) -> RebuildReport:
         """Reserve again, through the reservations API, the lines of every order that holds
@@ -124,3 +183,36 @@ class OrderEffects:
                     continue
                 made += 1
         return RebuildReport(orders=len(rows), reservations=made, refused=refused)
+
+
+class RedisLossWatch:
+    """Notices that Redis came back without its data (a restart without persistence, a
+    failover to an empty replica) and puts the open orders' reservations back at once.
+
+    A marker key says "the reservations of the open orders are in this Redis". The check
+    sets it only where it is missing: the one check (of all replicas) that sets it rebuilds,
+    and a failed rebuild takes the marker away again so the next check retries. On a fresh
+    instance the first check rebuilds nothing."""
+
+    def __init__(
+        self, redis: Any, marker: str, rebuild: Callable[[], Awaitable[RebuildReport]]
+    ) -> None:
+        self.redis, self.marker, self.rebuild = redis, marker, rebuild
+        self.rebuilds = 0
+
+    async def check(self) -> None:
+        if not await self.redis.set(self.marker, "1", nx=True):
+            return
+        try:
+            report = await self.rebuild()
+        except BaseException:
+            await self.redis.delete(self.marker)
+            raise
+        self.rebuilds += 1
+        if report.orders:
+            log.warning(
+                "Redis had lost the reservations: %d orders' %d reservations put back (%d refused)",
+                report.orders,
+                report.reservations,
+                len(report.refused),
+            )

@@ -82,6 +82,8 @@ async def move(
     move is not allowed. The caller notifies the outbox after its commit."""
     if not can_move(row.status, target):
         return False
+    if target == "cancelled":
+        values["settled"] = False  # its give-backs are still to do
     now = datetime.now(UTC)
     result = await conn.execute(
         update(t.orders)

@@ -54,6 +54,9 @@ class OrderTables:
             Column("points", BigInteger, nullable=False, server_default="0"),
             #: the ERP booked the order (set by the poster, whatever the status is by then)
             Column("erp_posted", Boolean, nullable=False, server_default="0"),
+            #: what its status sets off is done (confirmed/posted: the posting and the points;
+            #: cancelled: the give-backs); the sweeper finds the rest from here alone
+            Column("settled", Boolean, nullable=False, server_default="0"),
             Column("lease_until", DateTime(timezone=True), nullable=True, index=True),
             Column("pickup_failures", Integer, nullable=False, server_default="0"),
             Column("created_at", DateTime(timezone=True), nullable=False, index=True),

@@ -24,10 +24,11 @@ from contracts.models import (
 from services.kit.app import Runtime, create_service_app
 from services.kit.errors import Unprocessable, problem_responses
 from services.kit.identity import Identity
+from services.kit.periodic import Periodic
 from services.kit.registry import Registry
 from services.kit.requestid import request_id
 from services.kit.settings import Settings
-from services.pos.events import POS_DECODER, ErpPoster
+from services.pos.events import POS_DECODER, ErpPoster, PostingSweep
 from services.pos.logic import IntakeRules, PosService
 from services.pos.store import PosTables
 
@@ -55,6 +56,10 @@ class PosSettings(Settings, frozen=True, kw_only=True):
     pos_currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] = "EUR"
     #: how far a till's clock may run ahead of the POS's before its transactions are refused
     pos_clock_skew_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 300.0
+    #: a transaction the ERP has not booked this long after it came in is posted again by
+    #: the sweep (its event lost with Redis's data); the sweep looks every `pos_sweep_s`
+    pos_booking_overdue_s: Annotated[float, msgspec.Meta(gt=0, le=7 * 86400)] = 600.0
+    pos_sweep_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60.0
 
 
 class TransactionsController(Controller):
@@ -169,7 +174,19 @@ def create_app(
             settings.pos_erp_posting,
             IntakeRules(currency=settings.pos_currency, clock_skew_s=settings.pos_clock_skew_s),
         )
-        poster = ErpPoster(rt.registry.client("erp"), rt.identity, settings.pos_erp_posting)
+        per_transaction = settings.pos_erp_posting == "transaction"
+
+        async def outcome(transaction_id: str, said: str) -> None:
+            assert rt.db is not None
+            async with rt.db.write() as conn:
+                await tables.record_outcome(conn, transaction_id, said)
+
+        poster = ErpPoster(
+            rt.registry.client("erp"),
+            rt.identity,
+            settings.pos_erp_posting,
+            outcome if per_transaction else None,
+        )
         # Postings are idempotent by transaction id and independent of each other: many at once.
         rt.add_worker(
             rt.bus.consumer(
@@ -180,6 +197,9 @@ def create_app(
                 policy=settings.delivery_policy(concurrency=16, batch=256),
             )
         )
+        if per_transaction:
+            sweep = PostingSweep(rt.db, tables, poster, settings.pos_booking_overdue_s)
+            rt.add_worker(Periodic("till posting sweep", settings.pos_sweep_s, sweep.run_once))
 
     def provide_pos() -> PosService:
         return holder["pos"]

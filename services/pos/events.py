@@ -10,21 +10,40 @@ stock    the ERP's posting moves the store's stock and publishes the new positio
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from contracts.events import Envelope, PosEvent, StoreDaySummarized, TillTransactionRecorded
-from contracts.models import Money, OrderPosting, PostingLine, RefundPosting
-from services.kit.events import RetryLater, verdict
+from contracts.events import (
+    Envelope,
+    PosEvent,
+    StoreDaySummarized,
+    TillTransactionRecorded,
+    envelope,
+)
+from contracts.models import Money, OrderPosting, PostingLine, RefundPosting, TillTransaction
+from services.kit.events import RetryLater, Undeliverable, verdict
 from services.kit.identity import IDENTITY_HEADER, Identity
 from services.kit.registry import ServiceCallError
+from services.pos.logic import recorded
 
 if TYPE_CHECKING:
     from services.kit.identity import IdentityCodec
     from services.kit.registry import ServiceClient
+    from services.kit.storage import Database
+    from services.pos.store import PosTables
 
-__all__ = ["POS_DECODER", "ErpPoster"]
+__all__ = ["POS_DECODER", "ErpPoster", "PostingSweep"]
+
+log = logging.getLogger("retailmesh.pos")
+_transaction = msgspec.json.Decoder(TillTransaction)
+
+#: records what the ERP said of a transaction's posting: "booked" or "refused"
+Outcome = Callable[[str, str], Awaitable[None]]
 
 POS_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Envelope[PosEvent])
 _POSTER = Identity(kind="service", consumer="pos", scopes=frozenset({"erp:post"}))
@@ -34,8 +53,14 @@ class ErpPoster:
     """Posts to the ERP per transaction (`mode` "transaction") or per store day summary
     ("daily_summary"); the other kind of event is not this mode's business."""
 
-    def __init__(self, erp: ServiceClient, codec: IdentityCodec, mode: str = "transaction") -> None:
-        self.erp, self.codec, self.mode = erp, codec, mode
+    def __init__(
+        self,
+        erp: ServiceClient,
+        codec: IdentityCodec,
+        mode: str = "transaction",
+        outcome: Outcome | None = None,
+    ) -> None:
+        self.erp, self.codec, self.mode, self.outcome = erp, codec, mode, outcome
 
     async def _post(self, path: str, posting: Any, correlation_id: str | None) -> None:
         headers = {IDENTITY_HEADER: self.codec.sign(_POSTER)}
@@ -87,7 +112,16 @@ class ErpPoster:
                 amount=Money(tx.total.amount, tx.total.currency),
                 occurred_at=tx.occurred_at,
             )
-        await self._post(path, posting, envelope.correlation_id)
+        try:
+            await self._post(path, posting, envelope.correlation_id)
+        except Undeliverable:
+            await self._record(tx.transaction_id, "refused")
+            raise
+        await self._record(tx.transaction_id, "booked")
+
+    async def _record(self, transaction_id: str, outcome: str) -> None:
+        if self.outcome is not None:
+            await self.outcome(transaction_id, outcome)
 
     async def _summary(self, summary: StoreDaySummarized, envelope: Envelope[Any]) -> None:
         """One order posting for the summary's sales, one refund posting for its returns,
@@ -129,3 +163,43 @@ class ErpPoster:
                     occurred_at=occurred,
                 )
                 await self._post("/postings/refunds", posting, envelope.correlation_id)
+
+
+class PostingSweep:
+    """Posts again what the ERP has not booked `overdue_s` after it came in: a transaction
+    whose event was lost with Redis's data, or whose consumer group was. The record of
+    what is booked is the POS database, not the stream; postings are idempotent by the
+    transaction id, so a sweep racing the consumer books nothing twice."""
+
+    def __init__(
+        self, db: Database, tables: PosTables, poster: ErpPoster, overdue_s: float
+    ) -> None:
+        self.db, self.t, self.poster, self.overdue_s = db, tables, poster, overdue_s
+
+    async def run_once(self) -> int:
+        """Post the overdue transactions; returns how many the ERP booked."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.overdue_s)
+        async with self.db.read() as conn:
+            rows = await self.t.unbooked(conn, cutoff, 500)
+        if not rows:
+            return 0
+        log.warning("sweep: %d till transactions are not booked yet; posting them again", len(rows))
+        limit = asyncio.Semaphore(8)
+        booked = 0
+
+        async def post(tid: str, body: bytes) -> None:
+            nonlocal booked
+            event = envelope(
+                recorded(tid, _transaction.decode(body)), source="pos", causation_id=tid
+            )
+            async with limit:
+                try:
+                    await self.poster(event)
+                    booked += 1
+                except RetryLater as exc:
+                    log.info("sweep: %s waits: %s", tid, exc)
+                except Undeliverable as exc:
+                    log.error("sweep: the ERP refused %s: %s", tid, exc)
+
+        await asyncio.gather(*(post(tid, body) for tid, body in rows))
+        return booked

@@ -58,6 +58,30 @@ def check_store(identity: Identity, store_id: str) -> None:
         raise NotYourStore(store_id)
 
 
+def recorded(tid: str, tx: TillTransaction) -> TillTransactionRecorded:
+    """What the rest of the mesh hears of a recorded transaction."""
+    return TillTransactionRecorded(
+        transaction_id=tid,
+        kind=tx.kind,
+        store_id=tx.store_id,
+        till_id=tx.till_id,
+        sequence=tx.sequence,
+        occurred_at=tx.occurred_at,
+        lines=[
+            SaleLinePosted(
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                discount=line.discount,
+            )
+            for line in tx.lines
+        ],
+        total=_total(tx),
+        member_id=tx.member_id,
+        original_transaction_id=tx.original_transaction_id,
+    )
+
+
 def _total(tx: TillTransaction) -> Money:
     currency = tx.lines[0].unit_price.currency
     amount = sum(line.quantity * line.unit_price.amount - line.discount for line in tx.lines)
@@ -249,26 +273,7 @@ class PosService:
                     conn,
                     POS_STREAM,
                     envelope(
-                        TillTransactionRecorded(
-                            transaction_id=tid,
-                            kind=tx.kind,
-                            store_id=tx.store_id,
-                            till_id=tx.till_id,
-                            sequence=tx.sequence,
-                            occurred_at=tx.occurred_at,
-                            lines=[
-                                SaleLinePosted(
-                                    sku=line.sku,
-                                    quantity=line.quantity,
-                                    unit_price=line.unit_price,
-                                    discount=line.discount,
-                                )
-                                for line in tx.lines
-                            ],
-                            total=_total(tx),
-                            member_id=tx.member_id,
-                            original_transaction_id=tx.original_transaction_id,
-                        ),
+                        recorded(tid, tx),
                         source="pos",
                         correlation_id=correlation_id,
                         causation_id=tid,

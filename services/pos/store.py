@@ -45,6 +45,10 @@ class PosTables:
             Column("original_transaction_id", String(36), nullable=True, index=True),
             #: the day summary that posted it to the ERP (summary posting mode)
             Column("summary_id", String(64), nullable=True, index=True),
+            #: what the ERP said of its posting (transaction posting mode): "booked", or
+            #: "refused" (a dead letter for an operator); until then the sweep finds it here,
+            #: whatever happened to its event
+            Column("erp_outcome", String(8), nullable=True),
             UniqueConstraint("store_id", "till_id", "sequence", name="uq_pos_till_sequence"),
         )
 
@@ -74,6 +78,28 @@ class PosTables:
             )
         ).all()
         return {(r.till_id, r.sequence) for r in rows}
+
+    async def record_outcome(
+        self, conn: AsyncConnection, transaction_id: str, outcome: str
+    ) -> None:
+        await conn.execute(
+            update(self.transactions)
+            .where(self.transactions.c.transaction_id == transaction_id)
+            .values(erp_outcome=outcome)
+        )
+
+    async def unbooked(
+        self, conn: AsyncConnection, received_before: datetime, limit: int
+    ) -> list[tuple[str, bytes]]:
+        """(id, body) of transactions not booked by the ERP, received before the time."""
+        t = self.transactions.c
+        rows = await conn.execute(
+            select(t.transaction_id, t.body)
+            .where(t.erp_outcome.is_(None), t.summary_id.is_(None), t.received_at < received_before)
+            .order_by(t.received_at)
+            .limit(limit)
+        )
+        return [(r.transaction_id, bytes(r.body)) for r in rows]
 
     async def insert(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         if rows:
