@@ -78,6 +78,8 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     jwt_jwks_file: str | None = None
     #: hex, at least 32 bytes: mixed into stored API key hashes (dev: generated)
     api_key_pepper: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-fA-F]{2}){32,}$")] | None = None
+    #: how long a rate-limit decision waits for Redis before this replica decides alone
+    limiter_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=5)] = 0.05
 
     def pepper(self) -> bytes:
         if self.api_key_pepper:
@@ -163,7 +165,9 @@ class Gateway:
             leeway_s=self.config.jwt.leeway_s,
         )
         self.auth = Authenticator(self.key_cache, verifier, self.config.jwt_plans())
-        self.limiter = Limiter(runtime.redis, self.settings.key_prefix())
+        self.limiter = Limiter(
+            runtime.redis, self.settings.key_prefix(), timeout_s=self.settings.limiter_timeout_s
+        )
 
     async def _stop_auth(self, _runtime: Runtime) -> None:
         await self.jwks.close()

@@ -13,7 +13,10 @@ the replica's clock, so replicas whose clocks differ by d can disagree for d at 
 
 When Redis does not answer, each replica falls back to counting on its own (the same
 windows in memory): fail-open by default, which admits up to replicas x the limit while
-Redis is away; a route marked `fail_closed` answers 503 instead.
+Redis is away; a route marked `fail_closed` answers 503 instead. "Does not answer" includes
+a Redis that hangs: a decision waits `timeout_s` (tens of milliseconds) for Redis, and
+after a miss the limiter counts alone for `rest_s` before it asks Redis again, so a hung
+Redis costs one batch of requests the timeout, not every request.
 """
 
 from __future__ import annotations
@@ -130,8 +133,18 @@ class _Pending(msgspec.Struct):
 class Limiter:
     """Decides admission; one Lua call per batch of concurrent requests."""
 
-    def __init__(self, redis: Redis | None, prefix: str, *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        redis: Redis | None,
+        prefix: str,
+        *,
+        max_batch: int = 256,
+        timeout_s: float = 0.05,
+        rest_s: float = 1.0,
+    ) -> None:
         self.redis = redis
+        self.timeout_s, self.rest_s = timeout_s, rest_s
+        self._resting_until = 0.0
         self.prefix = prefix + "rl:"
         self.max_batch = max_batch
         self._pending: list[_Pending] = []
@@ -143,7 +156,7 @@ class Limiter:
 
     async def check(self, consumer: str, policy: PlanPolicy, weight: int = 1) -> Decision:
         now = time.time()
-        if self._script is None:
+        if self._script is None or time.monotonic() < self._resting_until:
             return self._check_locally(consumer, policy, weight, now, shared=False)
         keys = tuple(
             f"{self.prefix}{consumer}:{label}:{int(now // window)}" for label, window in _WINDOWS
@@ -173,8 +186,10 @@ class Limiter:
             argv += item.args
         try:
             self.round_trips += 1
-            result = await self._script(keys=keys, args=argv)
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(self.timeout_s):
+                result = await self._script(keys=keys, args=argv)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._resting_until = time.monotonic() + self.rest_s
             if self._redis_ok:
                 log.warning(
                     "rate limits: Redis does not answer, each replica counts alone: %s", exc

@@ -60,6 +60,7 @@ class RedisServer:
 
     def __init__(self, port: int | None = None, *, persistent: bool = False) -> None:
         self.persistent = persistent
+        self.frozen = False
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -107,10 +108,12 @@ class RedisServer:
         stalled disk or a paused VM."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGSTOP)
+        self.frozen = True
 
     def thaw(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)
+        self.frozen = False
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

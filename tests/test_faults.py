@@ -4,6 +4,7 @@ and prints how long the mesh took to recover."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -182,5 +183,52 @@ async def test_redis_restarted_empty_while_the_erp_is_down_strands_nothing(
                 reservation = got.json()
                 assert reservation["status"] == "committed"  # its units have an end
             await _no_dead_letters(running, admin)
+        finally:
+            await shop.close()
+
+
+async def test_a_hung_redis_costs_requests_a_bounded_wait_and_readyz_says_so(
+    healing_env: dict[str, str], private_redis: RedisServer
+) -> None:
+    env = {**healing_env, "REDIS_URL": private_redis.url}
+    async with Running(build_embedded(env)) as running:
+        shop = Shop(running, env)
+        try:
+            await shop.set_on_hand(SKU, "DC-NORTH", 20)
+            reader = shop.token("reader", "erp:stock", "inventory:read")
+            c = running.client
+            assert (
+                await c.get(f"/v1/inventory/availability/{SKU}", headers=reader)
+            ).status_code == 200
+            assert (await c.get("/readyz")).status_code == 200
+            limiter = running.app.limiter
+            private_redis.freeze()  # hangs, connections open: nothing answers
+            try:
+                # the limiter decides alone within its timeout; routes that do not need
+                # Redis answer as ever
+                for _ in range(10):
+                    r = await c.get("/v1/erp/products/SKU-000001", headers=reader)
+                    assert r.status_code == 200, r.text
+                assert not limiter.shared
+                # what needs Redis says so with a 503 problem and Retry-After, not a hang
+                r = await c.get(f"/v1/inventory/availability/{SKU}", headers=reader)
+                assert r.status_code == 503, r.text
+                assert r.headers["content-type"] == "application/problem+json"
+                assert "retry-after" in r.headers
+                checkout = await shop.checkout("hung", cart((SKU, 1)))
+                assert checkout.status_code == 503, checkout.text
+                await asyncio.sleep(1.1)  # past the readiness cache
+                ready = await c.get("/readyz")
+                assert ready.status_code == 503
+                assert ready.json()["checks"]["redis"].startswith("failed: no answer")
+                assert private_redis.frozen  # all of that while Redis still hung
+            finally:
+                private_redis.thaw()
+            started = time.monotonic()
+            await settle(lambda: c.get("/readyz"), lambda r: r.status_code == 200)
+            again = await shop.checkout_to_the_end("after", cart((SKU, 1)))
+            assert again.status_code == 201, again.text
+            recovered("Redis frozen, then thawed", started)
+            await settle(lambda: _v(limiter.shared), lambda shared: shared)
         finally:
             await shop.close()

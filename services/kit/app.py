@@ -87,6 +87,7 @@ class Runtime:
         self.supervisor = Supervisor()
         self._identity: IdentityCodec | None = None
         self._owns_redis = False
+        self._bus_redis: Redis | None = None
         self._ready_at: tuple[float, dict[str, str]] | None = None
 
     @property
@@ -124,10 +125,13 @@ class Runtime:
         if bus is None:
             self.redis = await connect_redis(settings)
             self._owns_redis = self.redis is not None
-            # Without Redis, the services of one process share one in-memory bus.
+            # Without Redis, the services of one process share one in-memory bus. With it,
+            # the bus has a client of its own: its reads block by design, requests must not.
+            if self.redis is not None:
+                self._bus_redis = await connect_redis(settings, for_workers=True)
             bus = (
-                RedisBus(self.redis, settings.key_prefix())
-                if self.redis
+                RedisBus(self._bus_redis, settings.key_prefix())
+                if self._bus_redis is not None
                 else self.registry.local_bus()
             )
         elif isinstance(bus, RedisBus):
@@ -142,6 +146,8 @@ class Runtime:
             await self.db.dispose()
         if self.redis is not None and self._owns_redis:
             await self.redis.aclose()
+        if self._bus_redis is not None:
+            await self._bus_redis.aclose()
 
     async def readiness_at_most_every(self, seconds: float) -> dict[str, str]:
         """The last readiness checked within `seconds`, or a new one: a flood of probes

@@ -23,7 +23,7 @@ class RedisUnavailable(RuntimeError):
     """Redis was asked for (REDIS_URL or REDIS_MODE=required) and does not answer."""
 
 
-def _client(url: str) -> Redis:
+def _client(url: str, socket_timeout: float = 5.0) -> Redis:
     # A bounded pool that makes callers wait for a connection: under a burst (a flash
     # sale), a plain pool fails past max_connections where waiting a millisecond would do.
     # A pooled connection that a Redis restart closed fails its next command: that command
@@ -34,7 +34,7 @@ def _client(url: str) -> Redis:
         max_connections=64,
         timeout=5.0,
         socket_connect_timeout=1.0,
-        socket_timeout=5.0,
+        socket_timeout=socket_timeout,
         health_check_interval=15,
         retry_on_timeout=False,
         retry=Retry(NoBackoff(), 1),
@@ -43,14 +43,16 @@ def _client(url: str) -> Redis:
     return Redis.from_pool(pool)  # owns the pool: aclose() closes it
 
 
-async def connect_redis(settings: Settings) -> Redis | None:
-    """A connected client, or None when the settings allow in-memory stand-ins."""
+async def connect_redis(settings: Settings, *, for_workers: bool = False) -> Redis | None:
+    """A connected client, or None when the settings allow in-memory stand-ins. Request
+    paths get `redis_timeout_s` per command, so a hung Redis costs a request that long and
+    not more; workers (whose stream reads block for a second by design) get 5 s."""
     if settings.redis_mode == "off":
         log.info("redis off: in-memory backends stand in", extra={"redis": "off"})
         return None
     explicit = settings.redis_url is not None
     url = settings.redis_url or DEFAULT_REDIS_URL
-    client = _client(url)
+    client = _client(url, 5.0 if for_workers else settings.redis_timeout_s)
     try:
         await client.ping()
     except (RedisError, OSError) as exc:

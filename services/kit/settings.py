@@ -57,6 +57,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: "auto": use REDIS_URL, else a server on 127.0.0.1:6379, else in-memory stand-ins.
     #: "required": fail at start-up without Redis. "off": in-memory only.
     redis_mode: Literal["auto", "required", "off"] = "auto"
+    #: how long a request waits for one Redis command before it counts as failed (503)
+    redis_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=30)] = 1.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     seed: bool = True
