@@ -473,6 +473,7 @@ class Gateway:
                 respond,
                 consumer=limit_key(identity),
                 extra_headers=[(IDENTITY_HEADER.encode(), self.identity_header(identity))],
+                operator=identity.is_admin,
             )
         finally:
             self.metrics.observe(

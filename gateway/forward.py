@@ -139,8 +139,33 @@ def _failed(status: int, headers: Any) -> bool:
     return status >= 500 and not _deliberate(status, headers)
 
 
+class _Unjudged:
+    """The breaker as an operator's request sees it: always open to it, told nothing."""
+
+    def allow(self) -> bool:
+        return True
+
+    def release_probe(self) -> None:
+        pass
+
+    def record(self, ok: bool) -> None:
+        pass
+
+
 class _Retry(Exception):
-    """This attempt failed in a way worth another; nothing was sent to the client."""
+    """This attempt failed in a way worth another; nothing was sent to the client. `held`
+    is the upstream's answer, kept (when small) so that a retry refused afterwards passes
+    on what the upstream said rather than a 502 of ours; `timed_out` that it said nothing
+    in time."""
+
+    def __init__(
+        self,
+        held: tuple[int, list[tuple[bytes, bytes]], bytes] | None = None,
+        *,
+        timed_out: bool = False,
+    ) -> None:
+        super().__init__()
+        self.held, self.timed_out = held, timed_out
 
 
 def _empty_body_receive(original: Any) -> Any:
@@ -234,11 +259,15 @@ class Forwarder:
         *,
         consumer: str = "",
         extra_headers: Sequence[tuple[bytes, bytes]] = (),
+        operator: bool = False,
     ) -> None:
         """Send the request on; `raw_rest` is the path after the mount point as the client
-        wrote it (percent-encoded), which the upstream decodes as the gateway did."""
+        wrote it (percent-encoded), which the upstream decodes as the gateway did. An
+        operator's request passes an open breaker and is not counted by it: the repair of
+        a failing service (a reservation rebuild, a replay) must reach it."""
         guard = target.guard
-        if not guard.breaker.allow():
+        breaker = _Unjudged() if operator else guard.breaker
+        if not breaker.allow():
             await send_problem(
                 scope,
                 send,
@@ -251,7 +280,7 @@ class Forwarder:
             return
         slot = guard.limit.acquire(consumer)
         if slot != "ok":
-            guard.breaker.release_probe()
+            breaker.release_probe()
             if slot == "consumer":
                 await send_problem(
                     scope,
@@ -300,15 +329,16 @@ class Forwarder:
                             body_sent,
                             may_retry,
                         )
-                except _Retry:
-                    guard.breaker.record(False)
-                    if not guard.budget.withdraw() or not guard.breaker.allow():
-                        # the budget or the breaker changed its mind since: answer now
-                        await self._bad_gateway(target, scope, send)
+                except _Retry as held:
+                    breaker.record(False)
+                    if not guard.budget.withdraw() or not breaker.allow():
+                        # the budget or the breaker changed its mind since: answer now,
+                        # with what the upstream said when we have it
+                        await self._answer_held(held, target, scope, send)
                         return
                     await asyncio.sleep(backoff_s(attempt, target.upstream.retry_backoff_ms / 1000))
                     continue
-                guard.breaker.record(ok)
+                breaker.record(ok)
                 return
         finally:
             guard.limit.release(consumer)
@@ -334,16 +364,20 @@ class Forwarder:
         swallowed = False
         failed = False
         status = 0
+        held_headers: list[tuple[bytes, bytes]] = []
+        held_body: list[bytes] = []
 
         async def relay(message: dict[str, Any]) -> None:
             nonlocal started, swallowed, status, failed
             if swallowed:
+                held_body.append(message.get("body", b""))
                 return
             if message["type"] == "http.response.start":
                 status = message["status"]
                 upstream_headers = message.get("headers", ())
                 if may_retry and status in _RETRYABLE and not _deliberate(status, upstream_headers):
                     swallowed = True
+                    held_headers.extend(_response_headers(upstream_headers))
                     return
                 failed = _failed(status, upstream_headers)
                 started = True
@@ -361,7 +395,7 @@ class Forwarder:
             if started:
                 return False
             if may_retry:
-                raise _Retry from None
+                raise _Retry(timed_out=True) from None
             await self._timeout(target, scope, send)
             return False
         except Exception:
@@ -375,7 +409,8 @@ class Forwarder:
             await self._bad_gateway(target, scope, send)
             return False
         if swallowed:
-            raise _Retry
+            body = b"".join(held_body)
+            raise _Retry((status, held_headers, body) if len(body) <= _BUFFER_UP_TO else None)
         return not failed
 
     async def _over_http(
@@ -413,8 +448,8 @@ class Forwarder:
             )
             deliberate = _deliberate(response.status, response.headers)
             if may_retry and response.status in _RETRYABLE and not deliberate:
-                await response.read()
-                raise _Retry
+                data = await response.read()
+                raise _Retry((response.status, _response_headers(response.headers), data))
             ok = not _failed(response.status, response.headers)
             start = {
                 "type": "http.response.start",
@@ -441,7 +476,7 @@ class Forwarder:
             if started:
                 return False
             if may_retry:
-                raise _Retry from None
+                raise _Retry(timed_out=True) from None
             await self._timeout(target, scope, send)
             return False
         except UpstreamError as exc:
@@ -458,6 +493,19 @@ class Forwarder:
             if response is not None:
                 response.close()
             raise
+
+    async def _answer_held(
+        self, retry: _Retry, target: Target, scope: dict[str, Any], send: Any
+    ) -> None:
+        """The answer for a failed attempt that will not be retried after all."""
+        if retry.held is not None:
+            status, headers, body = retry.held
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        elif retry.timed_out:
+            await self._timeout(target, scope, send)
+        else:
+            await self._bad_gateway(target, scope, send)
 
     @staticmethod
     async def _timeout(target: Target, scope: dict[str, Any], send: Any) -> None:

@@ -35,6 +35,12 @@ upstream = "flaky"
   version = "v1"
 
   [[apis.routes]]
+  path = "/ops/**"
+  methods = ["POST"]
+  auth = "jwt"
+  scopes = ["things:admin"]
+
+  [[apis.routes]]
   path = "/**"
   methods = ["GET", "POST"]
   auth = "none"
@@ -224,5 +230,45 @@ async def test_a_503_with_retry_after_is_the_upstreams_answer_not_a_failure(
     assert state.state == "closed" and state.failures == 0
     upstream.extra_headers = []  # a bare 503 is a failure: retried, then counted
     r = await running.client.get("/v1/things/down")
-    assert r.status_code in (502, 503)
+    assert r.status_code == 503
     assert running.app.guards["flaky"].snapshot().failures >= 1
+
+
+async def test_a_retry_refused_after_all_passes_on_what_the_upstream_said(
+    tmp_path: Path,
+) -> None:
+    """A held-back 503 whose retry the budget refuses goes to the client as the upstream's
+    503 (body and all), not as a 502 of the gateway's."""
+    upstream = Flaky()
+    upstream.default = 503
+    async with await running_gateway(tmp_path, upstream, ratio=0.0) as running:
+        guard = running.app.guards["flaky"]
+        guard.breaker.min_requests = 10_000  # the budget alone refuses here
+        guard.budget.tokens = 0
+        r = await running.client.get("/v1/things/x")
+    assert r.status_code == 503 and r.json() == {"ok": True}
+    assert upstream.calls == 1
+
+
+async def test_an_operators_request_passes_an_open_breaker(tmp_path: Path) -> None:
+    upstream = Flaky()
+    async with await running_gateway(tmp_path, upstream) as running:
+        from tests.conftest import dev_issuer
+
+        env = {"GATEWAY_CONFIG": str(tmp_path / "gateway.toml"), "DATA_DIR": str(tmp_path)}
+        issuer = dev_issuer(env)
+        operator = {"Authorization": "Bearer " + issuer.mint("ops", roles=["admin"])}
+        customer = {"Authorization": "Bearer " + issuer.mint("cus")}
+        guard = running.app.guards["flaky"]
+        upstream.default = 503
+        for _ in range(2):
+            await running.client.get("/v1/things/x")
+        assert guard.snapshot().state == "open"
+        upstream.default = 200
+        r = await running.client.post("/v1/things/ops/rebuild", headers=operator)
+        assert r.status_code == 200  # the repair reaches the service
+        assert guard.snapshot().state == "open"  # and is no probe: the others still wait
+        refused = await running.client.post("/v1/things/ops/rebuild", headers=customer)
+        assert refused.status_code == 403
+        blocked = await running.client.get("/v1/things/x")
+        assert blocked.status_code == 503 and blocked.json()["type"].endswith("/circuit-open")
