@@ -13,16 +13,15 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 __all__ = ["main"]
 
 SPEC_DIR = Path("openapi")
-MESH_PORTS = {"erp": 8101, "inventory": 8102, "pos": 8103, "loyalty": 8104, "orders": 8105}
+#: the mesh mode's services, on consecutive ports after `--base-port` (8101, 8102, ...)
+MESH_SERVICES = ("erp", "inventory", "pos", "loyalty", "orders")
 
 
 DEMO_PARTNER = "demo-partner"
@@ -127,63 +126,56 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_run_mesh(args: argparse.Namespace) -> int:
-    """Start every service as its own process, then the gateway, until interrupted."""
+    """Start every service as its own process, then the gateway, and keep them running
+    (a process that dies is started again) until interrupted."""
+    from services.processes import Child, ProcessSupervisor
+
     Path(os.environ.get("DATA_DIR", ".data")).mkdir(parents=True, exist_ok=True)
     demo_key = prepare_first_run()
     env = dict(os.environ)
     env.setdefault("REDIS_MODE", "required")
+    ports = {name: args.base_port + n for n, name in enumerate(MESH_SERVICES, start=1)}
+    urls = [f"{name}=http://{args.host}:{port}" for name, port in ports.items()]
+    env["SERVICE_URLS"] = ",".join(urls)  # every service finds every other by name
+    children = [
+        Child(name, _granian(f"services.{name}.app:create_app_from_env", args.host, port), env)
+        for name, port in ports.items()
+    ]
+    children.append(
+        Child("gateway", _granian("services.mesh:gateway_from_env", args.host, args.port), env)
+    )
+    supervisor = ProcessSupervisor(children)
     # SIGTERM (a process manager stopping us) takes the same path as Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    procs: list[subprocess.Popen[bytes]] = []
     try:
-        urls = [f"{name}=http://{args.host}:{port}" for name, port in MESH_PORTS.items()]
-        env["SERVICE_URLS"] = ",".join(urls)  # every service finds every other by name
-        for name, port in MESH_PORTS.items():
-            procs.append(
-                _granian_process(f"services.{name}.app:create_app_from_env", args.host, port, env)
-            )
-        procs.append(_granian_process("services.mesh:gateway_from_env", args.host, args.port, env))
+        supervisor.start_all()
         _banner(
             f"http://{args.host}:{args.port}", "mesh: " + ", ".join(urls) + ", gateway", demo_key
         )
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        print("a mesh process exited; stopping the others", file=sys.stderr)
-        return 1
+        supervisor.run_until_interrupted()
     except KeyboardInterrupt:
         return 0
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        supervisor.stop_all()
+    return 0
 
 
-def _granian_process(
-    target: str, host: str, port: int, env: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "asgi",
-            "--factory",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            target,
-        ],
-        env=env,
-    )
+def _granian(target: str, host: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        target,
+    ]
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
@@ -365,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+        if name == "run-mesh":
+            base = int(os.environ.get("MESH_BASE_PORT", "8100"))
+            p.add_argument("--base-port", type=int, default=base, help="services on the next ports")
     p = sub.add_parser("seed", help="load the demo data")
     p.add_argument("--reset", action="store_true", help="replace existing data")
     p = sub.add_parser("openapi", help="regenerate the committed OpenAPI specs")

@@ -33,6 +33,7 @@ from services.orders.errors import (
     WrongPickupCode,
 )
 from services.orders.idempotency import KeyedResponse, earlier_response, fingerprint
+from services.orders.leases import holder
 from services.orders.lifecycle import can_move, move, record_creation
 from services.orders.rules import CheckoutRules
 from services.orders.views import view_in
@@ -148,6 +149,7 @@ class OrdersService:
             "points": data.redeem.points if data.redeem else 0,
             "erp_posted": False,
             "lease_until": now + timedelta(seconds=self.driver.lease_s),
+            "lease_holder": holder(),
             "pickup_failures": 0,
             "created_at": now,
             "updated_at": now,

@@ -22,6 +22,7 @@ from contracts.events import ORDERS_STREAM
 from services.kit.failpoints import failpoint
 from services.kit.storage import as_utc
 from services.orders.downstream import NotNow
+from services.orders.leases import holder
 from services.orders.returns import RETURN_LINES, return_event, return_view
 from services.orders.tasks import OnePerId
 
@@ -81,7 +82,12 @@ class ReturnDriver:
             await conn.execute(
                 update(self.t.returns)
                 .where(self.t.returns.c.return_id == return_id)
-                .values(lease_until=now + timedelta(seconds=self.lease_s), updated_at=now, **values)
+                .values(
+                    lease_until=now + timedelta(seconds=self.lease_s),
+                    lease_holder=holder(),
+                    updated_at=now,
+                    **values,
+                )
             )
 
     async def _drive(self, return_id: str) -> None:

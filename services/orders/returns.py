@@ -25,6 +25,7 @@ from services.kit.errors import Conflict, Forbidden, Unprocessable
 from services.kit.storage import as_utc
 from services.orders.errors import UnknownOrder, UnknownReturn
 from services.orders.idempotency import KeyedResponse, earlier_response, fingerprint
+from services.orders.leases import holder
 from services.orders.logic import is_operator, principal_of
 
 if TYPE_CHECKING:
@@ -241,6 +242,7 @@ class ReturnsService:
                 "points_back": points_back,
                 "reason": data.reason,
                 "lease_until": now + timedelta(seconds=self.driver.lease_s),
+                "lease_holder": holder(),
                 "created_at": now,
                 "updated_at": now,
             }

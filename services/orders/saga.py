@@ -28,6 +28,7 @@ from services.kit.failpoints import failpoint
 from services.kit.periodic import Periodic
 from services.kit.storage import as_utc
 from services.orders.downstream import NotNow, Refused, SagaOrder
+from services.orders.leases import gone, holder
 from services.orders.lifecycle import move
 from services.orders.tasks import OnePerId
 from services.orders.views import problem_body, view_in
@@ -124,7 +125,12 @@ class SagaDriver:
             await conn.execute(
                 update(self.t.orders)
                 .where(self.t.orders.c.order_id == order_id)
-                .values(lease_until=now + timedelta(seconds=self.lease_s), updated_at=now, **values)
+                .values(
+                    lease_until=now + timedelta(seconds=self.lease_s),
+                    lease_holder=holder(),
+                    updated_at=now,
+                    **values,
+                )
             )
 
     async def _drive(self, order_id: str, started: bool = False) -> None:
@@ -263,12 +269,19 @@ class Resumer:
         await self._worker.run()
 
     async def sweep(self) -> int:
-        """Take over every saga whose lease ran out; returns how many ended."""
+        """Take over every saga whose lease ran out, or whose holder is certainly dead (a
+        crashed predecessor on this host: no need to wait its lease out); returns how many
+        ended."""
         now = datetime.now(UTC)
         c = self.table.c
         key = next(iter(self.table.primary_key.columns))
-        free = and_(c.stage != "done", or_(c.lease_until.is_(None), c.lease_until < now))
+        lapsed = or_(c.lease_until.is_(None), c.lease_until < now)
         async with self.db.read() as conn:
+            held = select(c.lease_holder).where(c.stage != "done", ~lapsed).distinct()
+            dead = [h for (h,) in await conn.execute(held) if gone(h)]
+            free = and_(
+                c.stage != "done", or_(lapsed, c.lease_holder.in_(dead)) if dead else lapsed
+            )
             ids = [r[0] for r in await conn.execute(select(key).where(free).limit(200))]
         ended = 0
         limit = asyncio.Semaphore(16)  # sagas waiting on a slow service do not queue the rest
@@ -283,7 +296,8 @@ class Resumer:
                         update(self.table)
                         .where(key == saga_id, free)
                         .values(
-                            lease_until=datetime.now(UTC) + timedelta(seconds=self.driver.lease_s)
+                            lease_until=datetime.now(UTC) + timedelta(seconds=self.driver.lease_s),
+                            lease_holder=holder(),
                         )
                     )
                 if claimed.rowcount != 1:

@@ -58,6 +58,9 @@ class OrderTables:
             #: cancelled: the give-backs); the sweeper finds the rest from here alone
             Column("settled", Boolean, nullable=False, server_default="0"),
             Column("lease_until", DateTime(timezone=True), nullable=True, index=True),
+            #: the process driving it (`leases.holder()`): a successor on the same host
+            #: takes over a dead holder's lease at once
+            Column("lease_holder", String(64), nullable=True),
             Column("pickup_failures", Integer, nullable=False, server_default="0"),
             Column("created_at", DateTime(timezone=True), nullable=False, index=True),
             Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -101,6 +104,9 @@ class OrderTables:
             Column("points_back", BigInteger, nullable=False, server_default="0"),
             Column("reason", String(200), nullable=True),
             Column("lease_until", DateTime(timezone=True), nullable=True, index=True),
+            #: the process driving it (`leases.holder()`): a successor on the same host
+            #: takes over a dead holder's lease at once
+            Column("lease_holder", String(64), nullable=True),
             Column("created_at", DateTime(timezone=True), nullable=False),
             Column("updated_at", DateTime(timezone=True), nullable=False),
         )
