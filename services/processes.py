@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 __all__ = ["Child", "ProcessSupervisor"]
 
+
 class Child:
     """One supervised command, started in its own process group."""
 
