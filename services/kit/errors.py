@@ -31,6 +31,7 @@ from litestar.plugins.problem_details import (
 from litestar.response import Response
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from contracts.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, Problem
 from services.kit.requestid import request_id
@@ -213,12 +214,21 @@ def _from_store_error(exc: RedisError) -> ProblemDetailsException:
     return _logged(problem, logging.WARNING, f"a store did not answer: {exc}")
 
 
-def _from_database_error(exc: DBAPIError) -> ProblemDetailsException:
-    # A full disk, a killed session, a database restarting (operational and interface
-    # errors; never an integrity error, which retrying would not mend): the request may
-    # succeed later, and every write here is one transaction, so nothing half-done stays.
+def _from_database_error(exc: DBAPIError | PoolTimeout) -> ProblemDetailsException:
+    # A full disk, a killed session, a database restarting, no connection free in time
+    # (operational and interface errors; never an integrity error, which retrying would
+    # not mend): the request may succeed later, and every write here is one transaction,
+    # so nothing half-done stays.
     problem = _store_unavailable("the service's database did not answer; try again shortly")
-    return _logged(problem, logging.ERROR, f"database error: {type(exc.orig).__name__}", exc)
+    cause = type(getattr(exc, "orig", None) or exc).__name__
+    return _logged(problem, logging.ERROR, f"database error: {cause}", exc)
+
+
+def _from_timeout(exc: TimeoutError) -> ProblemDetailsException:
+    # Something this request needed did not answer within its bound (a database command,
+    # a lock): not the client's fault, and likely to pass.
+    problem = _store_unavailable("a store the service needs did not answer in time; try again")
+    return _logged(problem, logging.WARNING, "timed out", exc)
 
 
 def _from_unexpected(exc: Exception) -> ProblemDetailsException:
@@ -285,6 +295,8 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 RedisError: _from_store_error,
                 OperationalError: _from_database_error,
                 InterfaceError: _from_database_error,
+                PoolTimeout: _from_database_error,
+                TimeoutError: _from_timeout,
                 Exception: _from_unexpected,
             },
         )

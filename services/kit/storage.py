@@ -43,7 +43,9 @@ def as_utc(value: datetime) -> datetime:
 class Database:
     """An async engine plus the read/write discipline both backends need."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, timeout_s: float = 10.0) -> None:
+        """`timeout_s` bounds a wait for a lock (SQLite), for a connection from the pool
+        and for one command (PostgreSQL): a sick database answers 503, never hangs."""
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
@@ -51,9 +53,15 @@ class Database:
             database = self.url.split(":///", 1)[-1]
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": timeout_s}
         else:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            kwargs.update(
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+                pool_timeout=timeout_s,
+                connect_args={"command_timeout": timeout_s, "timeout": timeout_s},
+            )
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:

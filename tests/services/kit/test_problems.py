@@ -173,3 +173,16 @@ async def test_a_database_that_does_not_answer_is_503_with_retry_after(
     assert r.headers["retry-after"] == "1" and "disk" not in r.text
     assert problem["request_id"] == "req-full-0001"
     assert any(getattr(rec, "request_id", None) == "req-full-0001" for rec in caplog.records)
+
+
+@pytest.mark.parametrize("slow", ["pool", "command"])
+async def test_a_store_that_does_not_answer_in_time_is_503_with_retry_after(
+    tmp_path: Path, slow: str
+) -> None:
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    error = PoolTimeout("QueuePool limit reached") if slow == "pool" else TimeoutError()
+    async with Running(_app_raising(tmp_path, error)) as running:
+        r = await running.client.get("/fail")
+    assert_problem(r, 503, "store-unavailable")
+    assert r.headers["retry-after"] == "1"
