@@ -228,7 +228,53 @@ async def test_a_hung_redis_costs_requests_a_bounded_wait_and_readyz_says_so(
             await settle(lambda: c.get("/readyz"), lambda r: r.status_code == 200)
             again = await shop.checkout_to_the_end("after", cart((SKU, 1)))
             assert again.status_code == 201, again.text
+            oid = again.json()["order_id"]
+            await settle(lambda: _statuses(shop, [oid]), lambda s: s == ["posted"])
             recovered("Redis frozen, then thawed", started)
+            assert await _order_postings(shop, oid) == 1
             await settle(lambda: _v(limiter.shared), lambda shared: shared)
         finally:
             await shop.close()
+
+
+async def test_redis_down_then_back_with_its_data_loses_and_doubles_nothing(
+    healing_env: dict[str, str], tmp_path: Path, admin: dict[str, str]
+) -> None:
+    redis = RedisServer(persistent=True).start()
+    env = {**healing_env, "REDIS_URL": redis.url}
+    try:
+        async with Running(build_embedded(env)) as running:
+            shop = Shop(running, env)
+            try:
+                await shop.set_on_hand(SKU, "DC-NORTH", 20)
+                await shop.set_on_hand(SKU, "DC-SOUTH", 0)
+                first = await shop.checkout_to_the_end("before", cart((SKU, 1)))
+                assert first.status_code == 201
+                redis.stop()  # Redis is down
+                sales = [sale(n, till_id="T5") for n in range(1, 11)]
+                accepted = await upload(running, till(env), sales)
+                assert accepted.json()["accepted"] == 10  # the till is not held up
+                down = await shop.checkout("during", cart((SKU, 1)))
+                assert down.status_code == 503 and "retry-after" in down.headers
+                # careful clients keep asking while Redis is away
+                waiting = [
+                    asyncio.create_task(shop.checkout_to_the_end(f"w{n}", cart((SKU, 1))))
+                    for n in range(4)
+                ]
+                await asyncio.sleep(0.5)
+                redis.start()  # back, with everything it had acknowledged
+                started = time.monotonic()
+                answers = await asyncio.gather(*waiting)
+                assert [a.status_code for a in answers] == [201] * 4
+                ids = [first.json()["order_id"], *(a.json()["order_id"] for a in answers)]
+                await settle(lambda: _statuses(shop, ids), lambda s: s == ["posted"] * 5)
+                sale_ids = {tx["transaction_id"] for tx in sales}
+                await settle(lambda: _booked(shop, sale_ids), lambda n: n == 10)
+                recovered("Redis down, then back with its data", started)
+                for oid in ids:
+                    assert await _order_postings(shop, oid) == 1
+                await _no_dead_letters(running, admin)
+            finally:
+                await shop.close()
+    finally:
+        redis.stop()

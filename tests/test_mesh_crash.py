@@ -185,6 +185,19 @@ def test_kill_9_of_the_orders_process_mid_burst_heals(
                 settle_sync(posted, lambda n: all(c >= 1 for c in n), interval_s=0.5)
                 == [1] * CHECKOUTS
             )
+
+            def reservations() -> list[str]:
+                return [
+                    client.get(f"/v1/inventory/reservations/{oid}.0", headers=admin).json()[
+                        "status"
+                    ]
+                    for oid in ids
+                ]
+
+            # every reservation has its end: committed by its order's posting
+            assert (
+                settle_sync(reservations, lambda r: len(set(r)) == 1) == ["committed"] * CHECKOUTS
+            )
     finally:
         mesh.send_signal(signal.SIGINT)
         try:
