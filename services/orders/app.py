@@ -33,13 +33,13 @@ from contracts.models import (
 )
 from contracts.problems import PROBLEM_MEDIA_TYPE
 from services.kit.app import Runtime, create_service_app
+from services.kit.catalogue import Catalogue
 from services.kit.errors import problem_responses, public_path
 from services.kit.identity import Identity, require_scope
 from services.kit.periodic import Periodic
 from services.kit.registry import Registry
 from services.kit.requestid import request_id
 from services.kit.settings import Settings
-from services.orders.catalogue import Catalogue
 from services.orders.downstream import Downstream
 from services.orders.effects import OrderEffects, RedisLossWatch
 from services.orders.logic import OrdersService

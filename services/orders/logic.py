@@ -20,10 +20,10 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from contracts.models import CheckoutRequest, Money, Order, OrderLine
+from services.kit.catalogue import CatalogueUnavailable
 from services.kit.errors import Forbidden, Unavailable
 from services.kit.failpoints import failpoint
 from services.kit.storage import as_utc
-from services.orders.catalogue import CatalogueUnavailable
 from services.orders.downstream import NotNow
 from services.orders.errors import (
     BadOrder,
@@ -41,10 +41,10 @@ from services.orders.views import view_in
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
+    from services.kit.catalogue import Catalogue
     from services.kit.events import Outbox
     from services.kit.identity import Identity
     from services.kit.storage import Database
-    from services.orders.catalogue import Catalogue
     from services.orders.downstream import Downstream
     from services.orders.saga import SagaDriver
     from services.orders.store import OrderTables

@@ -22,6 +22,7 @@ from contracts.models import (
     TransactionPage,
 )
 from services.kit.app import Runtime, create_service_app
+from services.kit.catalogue import Catalogue
 from services.kit.errors import Unprocessable, problem_responses
 from services.kit.identity import Identity
 from services.kit.periodic import Periodic
@@ -173,6 +174,7 @@ def create_app(
             rt.outbox,
             settings.pos_erp_posting,
             IntakeRules(currency=settings.pos_currency, clock_skew_s=settings.pos_clock_skew_s),
+            Catalogue(rt.client("erp")),
         )
         per_transaction = settings.pos_erp_posting == "transaction"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
+from collections.abc import Set as AbstractSet
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ from services.kit.errors import Conflict
 from services.pos.errors import NotYourStore, UnknownTransaction
 
 if TYPE_CHECKING:
+    from services.kit.catalogue import Catalogue
     from services.kit.events import Outbox
     from services.kit.identity import Identity
     from services.kit.storage import Database
@@ -103,8 +105,13 @@ class IntakeRules(msgspec.Struct, frozen=True, kw_only=True):
     clock_skew_s: float = 300.0
 
 
-def _check(tx: TillTransaction, rules: IntakeRules, now: datetime) -> None:
+def _check(
+    tx: TillTransaction, rules: IntakeRules, now: datetime, unknown: AbstractSet[str] = frozenset()
+) -> None:
     """What a transaction must be on its own; `Rejected` otherwise."""
+    strange = sorted({line.sku for line in tx.lines} & unknown)
+    if strange:
+        raise Rejected("unknown-sku", f"the catalogue does not know {', '.join(strange)}")
     currency = tx.lines[0].unit_price.currency
     if any(line.unit_price.currency != currency for line in tx.lines):
         raise Rejected("mixed-currency", "lines in more than one currency")
@@ -165,25 +172,33 @@ class PosService:
         outbox: Outbox,
         posting_mode: str = "transaction",
         rules: IntakeRules | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
         self.db, self.t, self.outbox, self.posting_mode = db, tables, outbox, posting_mode
         self.rules = rules or IntakeRules()
+        self.catalogue = catalogue
 
     async def ingest(
         self, batch: TransactionBatch, identity: Identity, correlation_id: str | None = None
     ) -> BatchResult:
         for tx in batch.transactions:
             check_store(identity, tx.store_id)  # before anything is stored
+        unknown: set[str] = set()
+        if self.catalogue is not None:  # cached reads, outside the write transaction
+            skus = {line.sku for tx in batch.transactions for line in tx.lines}
+            unknown = await self.catalogue.unknown(skus)
         for _ in range(3):
             try:
-                return await self._ingest(batch, correlation_id)
+                return await self._ingest(batch, correlation_id, unknown)
             except IntegrityError:
                 # Two uploads of the same transactions raced (several replicas on
                 # PostgreSQL): again, and the loser now sees duplicates.
                 continue
-        return await self._ingest(batch, correlation_id)
+        return await self._ingest(batch, correlation_id, unknown)
 
-    async def _ingest(self, batch: TransactionBatch, correlation_id: str | None) -> BatchResult:
+    async def _ingest(
+        self, batch: TransactionBatch, correlation_id: str | None, unknown: set[str]
+    ) -> BatchResult:
         outcomes: list[TransactionOutcome] = []
         now = datetime.now(UTC)
         async with self.db.write() as conn:
@@ -233,7 +248,7 @@ class PosService:
                     )
                     continue
                 try:
-                    _check(tx, self.rules, now)
+                    _check(tx, self.rules, now, unknown)
                     if tx.kind == "return":
                         await self._check_return(conn, tx, pending, returned_now)
                 except Rejected as refusal:

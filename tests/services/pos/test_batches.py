@@ -284,6 +284,7 @@ async def test_a_mixed_batch_rejects_each_bad_transaction_with_its_code_and_post
         dollars,
         {**sale(8), "occurred_at": "2031-01-01T00:00:00Z"},
         back(9, sold),  # good: the last unit
+        sale(10, sku="SKU-999999"),  # a SKU the catalogue does not know
     ]
     results = (await upload(mesh, mine, batch)).json()["results"]
     assert [(r["status"], r.get("code")) for r in results] == [
@@ -296,6 +297,7 @@ async def test_a_mixed_batch_rejects_each_bad_transaction_with_its_code_and_post
         ("rejected", "wrong-currency"),
         ("rejected", "future-time"),
         ("accepted", None),
+        ("rejected", "unknown-sku"),
     ]
     admin = {"Authorization": "Bearer " + dev_issuer(env).mint("ops", roles=["admin"])}
     # the ERP books the sale and its two returns, and nothing is left for the dead letters

@@ -1,6 +1,7 @@
-"""Prices for checkout, from the ERP's catalogue, kept in process.
+"""The ERP's catalogue, kept in process: prices for checkout, known SKUs for till intake.
 
-Orders are priced by the ERP's catalogue, never by the client. A price is kept for
+Orders are priced by the ERP's catalogue, never by the client; a till's lines must name
+SKUs the catalogue knows. A product is kept for
 `ttl_s` and, when the ERP fails or refuses (429/5xx), served up to `stale_s` old, so that a
 checkout does not depend on the ERP answering right now: the order's posting waits in the
 outbox for the ERP anyway. Concurrent misses for one SKU share one fetch.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from contracts.models import Product
@@ -56,6 +58,23 @@ class Catalogue:
             return product
         finally:
             del self._fetching[sku]
+
+    async def unknown(self, skus: Iterable[str], concurrency: int = 16) -> set[str]:
+        """The SKUs of `skus` the catalogue certainly does not know. One the ERP cannot be
+        asked about now (and that is not cached) counts as known: the ERP itself refuses
+        it later, rather than a store's sales waiting on the ERP."""
+        limit = asyncio.Semaphore(concurrency)
+
+        async def missing(sku: str) -> bool:
+            async with limit:
+                try:
+                    return await self.product(sku) is None
+                except CatalogueUnavailable:
+                    return False
+
+        wanted = sorted(set(skus))
+        found = await asyncio.gather(*(missing(sku) for sku in wanted))
+        return {sku for sku, gone in zip(wanted, found, strict=True) if gone}
 
     async def _fetch(
         self, sku: str, entry: tuple[Product | None, float] | None, now: float
