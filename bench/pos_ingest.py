@@ -59,6 +59,7 @@ def _tx(till: int, seq: int) -> dict[str, Any]:
                 "unit_price": {"amount": 500, "currency": "EUR"},
             }
         ],
+        "tenders": [{"kind": "card", "amount": {"amount": 500, "currency": "EUR"}}],
     }
 
 

@@ -114,6 +114,9 @@ class TillTransactionRecorded(msgspec.Struct, frozen=True, kw_only=True, tag=Tru
     total: Money
     member_id: str | None = None
     original_transaction_id: str | None = None
+    #: of a sale, what was paid in money (cash, card, gift card), up to the total: what
+    #: points are earned on (not loyalty points or vouchers used as tenders)
+    paid: Money | None = None
 
 
 class SaleLinePosted(msgspec.Struct, frozen=True, kw_only=True):

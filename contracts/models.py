@@ -454,6 +454,9 @@ class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True):
     points: int
     source_id: str
     created_at: datetime
+    #: who made an adjustment (`user:<sub>`, `service:<name>`), and why
+    by: str | None = None
+    reason: str | None = None
 
 
 class Ledger(msgspec.Struct, frozen=True, kw_only=True):

@@ -60,6 +60,7 @@ def batch(store: str, n: int) -> dict[str, Any]:
                     }
                     for _ in range(25)
                 ],
+                "tenders": [{"kind": "card", "amount": {"amount": 25 * 1999, "currency": "EUR"}}],
             }
             for i in range(n)
         ]

@@ -179,7 +179,8 @@ class MembersController(Controller):
         data: JSONBody[Adjustment],
     ) -> LoyaltyAccount:
         require_scope(identity, "loyalty:admin")
-        return await loyalty.adjust(member_id, data)
+        by = f"{identity.kind}:{identity.sub or identity.consumer}"
+        return await loyalty.adjust(member_id, data, by)
 
 
 class HoldsController(Controller):

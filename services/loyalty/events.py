@@ -19,7 +19,9 @@ async def accrue(loyalty: LoyaltyService, envelope: Envelope[Any]) -> None:
     if not isinstance(tx, TillTransactionRecorded) or tx.member_id is None:
         return
     if tx.kind == "sale":
-        await loyalty.earn(tx.member_id, tx.transaction_id, tx.total.amount)
+        # on what was paid in money (older events, without `paid`: their total)
+        paid = tx.total.amount if tx.paid is None else min(tx.paid.amount, tx.total.amount)
+        await loyalty.earn(tx.member_id, tx.transaction_id, paid)
     elif tx.original_transaction_id is not None:
         await loyalty.reverse(
             tx.member_id, tx.transaction_id, tx.original_transaction_id, tx.total.amount

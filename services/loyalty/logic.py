@@ -28,6 +28,7 @@ from contracts.models import (
     LoyaltyAccount,
     MemberIn,
     PointsHold,
+    Tier,
 )
 from services.kit.storage import as_utc
 from services.loyalty.errors import (
@@ -49,13 +50,34 @@ __all__ = ["EarningRules", "LoyaltyService", "load_rules"]
 
 
 class EarningRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    points_per_unit: dict[str, float]
+    """The points rules of `loyalty.toml`, in one place:
+
+    earn      rate x what was paid in money (points and vouchers are not money), at most
+              `max_points_per_transaction` per purchase and `max_points_per_day` per member
+              and UTC day; once per purchase
+    reverse   a return takes back its share of what its purchase earned, pro rata, never
+              more in all than the purchase earned, and never below `reversal_floor`
+              available points
+    redeem    a hold, then its capture: never more than the available points
+    expire    available points after `expire_after_inactive_days` without activity
+    adjust    an operator's (or the orders service's give-back), with its reason and who:
+              the only way past the bounds
+    """
+
+    points_per_unit: dict[Tier, Annotated[float, msgspec.Meta(ge=0)]]
     #: a member's available points expire after this many days without an earn, a
     #: redemption or an adjustment (None: points never expire)
     expire_after_inactive_days: Annotated[int, msgspec.Meta(ge=1, le=36_500)] | None = None
+    max_points_per_transaction: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    max_points_per_day: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    reversal_floor: Annotated[int, msgspec.Meta(ge=0)] = 0
 
     def points(self, tier: str, amount_minor: int) -> int:
-        return math.floor(amount_minor / 100 * self.points_per_unit.get(tier, 0.0))
+        rate: float = self.points_per_unit.get(tier, 0.0)  # type: ignore[call-overload]
+        earned = math.floor(max(amount_minor, 0) / 100 * rate)
+        if self.max_points_per_transaction is not None:
+            earned = min(earned, self.max_points_per_transaction)
+        return earned
 
 
 def load_rules(path: str | Path) -> EarningRules:
@@ -163,6 +185,8 @@ class LoyaltyService:
                     points=r.points,
                     source_id=r.source_id,
                     created_at=as_utc(r.created_at),
+                    by=r.actor,
+                    reason=r.reason,
                 )
                 for r in rows
             ],
@@ -178,6 +202,9 @@ class LoyaltyService:
         points: int,
         source_id: str,
         amount: int | None = None,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
     ) -> bool:
         """Append an entry unless its source was booked already; move the balance with it."""
         exists = (
@@ -198,6 +225,8 @@ class LoyaltyService:
                 points=points,
                 source_id=source_id,
                 amount=amount,
+                actor=by,
+                reason=reason,
                 created_at=datetime.now(UTC),
             )
         )
@@ -215,8 +244,19 @@ class LoyaltyService:
             if member is None:
                 return 0
             points = self.rules.points(member.tier, amount)
+            cap = self.rules.max_points_per_day
+            if cap is not None:
+                points = max(0, min(points, cap - await self._earned_today(conn, member_id)))
             booked = await self._entry(conn, member_id, "earn", points, source_id, amount)
         return points if booked else 0
+
+    async def _earned_today(self, conn: AsyncConnection, member_id: str) -> int:
+        le = self.t.ledger.c
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        query = select(func.coalesce(func.sum(le.points), 0)).where(
+            le.member_id == member_id, le.kind == "earn", le.created_at >= midnight
+        )
+        return int((await conn.execute(query)).scalar_one())
 
     async def reverse(self, member_id: str, source_id: str, original_id: str, amount: int) -> int:
         """Take back, pro rata, what the returned part of a purchase earned, once per return;
@@ -249,6 +289,9 @@ class LoyaltyService:
             )
             share = math.floor(earned.points * min(amount, earned.amount) / earned.amount)
             points = min(share, earned.points + reversed_so_far)  # reversals are negative
+            # down to the floor of available points, not below: what was spent stays spent
+            available = member.balance - await self._held(conn, member_id, datetime.now(UTC))
+            points = min(points, available - self.rules.reversal_floor)
             if points <= 0:
                 return 0
             booked = await self._entry(
@@ -256,7 +299,9 @@ class LoyaltyService:
             )
         return points if booked else 0
 
-    async def adjust(self, member_id: str, data: Adjustment) -> LoyaltyAccount:
+    async def adjust(self, member_id: str, data: Adjustment, by: str) -> LoyaltyAccount:
+        """An operator's correction, past the earning bounds but never below zero available
+        points; the ledger keeps who made it and why."""
         async with self.db.write() as conn:
             member = await self._member(conn, member_id, lock=True)
             if member is None:
@@ -264,7 +309,9 @@ class LoyaltyService:
             available = member.balance - await self._held(conn, member_id, datetime.now(UTC))
             if data.points < 0 and available + data.points < 0:
                 raise InsufficientPoints(-data.points, available)
-            await self._entry(conn, member_id, "adjust", data.points, data.source_id)
+            await self._entry(
+                conn, member_id, "adjust", data.points, data.source_id, by=by, reason=data.reason
+            )
         return await self.account(member_id, None)
 
     # expiry

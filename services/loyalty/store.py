@@ -40,6 +40,9 @@ class LoyaltyTables:
             Column("source_id", String(128), nullable=False),
             #: the money the entry is about (earn, reverse), in minor units
             Column("amount", BigInteger, nullable=True),
+            #: an adjustment's author (`user:ops`, `service:orders`) and reason: the audit
+            Column("actor", String(120), nullable=True),
+            Column("reason", String(200), nullable=True),
             Column("created_at", DateTime(timezone=True), nullable=False),
             UniqueConstraint("member_id", "kind", "source_id", name="uq_loyalty_entry_source"),
         )

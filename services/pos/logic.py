@@ -81,7 +81,18 @@ def recorded(tid: str, tx: TillTransaction) -> TillTransactionRecorded:
         total=_total(tx),
         member_id=tx.member_id,
         original_transaction_id=tx.original_transaction_id,
+        paid=_paid(tx) if tx.kind == "sale" else None,
     )
+
+
+#: tenders that are money the store received; points and vouchers are not
+MONEY_TENDERS = frozenset({"cash", "card", "gift-card"})
+
+
+def _paid(tx: TillTransaction) -> Money:
+    total = _total(tx)
+    money = sum(t.amount.amount for t in tx.tenders if t.kind in MONEY_TENDERS)
+    return Money(min(money, total.amount), total.currency)
 
 
 def _total(tx: TillTransaction) -> Money:
@@ -123,7 +134,7 @@ def _check(
         raise Rejected("bad-discount", "a discount larger than its line")
     if any(t.amount.currency != currency for t in tx.tenders):
         raise Rejected("mixed-currency", "a tender in another currency")
-    if tx.kind == "sale" and tx.tenders:
+    if tx.kind == "sale":
         paid = sum(t.amount.amount for t in tx.tenders)
         if paid < _total(tx).amount:
             raise Rejected(

@@ -14,6 +14,7 @@ import pytest
 
 from services.kit.identity import IDENTITY_HEADER, Identity
 from tests.conftest import Running
+from tests.support import settle
 
 OPERATOR = Identity(kind="service", consumer="test", roles=frozenset({"admin"}))
 
@@ -46,6 +47,11 @@ class Loyalty:
                 headers=self.operator,
             )
             assert r.status_code == 200, r.text
+
+    def admin_jwt(self, env: dict[str, str]) -> dict[str, str]:
+        from tests.conftest import dev_issuer
+
+        return {"Authorization": "Bearer " + dev_issuer(env).mint("ops", roles=["admin"])}
 
     async def account(self, member_id: str) -> dict[str, Any]:
         body: dict[str, Any] = (
@@ -161,23 +167,7 @@ async def test_purchases_earn_once_and_returns_take_back_pro_rata(
     sale_id = str(uuid.uuid4())
 
     def tx(seq: int, tid: str, kind: str, qty: int, **kw: Any) -> dict[str, Any]:
-        return {
-            "transaction_id": tid,
-            "kind": kind,
-            "store_id": "STORE-002",
-            "till_id": "T1",
-            "sequence": seq,
-            "occurred_at": "2026-11-24T09:00:00Z",
-            "member_id": "M-D",
-            "lines": [
-                {
-                    "sku": "SKU-000021",
-                    "quantity": qty,
-                    "unit_price": {"amount": 2500, "currency": "EUR"},
-                }
-            ],
-            **kw,
-        }
+        return till_tx("M-D", seq, tid, kind, qty, **kw)
 
     batch = {"transactions": [tx(1, sale_id, "sale", 4)]}  # 100 EUR → 200 points
     for _ in range(3):
@@ -195,16 +185,124 @@ async def test_purchases_earn_once_and_returns_take_back_pro_rata(
     ]
 
 
+def till_tx(
+    member: str, seq: int, tid: str, kind: str, qty: int, price: int = 2500, **kw: Any
+) -> dict[str, Any]:
+    """A till transaction of STORE-002 for `member`; a sale paid by card unless `tenders`."""
+    tenders = [{"kind": "card", "amount": {"amount": qty * price, "currency": "EUR"}}]
+    return {
+        "transaction_id": tid,
+        "kind": kind,
+        "store_id": "STORE-002",
+        "till_id": "T1",
+        "sequence": seq,
+        "occurred_at": "2026-11-24T09:00:00Z",
+        "member_id": member,
+        "lines": [
+            {
+                "sku": "SKU-000021",
+                "quantity": qty,
+                "unit_price": {"amount": price, "currency": "EUR"},
+            }
+        ],
+        "tenders": tenders if kind == "sale" else [],
+        **kw,
+    }
+
+
 def mesh_client(loyalty: Loyalty) -> httpx.AsyncClient:
     return loyalty.running.client
 
 
 async def wait_balance(loyalty: Loyalty, member_id: str, balance: int) -> None:
-    for _ in range(100):
-        if (await loyalty.account(member_id))["balance"] == balance:
-            return
-        await asyncio.sleep(0.03)
-    raise AssertionError(await loyalty.account(member_id))
+    await settle(lambda: loyalty.account(member_id), lambda a: a["balance"] == balance)
+
+
+def till_headers(mesh_env: dict[str, str]) -> dict[str, str]:
+    from tests.conftest import dev_issuer
+
+    token = dev_issuer(mesh_env).mint("till", scopes=["pos:write"], store_id="STORE-002")
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_points_have_bounds_only_an_audited_adjustment_passes(
+    loyalty: Loyalty, mesh_env: dict[str, str]
+) -> None:
+    """Issue 12: a till's sale with no tenders, 1,000 units at 10^9, credited twenty billion
+    points. Now: unpaid sales are refused, earning is on money paid, capped per purchase
+    (5,000) and per member-day (20,000); reversals stop at zero available points."""
+    await loyalty.enrol("M-B")  # base: 1 point per euro
+    till = till_headers(mesh_env)
+    post = mesh_client(loyalty).post
+    path = "/v1/pos/transactions/batches"
+    free = till_tx("M-B", 1, str(uuid.uuid4()), "sale", 1000, price=10**9, tenders=[])
+    r = await post(path, json={"transactions": [free]}, headers=till)
+    assert [(x["status"], x.get("code")) for x in r.json()["results"]] == [("rejected", "unpaid")]
+    # paid in points and a voucher but 10 EUR money: 10 points, not 100
+    mixed = till_tx(
+        "M-B",
+        2,
+        str(uuid.uuid4()),
+        "sale",
+        4,
+        tenders=[
+            {"kind": "loyalty", "amount": {"amount": 8000, "currency": "EUR"}},
+            {"kind": "voucher", "amount": {"amount": 1000, "currency": "EUR"}},
+            {"kind": "card", "amount": {"amount": 1000, "currency": "EUR"}},
+        ],
+    )
+    assert (await post(path, json={"transactions": [mixed]}, headers=till)).json()["accepted"] == 1
+    await wait_balance(loyalty, "M-B", 10)
+    # a 1,000,000 EUR purchase earns the per-purchase cap; the day's cap holds after that
+    big = [till_tx("M-B", 3 + n, str(uuid.uuid4()), "sale", 400, price=250_000) for n in range(5)]
+    answer = await post(path, json={"transactions": big}, headers=till)
+    assert answer.status_code == 200 and answer.json()["accepted"] == 5, answer.text
+    await wait_balance(loyalty, "M-B", 20_000)
+    ledger = (await loyalty.client.get("/members/M-B/ledger", headers=loyalty.operator)).json()
+    assert [e["points"] for e in ledger["entries"]] == [10, 5000, 5000, 5000, 4990, 0]
+    # the points are spent; the goods come back: the reversal stops at zero
+    hold = await loyalty.client.post(
+        "/members/M-B/holds",
+        json={"hold_id": "spend-all", "points": 20_000, "ttl_s": 60},
+        headers=loyalty.operator,
+    )
+    assert hold.status_code == 201, hold.text
+    assert (
+        await loyalty.client.post("/holds/spend-all/capture", headers=loyalty.operator)
+    ).status_code == 200
+    back = till_tx(
+        "M-B",
+        9,
+        str(uuid.uuid4()),
+        "return",
+        400,
+        price=250_000,
+        original_transaction_id=big[0]["transaction_id"],
+    )
+    assert (await post(path, json={"transactions": [back]}, headers=till)).json()["accepted"] == 1
+    await settle(
+        lambda: mesh_client(loyalty).get(
+            "/v1/erp/postings",
+            params={"order_id": big[0]["transaction_id"]},
+            headers=loyalty.admin_jwt(mesh_env),
+        ),
+        lambda r: r.status_code == 200 and any(p["kind"] == "refund" for p in r.json()["items"]),
+    )
+    account = await loyalty.account("M-B")
+    assert account["balance"] == 0 and account["available"] == 0
+    # an operator may go past the bounds, and the ledger says who and why
+    r = await loyalty.client.post(
+        "/members/M-B/adjustments",
+        json={"source_id": "goodwill-1", "points": 30_000, "reason": "complaint #77"},
+        headers=loyalty.as_(
+            Identity(kind="user", consumer="ops", sub="ops", scopes=frozenset({"loyalty:admin"}))
+        ),
+    )
+    assert r.status_code == 200 and r.json()["balance"] == 30_000
+    last = (await loyalty.client.get("/members/M-B/ledger", headers=loyalty.operator)).json()[
+        "entries"
+    ][-1]
+    assert (last["kind"], last["by"], last["reason"]) == ("adjust", "user:ops", "complaint #77")
 
 
 async def test_points_of_inactive_members_expire_once(

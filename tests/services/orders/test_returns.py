@@ -165,6 +165,7 @@ async def test_a_store_sale_is_returned_by_its_receipt_with_its_discount(shop: S
                 "discount": 400,
             }
         ],
+        "tenders": [{"kind": "card", "amount": {"amount": 3600, "currency": "EUR"}}],
     }
     up = await shop.gateway.post(
         "/v1/pos/transactions/batches", json={"transactions": [sale]}, headers=pos_till

@@ -45,6 +45,7 @@ def test_events_of_a_batch_accepted_before_a_kill_are_published_once_after_resta
                     "unit_price": {"amount": 100, "currency": "EUR"},
                 }
             ],
+            "tenders": [{"kind": "cash", "amount": {"amount": 100, "currency": "EUR"}}],
         }
         for n in range(1, 51)
     ]
