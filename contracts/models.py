@@ -23,6 +23,7 @@ __all__ = [
     "BatchResult",
     "Channel",
     "CheckoutRequest",
+    "ClaimLine",
     "CollectRequest",
     "Currency",
     "DayClose",
@@ -70,6 +71,7 @@ __all__ = [
     "ReservationId",
     "ReservationRequest",
     "Return",
+    "ReturnClaim",
     "ReturnId",
     "ReturnLine",
     "ReturnLineIn",
@@ -420,6 +422,20 @@ class RecordedTransaction(msgspec.Struct, frozen=True, kw_only=True):
 
 class TransactionPage(msgspec.Struct, frozen=True, kw_only=True):
     items: list[RecordedTransaction]
+
+
+class ClaimLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    sku: Sku
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=1_000)]
+
+
+class ReturnClaim(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Units of a store sale taken back outside the tills (a return by receipt through the
+    orders service): the POS counts them with the tills' returns, under the sale's lock,
+    so the two paths together never take back more than was sold."""
+
+    claim_id: PostingId
+    lines: Annotated[list[ClaimLine], msgspec.Meta(min_length=1, max_length=50)]
 
 
 MemberId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,40}$")]

@@ -16,6 +16,8 @@ after a few tries (`NotNow`: the saga stops where it is and is resumed later).
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +25,7 @@ import msgspec
 
 from contracts.models import (
     Adjustment,
+    ClaimLine,
     Earning,
     HoldRequest,
     Money,
@@ -31,11 +34,11 @@ from contracts.models import (
     RecordedTransaction,
     RefundPosting,
     ReservationRequest,
+    ReturnClaim,
     Reversal,
     StockAdjustment,
-    TransactionPage,
 )
-from services.kit.errors import Unavailable
+from services.kit.errors import Unavailable, Unprocessable
 from services.kit.events import RetryLater, verdict
 from services.kit.events.delivery import retry_after_s
 from services.kit.identity import IDENTITY_HEADER, Identity
@@ -64,6 +67,9 @@ _SERVICE = Identity(
         }
     ),
 )
+
+
+log = logging.getLogger("retailmesh.orders")
 
 
 class Refused(Exception):
@@ -334,18 +340,46 @@ class Downstream:
             raise Unavailable(f"the POS answered {r.status}", headers={"Retry-After": "5"})
         return r.decode(RecordedTransaction)
 
-    async def till_returns(self, transaction_id: str) -> list[RecordedTransaction]:
-        """Returns of a store sale rung up at the tills (the POS records them)."""
+    async def claim_receipt(self, receipt: str, claim_id: str, lines: Sequence[Any]) -> None:
+        """Take a return's units of a store sale at the POS, which counts them with the
+        tills' returns under the sale's lock: 422 naming the lines when they are not left."""
+        claim = ReturnClaim(
+            claim_id=claim_id,
+            lines=[ClaimLine(sku=ln.sku, quantity=ln.quantity) for ln in lines],
+        )
         try:
             pos = self.registry.client("pos")
-            r = await self._call(pos, "GET", f"/transactions/{transaction_id}/returns", _SERVICE)
+            r = await self._call(pos, "POST", f"/transactions/{receipt}/claims", _SERVICE, claim)
         except (NotNow, ServiceCallError):
             raise Unavailable(
                 "the POS does not answer; try again", headers={"Retry-After": "5"}
             ) from None
-        if r.status != 200:
-            raise Unavailable(f"the POS answered {r.status}", headers={"Retry-After": "5"})
-        return r.decode(TransactionPage).items
+        if r.status in (200, 201):
+            return
+        if r.status == 404:
+            raise UnknownReceipt(receipt)
+        if r.status == 409:
+            problem = msgspec.json.decode(r.body, type=dict[str, Any])
+            raise Unprocessable(
+                "these lines cannot be returned",
+                errors=[{"field": "lines", "message": str(problem.get("detail", ""))}],
+                code=problem.get("code"),
+            )
+        raise Unavailable(f"the POS answered {r.status}", headers={"Retry-After": "5"})
+
+    async def release_claim(self, receipt: str, claim_id: str) -> None:
+        """Give a claim back (its return was not recorded); a failure leaves the units
+        taken, which refunds nothing: logged, never raised."""
+        try:
+            pos = self.registry.client("pos")
+            path = f"/transactions/{receipt}/claims/{claim_id}/release"
+            r = await self._call(pos, "POST", path, _SERVICE)
+            if r.status != 200:
+                log.error(
+                    "claim %s on %s not released: POS answered %s", claim_id, receipt, r.status
+                )
+        except (NotNow, ServiceCallError) as exc:
+            log.error("claim %s on %s not released: %s", claim_id, receipt, exc)
 
     async def post_refund(
         self,

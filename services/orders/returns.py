@@ -10,6 +10,7 @@ restock (`services/orders/return_saga.py`).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 from collections import Counter
@@ -66,8 +67,6 @@ class _Source(msgspec.Struct, kw_only=True):
     member_id: str | None
     total: int
     points: int
-    #: units returned elsewhere (at the tills, for a store sale)
-    returned_elsewhere: Counter[str] = msgspec.field(default_factory=Counter)
 
 
 class ReturnsService:
@@ -127,12 +126,7 @@ class ReturnsService:
                 discount + ln.discount,
                 tx.transaction.store_id,
             )
-        elsewhere: Counter[str] = Counter()
-        for ret in await self.ds.till_returns(receipt):
-            for ln in ret.transaction.lines:
-                elsewhere[ln.sku] += ln.quantity
         return _Source(
-            returned_elsewhere=elsewhere,
             kind="receipt",
             id=receipt.lower(),
             customer=tx.transaction.member_id or "store-customer",
@@ -201,8 +195,33 @@ class ReturnsService:
         if earlier is not None:
             return earlier
         receipt = await self._receipt_source(data.receipt, identity) if data.receipt else None
-        now = datetime.now(UTC)
         return_id = f"ret-{uuid.uuid4().hex}"
+        if receipt is None:
+            return await self._record(data, key, principal, digest, return_id, None, identity)
+        # A store sale's units are taken at the POS first, where the tills' returns are
+        # counted under the sale's lock; given back if this return is not recorded after all.
+        await self.ds.claim_receipt(receipt.id, return_id, data.lines)
+        recorded: KeyedResponse | None = None
+        try:
+            recorded = await self._record(
+                data, key, principal, digest, return_id, receipt, identity
+            )
+            return recorded
+        finally:
+            if recorded is None or recorded.replayed:  # refused, or another request's return
+                await asyncio.shield(self.ds.release_claim(receipt.id, return_id))
+
+    async def _record(
+        self,
+        data: ReturnRequest,
+        key: str,
+        principal: str,
+        digest: str,
+        return_id: str,
+        receipt: _Source | None,
+        identity: Identity,
+    ) -> KeyedResponse:
+        now = datetime.now(UTC)
         async with self.db.write() as conn:
             source_id = data.order_id or (receipt.id if receipt else "")
             if not self.db.is_sqlite:  # SQLite: the single writer serializes intakes already
@@ -223,7 +242,7 @@ class ReturnsService:
                         }
                     ],
                 )
-            taken = await self._returned(conn, source.id) + source.returned_elsewhere
+            taken = await self._returned(conn, source.id)
             lines = self._price(data, source, taken, identity.store_id)
             amount = sum(ln.quantity * ln.unit_price.amount - ln.discount for ln in lines)
             points_back = math.floor(source.points * amount / source.total) if source.total else 0

@@ -7,16 +7,18 @@ from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Litestar, Request, get, post
+from litestar import Controller, Litestar, Request, Response, get, post
 from litestar.di import Provide
 from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidation
 
 from contracts.events import POS_STREAM
 from contracts.models import (
     LOCATION_PATTERN,
+    POSTING_ID_PATTERN,
     BatchResult,
     DayClose,
     RecordedTransaction,
+    ReturnClaim,
     StoreGaps,
     TransactionBatch,
     TransactionPage,
@@ -29,6 +31,7 @@ from services.kit.periodic import Periodic
 from services.kit.registry import Registry
 from services.kit.requestid import request_id
 from services.kit.settings import Settings
+from services.pos.claims import ReturnClaims
 from services.pos.events import POS_DECODER, ErpPoster, PostingSweep
 from services.pos.logic import IntakeRules, PosService
 from services.pos.store import PosTables
@@ -37,6 +40,7 @@ __all__ = ["PosSettings", "create_app", "create_app_from_env"]
 
 Pos = SkipValidation[PosService]
 Caller = SkipValidation[Identity]
+Claims = SkipValidation[ReturnClaims]
 StoreParam = Annotated[str, PathParameter(pattern=LOCATION_PATTERN)]
 TransactionParam = Annotated[
     str,
@@ -104,6 +108,45 @@ class TransactionsController(Controller):
     ) -> TransactionPage:
         return TransactionPage(items=await pos.returns_of(transaction_id, identity))
 
+    @post(
+        "/{transaction_id:str}/claims",
+        status_code=201,
+        summary="Take units of a sale back outside the tills (a return by receipt)",
+        description="""
+            For the services of the mesh (the orders service's returns by receipt): the
+            units are counted with the tills' returns under the sale's lock, so the two
+            together never take back more than was sold. Idempotent by `claim_id` (200 for
+            a replay); 409 `claim-refused` with a `code` (too-many-units, not-on-sale, ...)
+            when the sale has not that much left.
+        """,
+        responses=problem_responses(401, 403, 404, 409),
+    )
+    async def claim(
+        self,
+        claims: Claims,
+        identity: Caller,
+        transaction_id: TransactionParam,
+        data: JSONBody[ReturnClaim],
+    ) -> Response[ReturnClaim]:
+        taken = await claims.claim(transaction_id, data, identity)
+        return Response(data, status_code=201 if taken else 200)
+
+    @post(
+        "/{transaction_id:str}/claims/{claim_id:str}/release",
+        status_code=200,
+        summary="Give a claim's units back (its return did not happen); idempotent",
+        responses=problem_responses(401, 403),
+    )
+    async def release_claim(
+        self,
+        claims: Claims,
+        identity: Caller,
+        transaction_id: TransactionParam,
+        claim_id: Annotated[str, PathParameter(pattern=POSTING_ID_PATTERN)],
+    ) -> dict[str, str]:
+        await claims.release(transaction_id, claim_id, identity)
+        return {"released": claim_id}
+
 
 class StoresController(Controller):
     path = "/stores"
@@ -165,6 +208,7 @@ def create_app(
     runtime = Runtime("pos", settings, registry)
     tables = PosTables(runtime.metadata)
     holder: dict[str, PosService] = {}
+    claims_holder: dict[str, ReturnClaims] = {}
 
     async def start(rt: Runtime) -> None:
         assert rt.db is not None and rt.bus is not None
@@ -176,6 +220,7 @@ def create_app(
             IntakeRules(currency=settings.pos_currency, clock_skew_s=settings.pos_clock_skew_s),
             Catalogue(rt.client("erp")),
         )
+        claims_holder["claims"] = ReturnClaims(rt.db, tables)
         per_transaction = settings.pos_erp_posting == "transaction"
 
         async def outcome(transaction_id: str, said: str) -> None:
@@ -206,6 +251,9 @@ def create_app(
     def provide_pos() -> PosService:
         return holder["pos"]
 
+    def provide_claims() -> ReturnClaims:
+        return claims_holder["claims"]
+
     app = create_service_app(
         "pos",
         settings,
@@ -213,7 +261,10 @@ def create_app(
         description="Till transactions (sales and returns) synced from stores exactly once.",
         route_handlers=[TransactionsController, StoresController],
         runtime=runtime,
-        dependencies={"pos": Provide(provide_pos, sync_to_thread=False)},
+        dependencies={
+            "pos": Provide(provide_pos, sync_to_thread=False),
+            "claims": Provide(provide_claims, sync_to_thread=False),
+        },
         on_start=[start],
         bus=bus,
     )

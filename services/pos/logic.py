@@ -144,9 +144,7 @@ def _check(
         raise Rejected("no-receipt", "a return names the sale it returns (original_transaction_id)")
 
 
-def _check_return(
-    tx: TillTransaction, sale: TillTransaction | None, returned: Counter[str]
-) -> None:
+def check_return(tx: TillTransaction, sale: TillTransaction | None, returned: Counter[str]) -> None:
     """A till's return against its sale: the same store, lines that were sold, no more units
     than sold minus returned before (`returned`), at no higher price. A return whose sale has
     not synced yet (another till still offline) is refused with `sale-not-synced`: the till
@@ -331,11 +329,9 @@ class PosService:
         if sale is None:
             row = await self.t.get(conn, sale_id)
             sale = _decoder.decode(row.body) if row is not None else None
-        returned: Counter[str] = Counter(returned_now.get(sale_id, Counter()))
-        for earlier in await self.t.returns_of(conn, sale_id):
-            for line in _decoder.decode(earlier.body).lines:
-                returned[line.sku] += line.quantity
-        _check_return(tx, sale, returned)
+        returned = Counter(returned_now.get(sale_id, Counter()))
+        returned.update(await self.t.returned(conn, sale_id))  # tills' returns and claims
+        check_return(tx, sale, returned)
 
     def _recorded(self, row: Any) -> RecordedTransaction:
         tx = _decoder.decode(row.body)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -21,10 +23,14 @@ from sqlalchemy import (
     update,
 )
 
+from contracts.models import TillTransaction
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = ["PosTables"]
+
+_transaction = msgspec.json.Decoder(TillTransaction)
 
 
 class PosTables:
@@ -51,6 +57,34 @@ class PosTables:
             Column("erp_outcome", String(8), nullable=True),
             UniqueConstraint("store_id", "till_id", "sequence", name="uq_pos_till_sequence"),
         )
+
+        #: units of a sale returned outside the tills (by receipt, through the orders
+        #: service), counted with the tills' returns
+        self.claims = Table(
+            "pos_return_claims",
+            metadata,
+            Column("claim_id", String(64), primary_key=True),
+            Column("sku", String(32), primary_key=True),
+            Column("sale_id", String(36), nullable=False, index=True),
+            Column("quantity", BigInteger, nullable=False),
+            Column("created_at", DateTime(timezone=True), nullable=False),
+        )
+
+    async def returned(self, conn: AsyncConnection, sale_id: str) -> Counter[str]:
+        """Units of a sale taken back so far: by the tills' returns and by claims."""
+        taken: Counter[str] = Counter()
+        for earlier in await self.returns_of(conn, sale_id):
+            for line in _transaction.decode(earlier.body).lines:
+                taken[line.sku] += line.quantity
+        for _claim_id, sku, quantity in await self.claimed(conn, sale_id):
+            taken[sku] += quantity
+        return taken
+
+    async def claimed(self, conn: AsyncConnection, sale_id: str) -> list[Any]:
+        """(claim_id, sku, quantity) of the claims on a sale."""
+        c = self.claims.c
+        query = select(c.claim_id, c.sku, c.quantity).where(c.sale_id == sale_id)
+        return list((await conn.execute(query)).all())
 
     async def existing(self, conn: AsyncConnection, ids: list[str]) -> dict[str, bytes]:
         rows = (

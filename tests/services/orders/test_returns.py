@@ -3,10 +3,11 @@ eligibility, the ERP refund, points, stock back in the ATS, each once."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
-from tests.services.orders.conftest import SKU, Shop, cart, eventually
+from tests.services.orders.conftest import SKU, Shop, cart, eventually, patiently
 
 OTHER = "SKU-000078"
 
@@ -194,9 +195,18 @@ async def test_a_store_sale_is_returned_by_its_receipt_with_its_discount(shop: S
     assert up.json()["accepted"] == 1, up.text
     two = await _return(shop, till, {"receipt": tid, "lines": [{"sku": SKU, "quantity": 2}]})
     assert two.status_code == 422, two.text
-    assert two.json()["errors"][0]["message"] == "4 bought, 3 returned before"
+    assert two.json()["code"] == "too-many-units"
+    assert "1 left to return" in two.json()["errors"][0]["message"]
     one = await _return(shop, till, {"receipt": tid, "lines": [{"sku": SKU, "quantity": 1}]})
     assert one.status_code == 201, one.text
+    # issue 12: the tills count the returns made by receipt here too: nothing is left
+    last = {**till_return, "transaction_id": str(uuid.uuid4()), "sequence": 3}
+    last["lines"] = [{"sku": SKU, "quantity": 1, "unit_price": {"amount": 1000, "currency": "EUR"}}]
+    up = await shop.gateway.post(
+        "/v1/pos/transactions/batches", json={"transactions": [last]}, headers=pos_till
+    )
+    (result,) = up.json()["results"]
+    assert (result["status"], result["code"]) == ("rejected", "too-many-units"), result
     unknown = await _return(
         shop, till, {"receipt": str(uuid.uuid4()), "lines": [{"sku": SKU, "quantity": 1}]}
     )
@@ -264,3 +274,50 @@ async def test_a_pickup_order_is_returned_only_once_collected(shop: Shop) -> Non
 
 async def _status(shop: Shop, oid: str, status: str) -> bool:
     return bool((await shop.order(oid))["status"] == status)
+
+
+async def test_a_till_return_and_a_return_by_receipt_racing_take_the_last_unit_once(
+    shop: Shop,
+) -> None:
+    """Issue 12: the tills and the orders service each checked only their own returns of
+    a store sale; now both take the units at the POS, under the sale's lock."""
+    await shop.set_on_hand(SKU, "STORE-001", 10)
+    pos_till = shop.token("till-2", "pos:write", "pos:read", store_id="STORE-001")
+    till = shop.token("till-2", "orders:return", "orders:read", store_id="STORE-001")
+    price = {"amount": 1000, "currency": "EUR"}
+    for round_ in range(5):
+        tid = str(uuid.uuid4())
+        sale = {
+            "transaction_id": tid,
+            "kind": "sale",
+            "store_id": "STORE-001",
+            "till_id": "T2",
+            "sequence": 2 * round_ + 1,
+            "occurred_at": _now(),
+            "lines": [{"sku": SKU, "quantity": 1, "unit_price": price}],
+            "tenders": [{"kind": "card", "amount": price}],
+        }
+        back = {
+            **sale,
+            "transaction_id": str(uuid.uuid4()),
+            "kind": "return",
+            "sequence": 2 * round_ + 2,
+            "original_transaction_id": tid,
+            "tenders": [],
+        }
+        up = await patiently(
+            lambda sale=sale: shop.gateway.post(
+                "/v1/pos/transactions/batches", json={"transactions": [sale]}, headers=pos_till
+            )
+        )
+        assert up.json()["accepted"] == 1, up.text
+        at_till, by_receipt = await asyncio.gather(
+            patiently(
+                lambda back=back: shop.gateway.post(
+                    "/v1/pos/transactions/batches", json={"transactions": [back]}, headers=pos_till
+                )
+            ),
+            _return(shop, till, {"receipt": tid, "lines": [{"sku": SKU, "quantity": 1}]}),
+        )
+        took = [at_till.json()["accepted"] == 1, by_receipt.status_code == 201]
+        assert took.count(True) == 1, (at_till.text, by_receipt.text)
