@@ -47,9 +47,11 @@ test: install
 	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
-# The full schemathesis run: many more examples per operation.
+# The long runs: schemathesis with many more examples per operation, and the integrity
+# model test (money, stock, points) with 300 sequences of up to 40 steps.
 fuzz: install
 	FUZZ_MAX_EXAMPLES=500 $(PY) -m pytest tests/test_contracts_fuzz.py
+	MODEL_EXAMPLES=300 MODEL_STEPS=40 $(PY) -m pytest tests/test_integrity_model.py
 
 lint: install
 	$(VENV)/bin/ruff format --check .

@@ -1,21 +1,20 @@
 """Forwarding a request to its upstream: in-process (an ASGI call) or over HTTP (pooled).
 
-Bodies stream both ways. Hop-by-hop headers (RFC 9110 section 7.6.1) are dropped in both
-directions; `Forwarded` (RFC 7239) and `X-Forwarded-*` describe the client; the request id and
-W3C trace context travel on. The upstream is chosen from the route table only, never from
-anything the client sends.
+Bodies stream both ways; headers are as `gateway/headers.py` makes them. The upstream is
+chosen from the route table only, never from anything the client sends. Retries, the
+breaker, the retry budget and shedding are decided here (`gateway/resilience.py` keeps
+their state).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from gateway.headers import response_headers, upstream_headers
 from gateway.intake import has_body
 from gateway.problems import send_problem
 from gateway.resilience import (
@@ -42,36 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["Forwarder", "Guard", "Target"]
 
 log = logging.getLogger("retailmesh.gateway")
-
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-# Set by the gateway alone: whatever a client sends under these names is dropped.
-_GATEWAY_OWNED = frozenset(
-    {
-        b"forwarded",
-        b"x-forwarded-for",
-        b"x-forwarded-host",
-        b"x-forwarded-proto",
-        b"x-forwarded-prefix",
-        b"x-request-id",
-        b"traceparent",
-        b"tracestate",
-        b"x-retailmesh-identity",
-        b"host",
-    }
-)
-_TRACEPARENT = re.compile(rb"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 class Target:
@@ -179,72 +148,6 @@ def _empty_body_receive(original: Any) -> Any:
         return dict(await original())
 
     return receive
-
-
-def _new_traceparent() -> bytes:
-    # W3C trace ids need uniqueness, not secrecy: the PRNG, not a system call per request.
-    trace, span = random.getrandbits(128) or 1, random.getrandbits(64) or 1
-    return f"00-{trace:032x}-{span:016x}-01".encode()
-
-
-def upstream_headers(scope: dict[str, Any], mount: str) -> list[tuple[bytes, bytes]]:
-    """The request headers as the upstream should see them."""
-    headers: list[tuple[bytes, bytes]] = []
-    connection_named: set[bytes] = set()
-    host = b""
-    traceparent = b""
-    tracestate = b""
-    forwarded_for = b""
-    for name, value in scope["headers"]:
-        if name == b"connection":
-            connection_named.update(t.strip().lower() for t in value.split(b","))
-        elif name == b"host":
-            host = value
-        elif name == b"traceparent":
-            traceparent = value
-        elif name == b"tracestate":
-            tracestate = value
-        elif name == b"x-forwarded-for":
-            forwarded_for = value
-    for name, value in scope["headers"]:
-        if name in _HOP_BY_HOP or name in _GATEWAY_OWNED or name in connection_named:
-            continue
-        headers.append((name, value))
-    client = scope.get("client")
-    client_ip = client[0].encode() if client else b"unknown"
-    scheme = scope.get("scheme", "http").encode()
-    if not _TRACEPARENT.match(traceparent):
-        traceparent, tracestate = _new_traceparent(), b""
-    headers.append((b"traceparent", traceparent))
-    if tracestate:
-        headers.append((b"tracestate", tracestate))
-    headers.append((b"x-request-id", request_id(scope).encode()))
-    node = b'"[' + client_ip + b']"' if b":" in client_ip else client_ip
-    forwarded = b"for=" + node + b";proto=" + scheme
-    if host and re.fullmatch(rb"[A-Za-z0-9.:\[\]-]{1,255}", host):
-        forwarded += b";host=" + host
-        headers.append((b"x-forwarded-host", host))
-    headers.append((b"forwarded", forwarded))
-    chain = forwarded_for + b", " + client_ip if forwarded_for else client_ip
-    headers.append((b"x-forwarded-for", chain))
-    headers.append((b"x-forwarded-proto", scheme))
-    headers.append((b"x-forwarded-prefix", mount.encode()))
-    return headers
-
-
-def _response_headers(headers: Any) -> list[tuple[bytes, bytes]]:
-    """The upstream's response headers minus hop-by-hop ones, including those it names in
-    its own `Connection` header."""
-    named: set[bytes] = set()
-    for name, value in headers:
-        if name.lower() == b"connection":
-            named.update(t.strip().lower() for t in value.split(b","))
-    out: list[tuple[bytes, bytes]] = []
-    for name, value in headers:
-        lname = name.lower()
-        if lname not in _HOP_BY_HOP and lname not in named:
-            out.append((lname, value))
-    return out
 
 
 class Forwarder:
@@ -377,14 +280,14 @@ class Forwarder:
                 upstream_headers = message.get("headers", ())
                 if may_retry and status in _RETRYABLE and not _deliberate(status, upstream_headers):
                     swallowed = True
-                    held_headers.extend(_response_headers(upstream_headers))
+                    held_headers.extend(response_headers(upstream_headers))
                     return
                 failed = _failed(status, upstream_headers)
                 started = True
                 message = {
                     "type": "http.response.start",
                     "status": status,
-                    "headers": _response_headers(message.get("headers", ())),
+                    "headers": response_headers(message.get("headers", ())),
                 }
             await send(message)
 
@@ -449,12 +352,12 @@ class Forwarder:
             deliberate = _deliberate(response.status, response.headers)
             if may_retry and response.status in _RETRYABLE and not deliberate:
                 data = await response.read()
-                raise _Retry((response.status, _response_headers(response.headers), data))
+                raise _Retry((response.status, response_headers(response.headers), data))
             ok = not _failed(response.status, response.headers)
             start = {
                 "type": "http.response.start",
                 "status": response.status,
-                "headers": _response_headers(response.headers),
+                "headers": response_headers(response.headers),
             }
             length = response.content_length
             if length is not None and length <= _BUFFER_UP_TO:

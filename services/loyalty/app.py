@@ -33,7 +33,8 @@ from services.kit.periodic import Periodic
 from services.kit.registry import Registry
 from services.kit.settings import Settings
 from services.loyalty.events import accrue
-from services.loyalty.logic import LoyaltyService, load_rules
+from services.loyalty.logic import LoyaltyService
+from services.loyalty.rules import load_rules
 from services.loyalty.store import LoyaltyTables
 from services.pos.events import POS_DECODER
 

@@ -33,7 +33,8 @@ from services.kit.requestid import request_id
 from services.kit.settings import Settings
 from services.pos.claims import ReturnClaims
 from services.pos.events import POS_DECODER, ErpPoster, PostingSweep
-from services.pos.logic import IntakeRules, PosService
+from services.pos.intake import IntakeRules
+from services.pos.logic import PosService
 from services.pos.store import PosTables
 
 __all__ = ["PosSettings", "create_app", "create_app_from_env"]

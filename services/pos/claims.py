@@ -15,7 +15,7 @@ from sqlalchemy import delete, insert, text
 from contracts.models import ReturnClaim, TillTransaction
 from services.kit.errors import Conflict, Forbidden
 from services.pos.errors import UnknownTransaction
-from services.pos.logic import Rejected, check_return
+from services.pos.intake import Rejected, check_return
 
 if TYPE_CHECKING:
     from services.kit.identity import Identity

@@ -29,7 +29,7 @@ from contracts.models import Money, OrderPosting, PostingLine, RefundPosting, Ti
 from services.kit.events import RetryLater, Undeliverable, verdict
 from services.kit.identity import IDENTITY_HEADER, Identity
 from services.kit.registry import ServiceCallError
-from services.pos.logic import recorded
+from services.pos.intake import recorded
 
 if TYPE_CHECKING:
     from services.kit.identity import IdentityCodec
