@@ -141,6 +141,32 @@ async def test_gaps_are_listed_and_close_when_the_missing_arrive(
     assert gaps["gaps"] == []
 
 
+async def test_a_return_whose_sale_is_on_an_offline_till_waits_visibly_then_syncs(
+    mesh: Running, env: dict[str, str]
+) -> None:
+    """Till T2 rang up a sale and went offline for days; T1 took the goods back. T1's return
+    is refused as `sale-not-synced` (not dropped, not accepted blind), its sequence number
+    shows as a gap, and once T2 syncs, T1 sends it again and it is taken."""
+    headers = till(env)
+    offline_sale = sale(1, till_id="T2", qty=2)
+    back = {
+        **sale(2, till_id="T1", sku=offline_sale["lines"][0]["sku"]),
+        "kind": "return",
+        "original_transaction_id": offline_sale["transaction_id"],
+        "tenders": [],
+    }
+    batch = [sale(1, till_id="T1"), back, sale(3, till_id="T1")]
+    results = (await upload(mesh, headers, batch)).json()["results"]
+    assert (results[1]["status"], results[1]["code"]) == ("rejected", "sale-not-synced")
+    gaps = (await mesh.client.get("/v1/pos/stores/STORE-001/gaps", headers=headers)).json()
+    assert gaps["gaps"] == [{"till_id": "T1", "first_missing": 2, "last_missing": 2}]
+    assert (await upload(mesh, headers, [offline_sale])).json()["accepted"] == 1  # T2 is back
+    (again,) = (await upload(mesh, headers, [back])).json()["results"]
+    assert again["status"] == "accepted", again
+    gaps = (await mesh.client.get("/v1/pos/stores/STORE-001/gaps", headers=headers)).json()
+    assert gaps["gaps"] == []
+
+
 async def test_reused_ids_and_sequences_are_rejected_not_overwritten(
     mesh: Running, env: dict[str, str]
 ) -> None:
