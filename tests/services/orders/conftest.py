@@ -174,7 +174,9 @@ async def patiently(call: Callable[[], Awaitable[httpx.Response]]) -> httpx.Resp
         await asyncio.sleep(int(r.headers["retry-after"]))
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
+    """Until `check()` holds. The deadline only guards against a hang (a minute: far past
+    what any machine needs), it is not a claim about speed."""
     deadline = time.monotonic() + timeout
     while True:
         if await check():

@@ -36,7 +36,7 @@ async def test_with_the_erp_down_orders_confirm_and_are_posted_once_it_is_back(
     finally:
         erp.failure_rate = 0.0
     for oid in ids:
-        await eventually(lambda oid=oid: _status_is(shop, oid, "posted"), timeout=30)
+        await eventually(lambda oid=oid: _status_is(shop, oid, "posted"))
         assert len(await shop.postings(oid)) == 1
     totals = (await shop.erp.get(f"/postings/totals/{SKU}")).json()
     assert totals["order_postings"] == 6 and totals["ordered_units"] == 6
@@ -195,5 +195,5 @@ async def test_reservations_lost_with_redis_are_put_back_by_the_orders(
     finally:
         erp.failure_rate = 0.0
     for oid in ids:
-        await eventually(lambda oid=oid: _status_is(shop, oid, "posted"), timeout=30)
+        await eventually(lambda oid=oid: _status_is(shop, oid, "posted"))
     await eventually(lambda: _ats_is(shop, 5))
