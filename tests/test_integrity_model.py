@@ -5,8 +5,8 @@ A hypothesis state machine drives mixed sequences through the gateway of an embe
 points), cancellations, customer returns and store returns of online orders, ready,
 collect (with the right and a wrong code), ship, deliver, till sales and till returns (of
 its own sale, another store's, more units, a higher price), a day close, points
-adjustments, and a partner releasing another partner's reservation. Two customers, two
-stores, three SKUs with small stock.
+adjustments, the points expiry (run as it would three years on), and a partner releasing
+another partner's reservation. Two customers, two stores, three SKUs with small stock.
 
 After every step it lets the asynchronous work settle (outboxes, sagas, consumers: a wait
 that follows progress and fails loudly when it stops) and checks, against a simple model:
@@ -33,6 +33,7 @@ import tempfile
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -454,6 +455,22 @@ class IntegrityMachine(RuleBasedStateMachine):
             assert r.status_code == 422, r.text
         else:
             assert r.status_code == 200, r.text
+
+    @rule()
+    def expire_points_of_the_inactive(self) -> None:
+        """The expiry run, as it would run three years on (every member inactive by then):
+        each member's available points expire, once; what is held is not touched."""
+        r = self.call("POST", "/v1/loyalty/expiries", self.operator)
+        assert r.status_code == 200, r.text
+        loyalty = self.h.running.app.registry.apps["loyalty"].state.holder["loyalty"]
+        later = datetime.now(UTC) + timedelta(days=3 * 365)
+        before = {m: self.account(m)["available"] for m in MEMBERS.values()}
+        run = self.h.run(loyalty.expire_inactive(now=later))
+        assert run.points == sum(p for p in before.values() if p > 0)
+        for member in MEMBERS.values():
+            assert self.account(member)["available"] == min(before[member], 0)
+        again = self.h.run(loyalty.expire_inactive(now=later))
+        assert (again.members, again.points) == (0, 0)  # one period expires once
 
     @rule(sku=st.sampled_from(SKUS))
     def another_partner_cannot_release_a_reservation(self, sku: str) -> None:
