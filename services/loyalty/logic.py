@@ -320,8 +320,10 @@ class LoyaltyService:
                 available = member.balance - await self._held(conn, member_id, now)
                 if available <= 0:
                     continue
+                # the period is named by its last activity, to the microsecond: a later
+                # period never takes an earlier one's name (the ledger books a source once)
                 source = "inactive-since-" + (
-                    as_utc(last).strftime("%Y%m%dT%H%M%S") if last is not None else "enrolment"
+                    as_utc(last).strftime("%Y%m%dT%H%M%S.%f") if last is not None else "enrolment"
                 )
                 if await self._entry(conn, member_id, "expire", -available, source):
                     members += 1
