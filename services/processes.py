@@ -1,7 +1,8 @@
 """The mesh mode's processes under supervision (`retailmesh run-mesh`).
 
 Each service is a Granian server: a main process and its worker. Each runs in a process
-group of its own, so that nothing it started outlives it: when a main process dies (a
+group of its own, and is told to stop when the supervisor dies (Linux's parent-death
+signal), so that nothing outlives the mesh: when a main process dies (a
 crash, `kill -9`), its whole group is killed (the worker would otherwise stay, orphaned,
 still listening on the port) and started again after a backoff that doubles while it keeps
 dying and starts over once it stayed up. The mesh stops only when asked (Ctrl-C, SIGTERM):
@@ -25,6 +26,17 @@ from collections.abc import Sequence
 __all__ = ["Child", "ProcessSupervisor"]
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec (Linux): SIGTERM when the supervisor dies, even by
+    `kill -9`, so that no service outlives the mesh that started it."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class Child:
     """One supervised command, started in its own process group."""
 
@@ -38,7 +50,7 @@ class Child:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
-            self.argv, env=self.env, start_new_session=True
+            self.argv, env=self.env, start_new_session=True, preexec_fn=_die_with_parent
         )
         self.started_at = time.monotonic()
 

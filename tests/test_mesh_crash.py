@@ -4,7 +4,6 @@ every checkout its clients keep asking for ends, posted to the ERP exactly once.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -199,10 +198,14 @@ def test_kill_9_of_the_orders_process_mid_burst_heals(
                 settle_sync(reservations, lambda r: len(set(r)) == 1) == ["committed"] * CHECKOUTS
             )
     finally:
-        mesh.send_signal(signal.SIGINT)
+        mesh.send_signal(signal.SIGINT)  # Ctrl-C: every service drained and stopped
+        asked = time.monotonic()
         try:
+            mesh.wait(120)
+            print(f"[fault] run-mesh stopped {time.monotonic() - asked:.1f} s after Ctrl-C")
+        except subprocess.TimeoutExpired:
+            # the services die with their supervisor (parent-death signal)
+            os.killpg(mesh.pid, signal.SIGKILL)
             mesh.wait(30)
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(mesh.pid, signal.SIGKILL)
             log.close()
