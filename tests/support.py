@@ -127,6 +127,19 @@ class RedisServer:
         self.proc = None
 
 
+_local: httpx.Client | None = None
+
+
+def local() -> httpx.Client:
+    """One client for plain HTTP calls to servers on this machine. Each `httpx.get` builds
+    a client, and with it a TLS context (about 20 ms, loading the CA store) that a call to
+    127.0.0.1 never uses; tests that poll a server would spend seconds on that alone."""
+    global _local
+    if _local is None:
+        _local = httpx.Client(timeout=15)
+    return _local
+
+
 class ServedApp:
     """An ASGI factory served by Granian in its own process, as in the mesh mode. Every one
     started is stopped at the end of the run at the latest (`stop_all`, from conftest)."""
@@ -176,7 +189,7 @@ class ServedApp:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if httpx.get(self.url + ready_path, timeout=1).status_code == 200:
+                if local().get(self.url + ready_path, timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

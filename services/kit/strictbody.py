@@ -11,6 +11,7 @@ vocabulary), so integral floats are made ints first: the contract's word, not ms
 from __future__ import annotations
 
 import re
+import weakref
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
@@ -27,17 +28,15 @@ __all__ = ["MAX_DEPTH", "strict_body"]
 MAX_DEPTH = 32
 _JSON_MEDIA = re.compile(r"^application/(?:[a-z0-9.+-]+\+)?json$")
 
-# id(handler) → (handler, body type); the handler is kept so that its id is never reused
-# by another app's handler (tests build many apps in one process).
-_types: dict[int, tuple[Any, Any]] = {}
+# handler → its body type, found on first use. Weak: an app that is gone takes its entries
+# with it (a process that builds many apps, as the tests do, would keep every one alive).
+_types: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _NONE = object()
 _AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.DOTALL)
 
 
 def _body_type(handler: Any) -> Any:
-    key = id(handler)
-    entry = _types.get(key)
-    cached = entry[1] if entry is not None and entry[0] is handler else None
+    cached = _types.get(handler)
     if cached is None:
         field = handler.parsed_fn_signature.parameters.get("data")
         annotation = getattr(field, "annotation", None) if field is not None else None
@@ -48,7 +47,7 @@ def _body_type(handler: Any) -> Any:
                 cached = annotation
             except TypeError:
                 cached = _NONE
-        _types[key] = (handler, cached)
+        _types[handler] = cached
     return None if cached is _NONE else cached
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from services.kit.identity import IDENTITY_HEADER, Identity, IdentityCodec
 from tests.services.orders.conftest import INVENTORY_TOML
-from tests.support import ServedApp, settle_sync
+from tests.support import ServedApp, local, settle_sync
 
 SKU = "SKU-000123"
 SHORT = "SKU-000124"  # none on hand: its line makes the saga compensate
@@ -122,7 +122,7 @@ def backends(
 
 
 def _call(method: str, url: str, headers: dict[str, str], body: Any = None) -> httpx.Response:
-    return httpx.request(method, url, json=body, headers=headers, timeout=15)
+    return local().request(method, url, json=body, headers=headers)
 
 
 def _setup(b: Backends, units: int) -> None:
@@ -251,9 +251,11 @@ def test_orders_killed_at_each_saga_step_end_without_leaks(backends: Backends) -
     }
     for point, outcome in outcomes.items():
         oid = outcome["order_id"]
-        postings = httpx.get(
-            f"{b.erp.url}/postings", params={"order_id": oid}, headers=b.operator
-        ).json()["items"]
+        postings = (
+            local()
+            .get(f"{b.erp.url}/postings", params={"order_id": oid}, headers=b.operator)
+            .json()["items"]
+        )
         reservation = _call("GET", f"{b.inventory.url}/reservations/{oid}.0", b.operator).json()
         if point in CONFIRMING:
             assert len(postings) == 1, point
@@ -280,9 +282,15 @@ def test_orders_killed_at_each_saga_step_end_without_leaks(backends: Backends) -
     for point, outcome in zip(RETURNING, returned, strict=True):
         _return_through_a_crash(b, point, outcome["order_id"])
     for outcome in returned:
-        postings = httpx.get(
-            f"{b.erp.url}/postings", params={"order_id": outcome["order_id"]}, headers=b.operator
-        ).json()["items"]
+        postings = (
+            local()
+            .get(
+                f"{b.erp.url}/postings",
+                params={"order_id": outcome["order_id"]},
+                headers=b.operator,
+            )
+            .json()["items"]
+        )
         assert sorted(p["kind"] for p in postings) == ["order", "refund"]
     ats = _call("GET", f"{b.inventory.url}/availability/{SKU}", b.operator).json()["ats"]
     assert ats == 100 - 2 * len(CONFIRMING) + len(RETURNING)
