@@ -12,20 +12,22 @@ from contracts.events import (
 from contracts.models import (
     InventoryPosition,
     Money,
-    OrderPosting,
     PositionsQuery,
     PositionsResult,
+    Product,
+    ProductPage,
+    SkuPositions,
+    StockAdjustment,
+    StockLocation,
+)
+from contracts.postings import (
+    OrderPosting,
     PostingLine,
     PostingPage,
     PostingReceipt,
     PostingRecord,
     PostingTotals,
-    Product,
-    ProductPage,
     RefundPosting,
-    SkuPositions,
-    StockAdjustment,
-    StockLocation,
 )
 from contracts.problems import PROBLEM_MEDIA_TYPE, FieldError, Problem
 

@@ -13,7 +13,8 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from contracts.models import Money, PostingLine
+from contracts.models import Money
+from contracts.postings import PostingLine
 
 __all__ = [
     "ERP_STREAM",

@@ -46,7 +46,6 @@ __all__ = [
     "OrderLine",
     "OrderLineIn",
     "OrderPage",
-    "OrderPosting",
     "OrderStatus",
     "OrderStatusEntry",
     "Page",
@@ -56,17 +55,11 @@ __all__ = [
     "PositionsQuery",
     "PositionsResult",
     "PostingId",
-    "PostingLine",
-    "PostingPage",
-    "PostingReceipt",
-    "PostingRecord",
-    "PostingTotals",
     "Product",
     "ProductPage",
     "Quantity",
     "RebuildReport",
     "RecordedTransaction",
-    "RefundPosting",
     "Reservation",
     "ReservationId",
     "ReservationRequest",
@@ -196,72 +189,6 @@ class StockAdjustment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     location_id: LocationId
     delta: Annotated[int, msgspec.Meta(ge=-100_000, le=100_000)]
     reason: Literal["count", "receipt", "damage", "correction"]
-
-
-class PostingLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    sku: Sku
-    location_id: LocationId
-    quantity: Quantity
-    unit_price: Money
-    #: the line's discount in minor units; the line is worth quantity x unit price - discount
-    discount: MinorUnits = 0
-
-
-class OrderPosting(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A sale booked in the ERP; `posting_id` makes the posting idempotent."""
-
-    posting_id: PostingId
-    order_id: PostingId
-    lines: Annotated[list[PostingLine], msgspec.Meta(min_length=1, max_length=500)]
-    total: Money
-    occurred_at: UtcTime
-
-
-class RefundPosting(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A refund booked in the ERP; `posting_id` makes the posting idempotent."""
-
-    posting_id: PostingId
-    order_id: PostingId
-    lines: Annotated[list[PostingLine], msgspec.Meta(min_length=1, max_length=500)]
-    amount: Money
-    occurred_at: UtcTime
-
-
-class PostingReceipt(msgspec.Struct, frozen=True, kw_only=True):
-    """What the ERP answers to a posting, the same for the first call and every replay."""
-
-    posting_id: str
-    kind: Literal["order", "refund"]
-    order_id: str
-    document_number: str
-    booked_at: datetime
-
-
-class PostingRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A booked posting as the ERP holds it."""
-
-    posting_id: str
-    kind: Literal["order", "refund"]
-    order_id: str
-    document_number: str
-    booked_at: datetime
-    occurred_at: datetime
-    amount: Money
-    lines: list[PostingLine]
-
-
-class PostingPage(Page, frozen=True, kw_only=True):
-    items: list[PostingRecord]
-
-
-class PostingTotals(msgspec.Struct, frozen=True, kw_only=True):
-    """Units and postings booked for one SKU, orders and refunds apart."""
-
-    sku: str
-    order_postings: int
-    ordered_units: int
-    refund_postings: int
-    refunded_units: int
 
 
 ReservationId = Annotated[

@@ -14,19 +14,23 @@ from contracts.models import (
     POSTING_ID_PATTERN,
     SKU_PATTERN,
     InventoryPosition,
-    OrderPosting,
     PositionsQuery,
     PositionsResult,
+    Product,
+    ProductPage,
+    SkuPositions,
+    StockAdjustment,
+    StockLocation,
+)
+from contracts.postings import (
+    OrderPosting,
+    PostingBatch,
+    PostingBatchResult,
     PostingPage,
     PostingReceipt,
     PostingRecord,
     PostingTotals,
-    Product,
-    ProductPage,
     RefundPosting,
-    SkuPositions,
-    StockAdjustment,
-    StockLocation,
 )
 from services.erp.backend import CloudConditions, ErpBackend, ReferenceErpBackend
 from services.erp.errors import UnknownSku
@@ -162,6 +166,23 @@ class PostingsController(Controller):
         require_scope(identity, "erp:post")
         receipt, created = await erp.post_refund(data)
         return Response(receipt, status_code=201, headers={_REPLAYED: str(not created).lower()})
+
+    @post(
+        "/batch",
+        status_code=200,
+        summary="Book many order and refund postings in one call",
+        description="Each posting is booked as if it came alone (idempotent by posting_id) "
+        "and answers its own result: 201 booked, 200 a replay, 409 its id taken by other "
+        "content, 422 invalid (the problem says why). A refused posting does not stop the "
+        "others. The batch as a whole is refused only when the ERP cannot take it now (429, "
+        "503): then none of it is booked.",
+        responses=problem_responses(401, 403, 422, *_CLOUD),
+    )
+    async def post_batch(
+        self, erp: Erp, identity: Caller, data: JSONBody[PostingBatch]
+    ) -> PostingBatchResult:
+        require_scope(identity, "erp:post")
+        return await erp.post_batch(data)
 
     @get("/", summary="Query postings", responses=problem_responses(*_CLOUD))
     async def list_postings(

@@ -13,14 +13,16 @@ import hashlib
 import math
 import random
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import msgspec
 from sqlalchemy.exc import IntegrityError
 
 from contracts.events import (
     ERP_STREAM,
+    Envelope,
     OrderPostingBooked,
     PositionAfter,
     RefundPostingBooked,
@@ -29,18 +31,26 @@ from contracts.events import (
 )
 from contracts.models import (
     InventoryPosition,
-    OrderPosting,
+    Money,
     PositionsResult,
-    PostingReceipt,
-    PostingRecord,
-    PostingTotals,
     Product,
-    RefundPosting,
     SkuPositions,
     StockAdjustment,
     StockLocation,
 )
+from contracts.postings import (
+    BatchedPosting,
+    OrderPosting,
+    PostingBatch,
+    PostingBatchResult,
+    PostingLine,
+    PostingReceipt,
+    PostingRecord,
+    PostingTotals,
+    RefundPosting,
+)
 from services.erp.errors import (
+    ErpError,
     ErpRateLimited,
     ErpUnavailable,
     InvalidPosting,
@@ -50,6 +60,8 @@ from services.erp.errors import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from services.erp.store import ErpTables
     from services.kit.events import Outbox
     from services.kit.storage import Database
@@ -57,6 +69,19 @@ if TYPE_CHECKING:
 __all__ = ["CloudConditions", "ErpBackend", "ReferenceErpBackend"]
 
 _encoder = msgspec.json.Encoder()
+
+#: a posting to book: its kind, the posting, its amount (an order's total, a refund's amount)
+_Item = tuple[str, OrderPosting | RefundPosting, Money]
+
+
+class _Fresh(NamedTuple):
+    """A posting of a batch that is booked now (not a replay, not refused)."""
+
+    at: int
+    kind: str
+    posting: OrderPosting | RefundPosting
+    amount: Money
+    fingerprint: bytes
 
 
 class ErpBackend(Protocol):
@@ -73,6 +98,8 @@ class ErpBackend(Protocol):
     async def post_order(self, posting: OrderPosting) -> tuple[PostingReceipt, bool]: ...
 
     async def post_refund(self, posting: RefundPosting) -> tuple[PostingReceipt, bool]: ...
+
+    async def post_batch(self, batch: PostingBatch) -> PostingBatchResult: ...
 
     async def posting(self, posting_id: str) -> PostingRecord: ...
 
@@ -183,7 +210,7 @@ class ReferenceErpBackend:
                 if earlier[0] != fingerprint:
                     raise PostingConflict(adjustment.adjustment_id)
                 return earlier[1], False
-            await self._check_refs(conn, [(adjustment.sku, adjustment.location_id)])
+            await self._check_known(conn, [(adjustment.sku, adjustment.location_id)])
             after = await self.t.move_stock(
                 conn, adjustment.sku, adjustment.location_id, adjustment.delta
             )
@@ -214,10 +241,25 @@ class ReferenceErpBackend:
         return await self._post("refund", posting, posting.amount)
 
     async def _post(
-        self, kind: str, posting: OrderPosting | RefundPosting, amount: msgspec.Struct
+        self, kind: str, posting: OrderPosting | RefundPosting, amount: Money
     ) -> tuple[PostingReceipt, bool]:
         """Book a posting once per posting id; returns (receipt, created)."""
         await self.conditions.enter()
+        return await self._post_once(kind, posting, amount)
+
+    async def _book(
+        self, kind: str, posting: OrderPosting | RefundPosting, amount: Money
+    ) -> tuple[PostingReceipt, bool]:
+        async with self.db.write() as conn:
+            (booked,) = await self._book_all(conn, [(kind, posting, amount)])
+        self.outbox.notify()
+        if isinstance(booked, ErpError):
+            raise booked
+        return booked
+
+    async def _post_once(
+        self, kind: str, posting: OrderPosting | RefundPosting, amount: Money
+    ) -> tuple[PostingReceipt, bool]:
         try:
             return await self._book(kind, posting, amount)
         except IntegrityError:
@@ -225,79 +267,177 @@ class ReferenceErpBackend:
             # now finds the winner's posting and answers as a replay or a conflict.
             return await self._book(kind, posting, amount)
 
-    async def _book(
-        self, kind: str, posting: OrderPosting | RefundPosting, amount: msgspec.Struct
-    ) -> tuple[PostingReceipt, bool]:
-        fingerprint = _fingerprint(posting)
-        async with self.db.write() as conn:
-            earlier = await self.t.posting_fingerprint(conn, posting.posting_id)
-            if earlier is not None:
-                if earlier != fingerprint:
-                    raise PostingConflict(posting.posting_id)
-                (record,) = await self.t.postings_by_id(conn, [posting.posting_id])
-                return _receipt(record), False
-            _check_amounts(posting.lines, amount)  # type: ignore[arg-type]
-            await self._check_refs(conn, [(line.sku, line.location_id) for line in posting.lines])
-            number = await self.t.next_number(conn, kind)
-            record = PostingRecord(
+    async def post_batch(self, batch: PostingBatch) -> PostingBatchResult:
+        """Book each posting of the batch as if it came alone, all in one transaction (a
+        refused posting writes nothing, so it leaves the others as they are)."""
+        await self.conditions.enter()
+        items: list[_Item] = [
+            *(("order", p, p.total) for p in batch.orders),
+            *(("refund", p, p.amount) for p in batch.refunds),
+        ]
+        outcomes: list[tuple[PostingReceipt, bool] | ErpError]
+        try:
+            async with self.db.write() as conn:
+                outcomes = await self._book_all(conn, items)
+        except IntegrityError:
+            # A replica booked one of them meanwhile (PostgreSQL): the whole transaction is
+            # undone; book them one by one, each finding the winner's posting as a replay.
+            outcomes = []
+            for item in items:
+                try:
+                    outcomes.append(await self._post_once(*item))
+                except ErpError as exc:
+                    outcomes.append(exc)
+        self.outbox.notify()
+        results = [
+            BatchedPosting(
                 posting_id=posting.posting_id,
-                kind=kind,  # type: ignore[arg-type]
-                order_id=posting.order_id,
-                document_number=f"{'SO' if kind == 'order' else 'CR'}-{number:08d}",
-                booked_at=datetime.now(UTC),
-                occurred_at=posting.occurred_at.astimezone(UTC),
-                amount=amount,  # type: ignore[arg-type]
-                lines=list(posting.lines),
+                status=outcome.status,  # type: ignore[arg-type]
+                problem=outcome.problem(),
             )
-            await self.t.insert_posting(conn, record, fingerprint)
-            if kind == "order":
-                moved: dict[tuple[str, str], PositionAfter] = {}
-                for line in posting.lines:
-                    after = await self.t.move_stock(
-                        conn, line.sku, line.location_id, -line.quantity
+            if isinstance(outcome, ErpError)
+            else BatchedPosting(
+                posting_id=posting.posting_id,
+                status=201 if outcome[1] else 200,
+                receipt=outcome[0],
+            )
+            for (_, posting, _), outcome in zip(items, outcomes, strict=True)
+        ]
+        return PostingBatchResult(
+            results=results,
+            booked=sum(r.status == 201 for r in results),
+            replayed=sum(r.status == 200 for r in results),
+            refused=sum(r.status >= 400 for r in results),
+        )
+
+    async def _book_all(
+        self, conn: AsyncConnection, items: Sequence[_Item]
+    ) -> list[tuple[PostingReceipt, bool] | ErpError]:
+        """Book postings in `conn`'s transaction, in their order, each as if it came alone:
+        (receipt, created), or the error that refuses it (found before anything is written).
+        A handful of statements for the whole lot, not a handful per posting."""
+        booked = await self.t.fingerprints(conn, [p.posting_id for _, p, _ in items])
+        lines = [line for _, p, _ in items for line in p.lines]
+        known_skus = await self.t.known_skus(conn, sorted({line.sku for line in lines}))
+        known_locations = await self.t.known_locations(
+            conn, sorted({line.location_id for line in lines})
+        )
+        outcomes: list[tuple[PostingReceipt, bool] | ErpError | None] = []
+        fresh: list[_Fresh] = []
+        replays: dict[int, str] = {}
+        for index, (kind, posting, amount) in enumerate(items):
+            fingerprint = _fingerprint(posting)
+            earlier = booked.get(posting.posting_id)
+            outcome: ErpError | None = None
+            try:
+                if earlier is not None:
+                    if earlier != fingerprint:
+                        raise PostingConflict(posting.posting_id)
+                    replays[index] = posting.posting_id
+                else:
+                    _check_amounts(posting.lines, amount)
+                    refs = [(line.sku, line.location_id) for line in posting.lines]
+                    _check_refs(refs, known_skus, known_locations)
+                    booked[posting.posting_id] = fingerprint
+                    fresh.append(_Fresh(index, kind, posting, amount, fingerprint))
+            except ErpError as exc:
+                outcome = exc
+            outcomes.append(outcome)
+        records = await self._numbered(conn, fresh)
+        await self.t.insert_postings(
+            conn, [(r, f.fingerprint) for r, f in zip(records, fresh, strict=True)]
+        )
+        await self.outbox.add_all(conn, ERP_STREAM, await self._moved(conn, records))
+        for record, f in zip(records, fresh, strict=True):
+            outcomes[f.at] = (_receipt(record), True)
+        if replays:
+            found = await self.t.postings_by_id(conn, sorted(set(replays.values())))
+            by_id = {r.posting_id: r for r in found}
+            for index, posting_id in replays.items():
+                outcomes[index] = (_receipt(by_id[posting_id]), False)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _numbered(
+        self, conn: AsyncConnection, fresh: Sequence[_Fresh]
+    ) -> list[PostingRecord]:
+        """The records of the postings to book, with their document numbers."""
+        first: dict[str, int] = {}
+        for kind in ("order", "refund"):
+            count = sum(1 for f in fresh if f.kind == kind)
+            if count:
+                first[kind] = await self.t.next_numbers(conn, kind, count)
+        now = datetime.now(UTC)
+        records = []
+        for f in fresh:
+            number = first[f.kind]
+            first[f.kind] += 1
+            records.append(
+                PostingRecord(
+                    posting_id=f.posting.posting_id,
+                    kind=f.kind,  # type: ignore[arg-type]
+                    order_id=f.posting.order_id,
+                    document_number=f"{'SO' if f.kind == 'order' else 'CR'}-{number:08d}",
+                    booked_at=now,
+                    occurred_at=f.posting.occurred_at.astimezone(UTC),
+                    amount=f.amount,
+                    lines=list(f.posting.lines),
+                )
+            )
+        return records
+
+    async def _moved(
+        self, conn: AsyncConnection, records: Sequence[PostingRecord]
+    ) -> list[Envelope[Any]]:
+        """Move the stock of the order postings; the event of each posting, with the
+        positions as they stood right after it (as if booked one after the other)."""
+        moves = [
+            (line.sku, line.location_id, -line.quantity)
+            for r in records
+            if r.kind == "order"
+            for line in r.lines
+        ]
+        final = await self.t.move_stock_many(conn, moves)
+        # walk forward from where each position stood before the first of these moves
+        state = {pair: [on_hand, version] for pair, (on_hand, version) in final.items()}
+        for sku, location, delta in moves:
+            state[(sku, location)][0] -= delta
+            state[(sku, location)][1] -= 1
+        events: list[Envelope[Any]] = []
+        for record in records:
+            event: OrderPostingBooked | RefundPostingBooked
+            if record.kind == "order":
+                after: dict[tuple[str, str], PositionAfter] = {}
+                for line in record.lines:
+                    position = state[(line.sku, line.location_id)]
+                    position[0] -= line.quantity
+                    position[1] += 1
+                    after[(line.sku, line.location_id)] = PositionAfter(
+                        sku=line.sku,
+                        location_id=line.location_id,
+                        on_hand=position[0],
+                        version=position[1],
                     )
-                    moved[(after.sku, after.location_id)] = PositionAfter(
-                        sku=after.sku,
-                        location_id=after.location_id,
-                        on_hand=after.on_hand,
-                        version=after.version,
-                    )
-                event: OrderPostingBooked | RefundPostingBooked = OrderPostingBooked(
-                    posting_id=posting.posting_id,
-                    order_id=posting.order_id,
-                    lines=list(posting.lines),
+                event = OrderPostingBooked(
+                    posting_id=record.posting_id,
+                    order_id=record.order_id,
+                    lines=record.lines,
                     total=record.amount,
-                    positions=list(moved.values()),
+                    positions=list(after.values()),
                 )
             else:
                 event = RefundPostingBooked(
-                    posting_id=posting.posting_id,
-                    order_id=posting.order_id,
-                    lines=list(posting.lines),
+                    posting_id=record.posting_id,
+                    order_id=record.order_id,
+                    lines=record.lines,
                     amount=record.amount,
                 )
-            await self.outbox.add(
-                conn, ERP_STREAM, envelope(event, source="erp", causation_id=posting.posting_id)
-            )
-        self.outbox.notify()
-        return _receipt(record), True
+            events.append(envelope(event, source="erp", causation_id=record.posting_id))
+        return events
 
-    async def _check_refs(self, conn: object, refs: list[tuple[str, str]]) -> None:
-        skus = sorted({s for s, _ in refs})
-        locations = sorted({loc for _, loc in refs})
-        known_skus = await self.t.known_skus(conn, skus)  # type: ignore[arg-type]
-        known_locations = await self.t.known_locations(conn, locations)  # type: ignore[arg-type]
-        errors = [
-            {"field": "sku", "message": f"unknown SKU {s}"} for s in skus if s not in known_skus
-        ] + [
-            {"field": "location_id", "message": f"unknown location {loc}"}
-            for loc in locations
-            if loc not in known_locations
-        ]
-        if errors:
-            raise InvalidPosting(
-                "the posting names SKUs or locations the ERP does not know", errors
-            )
+    async def _check_known(self, conn: AsyncConnection, refs: list[tuple[str, str]]) -> None:
+        known_skus = await self.t.known_skus(conn, sorted({s for s, _ in refs}))
+        known_locations = await self.t.known_locations(conn, sorted({loc for _, loc in refs}))
+        _check_refs(refs, known_skus, known_locations)
 
     async def posting(self, posting_id: str) -> PostingRecord:
         await self.conditions.enter()
@@ -340,20 +480,33 @@ class ReferenceErpBackend:
         )
 
 
-def _check_amounts(lines: list[object], amount: object) -> None:
-    currency = amount.currency  # type: ignore[attr-defined]
+def _check_refs(
+    refs: Sequence[tuple[str, str]], known_skus: set[str], known_locations: set[str]
+) -> None:
+    skus = sorted({s for s, _ in refs})
+    locations = sorted({loc for _, loc in refs})
+    errors = [
+        {"field": "sku", "message": f"unknown SKU {s}"} for s in skus if s not in known_skus
+    ] + [
+        {"field": "location_id", "message": f"unknown location {loc}"}
+        for loc in locations
+        if loc not in known_locations
+    ]
+    if errors:
+        raise InvalidPosting("the posting names SKUs or locations the ERP does not know", errors)
+
+
+def _check_amounts(lines: Sequence[PostingLine], amount: Money) -> None:
+    currency = amount.currency
     errors = [
         {"field": f"lines[{n}].unit_price.currency", "message": f"expected {currency}"}
         for n, line in enumerate(lines)
-        if line.unit_price.currency != currency  # type: ignore[attr-defined]
+        if line.unit_price.currency != currency
     ]
-    total = sum(
-        line.quantity * line.unit_price.amount - line.discount  # type: ignore[attr-defined]
-        for line in lines
-    )
-    if not errors and total != amount.amount:  # type: ignore[attr-defined]
+    total = sum(line.quantity * line.unit_price.amount - line.discount for line in lines)
+    if not errors and total != amount.amount:
         errors.append(
-            {"field": "amount", "message": f"lines add up to {total}, not {amount.amount}"}  # type: ignore[attr-defined]
+            {"field": "amount", "message": f"lines add up to {total}, not {amount.amount}"}
         )
     if errors:
         raise InvalidPosting("the posting's amounts do not add up", errors)

@@ -17,20 +17,15 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     func,
     insert,
     select,
     update,
 )
 
-from contracts.models import (
-    InventoryPosition,
-    Money,
-    PostingLine,
-    PostingRecord,
-    Product,
-    StockLocation,
-)
+from contracts.models import InventoryPosition, Money, Product, StockLocation
+from contracts.postings import PostingLine, PostingRecord
 from services.kit.storage import as_utc
 
 if TYPE_CHECKING:
@@ -182,37 +177,101 @@ class ErpTables:
         row = (await conn.execute(select(self.positions).where(where))).one()
         return _position(row)
 
+    async def move_stock_many(
+        self, conn: AsyncConnection, moves: Sequence[tuple[str, str, int]]
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        """Apply (sku, location, delta) moves as `move_stock` would one after the other (a
+        version per move, a missing position created at 0): a statement per kind of work,
+        not per move. Returns each position's (on hand, version) after all of them."""
+        if not moves:
+            return {}
+        total: dict[tuple[str, str], list[int]] = {}
+        for sku, location, delta in moves:
+            entry = total.setdefault((sku, location), [0, 0])
+            entry[0] += delta
+            entry[1] += 1
+        c = self.positions.c
+        skus = sorted({sku for sku, _ in total})
+        locations = sorted({loc for _, loc in total})
+        in_pairs = c.sku.in_(skus) & c.location_id.in_(locations)
+        present = {
+            (r.sku, r.location_id)
+            for r in (await conn.execute(select(c.sku, c.location_id).where(in_pairs))).all()
+        }
+        now = datetime.now(UTC)
+        missing = [pair for pair in total if pair not in present]
+        if missing:
+            await conn.execute(
+                insert(self.positions),
+                [
+                    {"sku": s, "location_id": loc, "on_hand": 0, "version": 0, "updated_at": now}
+                    for s, loc in missing
+                ],
+            )
+        await conn.execute(
+            update(self.positions)
+            .where((c.sku == bindparam("p_sku")) & (c.location_id == bindparam("p_location")))
+            .values(
+                on_hand=c.on_hand + bindparam("p_delta"),
+                version=c.version + bindparam("p_moves"),
+                updated_at=now,
+            ),
+            [
+                {"p_sku": s, "p_location": loc, "p_delta": delta, "p_moves": count}
+                for (s, loc), (delta, count) in total.items()
+            ],
+        )
+        rows = (
+            await conn.execute(select(c.sku, c.location_id, c.on_hand, c.version).where(in_pairs))
+        ).all()
+        return {
+            (r.sku, r.location_id): (int(r.on_hand), int(r.version))
+            for r in rows
+            if (r.sku, r.location_id) in total
+        }
+
     # postings
 
-    async def next_number(self, conn: AsyncConnection, name: str) -> int:
+    async def next_numbers(self, conn: AsyncConnection, name: str, count: int) -> int:
+        """Take `count` numbers of the sequence `name`; returns the first of them."""
         where = self.sequences.c.name == name
         result = await conn.execute(
-            update(self.sequences).where(where).values(value=self.sequences.c.value + 1)
+            update(self.sequences).where(where).values(value=self.sequences.c.value + count)
         )
         if not result.rowcount:
-            await conn.execute(insert(self.sequences).values(name=name, value=1))
-        return int((await conn.execute(select(self.sequences.c.value).where(where))).scalar_one())
+            await conn.execute(insert(self.sequences).values(name=name, value=count))
+        last = int((await conn.execute(select(self.sequences.c.value).where(where))).scalar_one())
+        return last - count + 1
 
-    async def posting_fingerprint(self, conn: AsyncConnection, posting_id: str) -> bytes | None:
-        query = select(self.postings.c.fingerprint).where(self.postings.c.posting_id == posting_id)
-        value = (await conn.execute(query)).scalar_one_or_none()
-        return bytes(value) if value is not None else None
+    async def fingerprints(self, conn: AsyncConnection, ids: Sequence[str]) -> dict[str, bytes]:
+        """posting id → fingerprint of the booked content, for those of `ids` booked."""
+        query = select(self.postings.c.posting_id, self.postings.c.fingerprint).where(
+            self.postings.c.posting_id.in_(list(ids))
+        )
+        return {r.posting_id: bytes(r.fingerprint) for r in (await conn.execute(query)).all()}
 
-    async def insert_posting(
-        self, conn: AsyncConnection, record: PostingRecord, fingerprint: bytes
+    async def insert_postings(
+        self, conn: AsyncConnection, booked: Sequence[tuple[PostingRecord, bytes]]
     ) -> None:
+        """Postings with their lines (record, fingerprint), two statements for all."""
+        if not booked:
+            return
         await conn.execute(
-            insert(self.postings).values(
-                posting_id=record.posting_id,
-                kind=record.kind,
-                order_id=record.order_id,
-                fingerprint=fingerprint,
-                document_number=record.document_number,
-                amount=record.amount.amount,
-                currency=record.amount.currency,
-                occurred_at=record.occurred_at,
-                booked_at=record.booked_at,
-            )
+            insert(self.postings),
+            [
+                {
+                    "posting_id": record.posting_id,
+                    "kind": record.kind,
+                    "order_id": record.order_id,
+                    "fingerprint": fingerprint,
+                    "document_number": record.document_number,
+                    "amount": record.amount.amount,
+                    "currency": record.amount.currency,
+                    "occurred_at": record.occurred_at,
+                    "booked_at": record.booked_at,
+                }
+                for record, fingerprint in booked
+            ],
         )
         await conn.execute(
             insert(self.posting_lines),
@@ -227,6 +286,7 @@ class ErpTables:
                     "discount": line.discount,
                     "currency": line.unit_price.currency,
                 }
+                for record, _ in booked
                 for n, line in enumerate(record.lines, 1)
             ],
         )

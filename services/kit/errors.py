@@ -21,6 +21,7 @@ import re
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.problem_details import (
@@ -33,7 +34,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from contracts.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, Problem
+from contracts.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, FieldError, Problem
 from services.kit.requestid import request_id
 
 if TYPE_CHECKING:
@@ -76,6 +77,18 @@ class ServiceError(Exception):
         self.headers = headers or {}
         self.extra = extra
         super().__init__(detail or self.title)
+
+    def problem(self) -> Problem:
+        """This error as a problem object, for an answer that carries several (a batch's
+        results); an error answered alone goes through `problem_details_plugin`."""
+        errors = self.extra.get("errors")
+        return Problem(
+            type=problem_type(self.slug),
+            title=self.title,
+            status=self.status,
+            detail=self.detail or self.title,
+            errors=msgspec.convert(errors, list[FieldError]) if errors else None,
+        )
 
 
 class BadRequest(ServiceError):

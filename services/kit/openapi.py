@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 import contracts.models
+import contracts.postings
 import contracts.problems
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def structs_of(*modules: ModuleType) -> list[type[msgspec.Struct]]:
     ]
 
 
-_CONTRACTS = structs_of(contracts.models, contracts.problems)
+_CONTRACTS = structs_of(contracts.models, contracts.postings, contracts.problems)
 
 
 def openapi_document(app: Litestar, extra: Iterable[type[msgspec.Struct]] = ()) -> dict[str, Any]:

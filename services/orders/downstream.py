@@ -29,15 +29,14 @@ from contracts.models import (
     Earning,
     HoldRequest,
     Money,
-    OrderPosting,
-    PostingLine,
     RecordedTransaction,
-    RefundPosting,
     ReservationRequest,
     ReturnClaim,
     Reversal,
     StockAdjustment,
 )
+from contracts.postings import OrderPosting, PostingLine, RefundPosting
+from services.kit.erp_postings import ErpPostings
 from services.kit.errors import Unavailable, Unprocessable
 from services.kit.events import RetryLater, verdict
 from services.kit.events.delivery import retry_after_s
@@ -123,6 +122,8 @@ class Downstream:
         self.inventory = registry.client("inventory")
         self.loyalty = registry.client("loyalty")
         self.erp = registry.client("erp")
+        # the effects consumer books many orders at once: their postings share batch calls
+        self.postings = ErpPostings(self.erp, codec, _SERVICE)
         self.registry = registry  # the POS only for returns of store sales: found on first use
         self.codec = codec
         self.reservation_ttl_s = reservation_ttl_s
@@ -298,8 +299,7 @@ class Downstream:
             total=order.total,
             occurred_at=order.created_at,
         )
-        r = await self._call(self.erp, "POST", "/postings/orders", _SERVICE, posting)
-        verdict(r, f"ERP posting {order.order_id}", done=(201,))
+        await self.postings.book(posting)
 
     async def post_cancellation(self, order: SagaOrder, at: datetime) -> None:
         """Refund a posted order in the ERP and book its units back into stock."""
@@ -310,8 +310,7 @@ class Downstream:
             amount=order.total,
             occurred_at=at,
         )
-        r = await self._call(self.erp, "POST", "/postings/refunds", _SERVICE, posting)
-        verdict(r, f"ERP cancellation {order.order_id}", done=(201,))
+        await self.postings.book(posting)
         for index, line in enumerate(order.lines):
             adjustment = StockAdjustment(
                 adjustment_id=f"{order.order_id}.cancel.{index}",

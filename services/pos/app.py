@@ -23,8 +23,11 @@ from contracts.models import (
     TransactionBatch,
     TransactionPage,
 )
+from contracts.postings import MAX_BATCH_POSTINGS
 from services.kit.app import Runtime, create_service_app
 from services.kit.catalogue import Catalogue
+from services.kit.coalesce import Coalescer
+from services.kit.erp_postings import ErpPostings
 from services.kit.errors import Unprocessable, problem_responses
 from services.kit.identity import Identity
 from services.kit.periodic import Periodic
@@ -49,6 +52,10 @@ TransactionParam = Annotated[
         pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
     ),
 ]
+
+
+#: who the POS is to the ERP when it books its postings: allowed to post, nothing else
+POSTER = Identity(kind="service", consumer="pos", scopes=frozenset({"erp:post"}))
 
 
 class PosSettings(Settings, frozen=True, kw_only=True):
@@ -224,25 +231,31 @@ def create_app(
         claims_holder["claims"] = ReturnClaims(rt.db, tables)
         per_transaction = settings.pos_erp_posting == "transaction"
 
-        async def outcome(transaction_id: str, said: str) -> None:
+        async def record(outcomes: list[tuple[str, str]]) -> list[None]:
             assert rt.db is not None
             async with rt.db.write() as conn:
-                await tables.record_outcome(conn, transaction_id, said)
+                await tables.record_outcomes(conn, outcomes)
+            return [None] * len(outcomes)
 
-        poster = ErpPoster(
-            rt.registry.client("erp"),
-            rt.identity,
-            settings.pos_erp_posting,
-            outcome if per_transaction else None,
-        )
-        # Postings are idempotent by transaction id and independent of each other: many at once.
+        outcomes = Coalescer(record, max_batch=MAX_BATCH_POSTINGS)
+
+        async def outcome(transaction_id: str, said: str) -> None:
+            await outcomes.submit((transaction_id, said))
+
+        postings = ErpPostings(rt.registry.client("erp"), rt.identity, POSTER)
+        poster = ErpPoster(postings, settings.pos_erp_posting, outcome if per_transaction else None)
+        # Postings are idempotent by transaction id and independent of each other: the
+        # events of a read are handled at once, and their postings go to the ERP in one
+        # batch call (and what it said to the database in one transaction).
         rt.add_worker(
             rt.bus.consumer(
                 POS_STREAM,
                 "pos-erp",
                 poster,
                 POS_DECODER,
-                policy=settings.delivery_policy(concurrency=16, batch=256),
+                policy=settings.delivery_policy(
+                    concurrency=MAX_BATCH_POSTINGS, batch=MAX_BATCH_POSTINGS
+                ),
             )
         )
         if per_transaction:

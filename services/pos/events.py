@@ -25,15 +25,13 @@ from contracts.events import (
     TillTransactionRecorded,
     envelope,
 )
-from contracts.models import Money, OrderPosting, PostingLine, RefundPosting, TillTransaction
-from services.kit.events import RetryLater, Undeliverable, verdict
-from services.kit.identity import IDENTITY_HEADER, Identity
-from services.kit.registry import ServiceCallError
+from contracts.models import Money, TillTransaction
+from contracts.postings import OrderPosting, PostingLine, RefundPosting
+from services.kit.events import RetryLater, Undeliverable
 from services.pos.intake import recorded
 
 if TYPE_CHECKING:
-    from services.kit.identity import IdentityCodec
-    from services.kit.registry import ServiceClient
+    from services.kit.erp_postings import ErpPostings
     from services.kit.storage import Database
     from services.pos.store import PosTables
 
@@ -46,7 +44,6 @@ _transaction = msgspec.json.Decoder(TillTransaction)
 Outcome = Callable[[str, str], Awaitable[None]]
 
 POS_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Envelope[PosEvent])
-_POSTER = Identity(kind="service", consumer="pos", scopes=frozenset({"erp:post"}))
 
 
 class ErpPoster:
@@ -54,25 +51,9 @@ class ErpPoster:
     ("daily_summary"); the other kind of event is not this mode's business."""
 
     def __init__(
-        self,
-        erp: ServiceClient,
-        codec: IdentityCodec,
-        mode: str = "transaction",
-        outcome: Outcome | None = None,
+        self, postings: ErpPostings, mode: str = "transaction", outcome: Outcome | None = None
     ) -> None:
-        self.erp, self.codec, self.mode, self.outcome = erp, codec, mode, outcome
-
-    async def _post(self, path: str, posting: Any, correlation_id: str | None) -> None:
-        headers = {IDENTITY_HEADER: self.codec.sign(_POSTER)}
-        if correlation_id:
-            headers["x-request-id"] = correlation_id
-        try:
-            response = await self.erp.request("POST", path, json=posting, headers=headers)
-        except ServiceCallError as exc:
-            raise RetryLater(f"ERP posting {posting.posting_id}: {exc}") from None
-        # A busy or absent ERP is waited out (days if need be); a posting it calls wrong is
-        # a dead letter at once, for an operator.
-        verdict(response, f"ERP posting {posting.posting_id}", done=(201,))
+        self.postings, self.mode, self.outcome = postings, mode, outcome
 
     async def __call__(self, envelope: Envelope[Any]) -> None:
         event = envelope.data
@@ -95,7 +76,6 @@ class ErpPoster:
         ]
         posting: OrderPosting | RefundPosting
         if tx.kind == "sale":
-            path = "/postings/orders"
             posting = OrderPosting(
                 posting_id=tx.transaction_id,
                 order_id=tx.transaction_id,
@@ -104,7 +84,6 @@ class ErpPoster:
                 occurred_at=tx.occurred_at,
             )
         else:
-            path = "/postings/refunds"
             posting = RefundPosting(
                 posting_id=tx.transaction_id,
                 order_id=tx.original_transaction_id or tx.transaction_id,
@@ -112,8 +91,10 @@ class ErpPoster:
                 amount=Money(tx.total.amount, tx.total.currency),
                 occurred_at=tx.occurred_at,
             )
+        # A busy or absent ERP is waited out (days if need be); a posting it calls wrong is
+        # a dead letter at once, for an operator.
         try:
-            await self._post(path, posting, envelope.correlation_id)
+            await self.postings.book(posting)
         except Undeliverable:
             await self._record(tx.transaction_id, "refused")
             raise
@@ -153,7 +134,7 @@ class ErpPoster:
                     total=amount,
                     occurred_at=occurred,
                 )
-                await self._post("/postings/orders", posting, envelope.correlation_id)
+                await self.postings.book(posting)
             else:
                 posting = RefundPosting(
                     posting_id=posting_id,
@@ -162,7 +143,7 @@ class ErpPoster:
                     amount=amount,
                     occurred_at=occurred,
                 )
-                await self._post("/postings/refunds", posting, envelope.correlation_id)
+                await self.postings.book(posting)
 
 
 class PostingSweep:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    bindparam,
     func,
     insert,
     select,
@@ -113,13 +115,15 @@ class PosTables:
         ).all()
         return {(r.till_id, r.sequence) for r in rows}
 
-    async def record_outcome(
-        self, conn: AsyncConnection, transaction_id: str, outcome: str
+    async def record_outcomes(
+        self, conn: AsyncConnection, outcomes: Sequence[tuple[str, str]]
     ) -> None:
+        """What the ERP said of each (transaction id, "booked" or "refused")."""
         await conn.execute(
             update(self.transactions)
-            .where(self.transactions.c.transaction_id == transaction_id)
-            .values(erp_outcome=outcome)
+            .where(self.transactions.c.transaction_id == bindparam("tid"))
+            .values(erp_outcome=bindparam("said")),
+            [{"tid": tid, "said": said} for tid, said in outcomes],
         )
 
     async def unbooked(

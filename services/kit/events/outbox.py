@@ -62,14 +62,27 @@ class Outbox:
 
     async def add(self, conn: AsyncConnection, stream: str, event: Envelope[Any]) -> None:
         """Write an event inside the caller's transaction."""
+        await self.add_all(conn, stream, [event])
+
+    async def add_all(
+        self, conn: AsyncConnection, stream: str, events: Sequence[Envelope[Any]]
+    ) -> None:
+        """Write events, in their order, inside the caller's transaction (one statement)."""
+        if not events:
+            return
+        now = datetime.now(UTC)
         await conn.execute(
-            insert(self.table).values(
-                event_id=event.id,
-                stream=stream,
-                type=event.type,
-                payload=_encoder.encode(event),
-                created_at=datetime.now(UTC),
-            )
+            insert(self.table),
+            [
+                {
+                    "event_id": event.id,
+                    "stream": stream,
+                    "type": event.type,
+                    "payload": _encoder.encode(event),
+                    "created_at": now,
+                }
+                for event in events
+            ],
         )
 
     def notify(self) -> None:

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from contracts.events import Envelope, ErpEvent, OrderPostingBooked, StockAdjusted
 from services.kit.identity import IDENTITY_HEADER, Identity
 from tests.conftest import Running
+from tests.support import IdentityAuth
 
 
 def posting(
@@ -163,6 +164,104 @@ async def test_postings_must_add_up_and_name_known_things(
     assert r.status_code == 422
     assert "SKU-999999" in r.json()["errors"][0]["message"]
     assert (await c.get("/v1/erp/postings/order-5", headers=admin)).status_code == 404
+
+
+def inside(mesh: Running, identity: Identity) -> httpx.AsyncClient:
+    """The ERP as its sibling services call it (the batch endpoint is not published at the
+    gateway: it is how the mesh's own consumers book)."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(mesh.app.registry.apps["erp"]),
+        base_url="http://erp",
+        auth=IdentityAuth(mesh.app.runtime.identity, identity),
+    )
+
+
+POSTER = Identity(kind="service", consumer="pos", scopes=frozenset({"erp:post"}))
+
+
+async def test_a_batch_books_each_posting_on_its_own_terms(
+    mesh: Running, admin: dict[str, str]
+) -> None:
+    """One call, one result per posting as if it came alone; the refused ones change nothing
+    and stop nothing; the same batch again books nothing twice."""
+    c = mesh.client
+    erp = inside(mesh, POSTER)
+    assert (
+        await c.post("/v1/erp/postings/orders", json=posting("b-taken"), headers=admin)
+    ).status_code == 201
+    wrong_total = posting("b-wrong-total")
+    wrong_total["total"]["amount"] += 1
+    refund = {
+        "posting_id": "b-refund",
+        "order_id": "b-new-1",
+        "lines": posting("x", qty=1)["lines"],
+        "amount": {"amount": 1000, "currency": "EUR"},
+        "occurred_at": "2026-11-24T12:00:00Z",
+    }
+    batch = {
+        "orders": [
+            posting("b-new-1", qty=3),
+            posting("b-taken", qty=5),  # its id is booked with other content
+            wrong_total,
+            posting("b-unknown-sku", sku="SKU-999999"),
+            posting("b-new-2", qty=1),
+            posting("b-taken"),  # the same as booked: a replay
+        ],
+        "refunds": [refund],
+    }
+    r = await erp.post("/postings/batch", json=batch)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [(x["posting_id"], x["status"]) for x in body["results"]] == [
+        ("b-new-1", 201),
+        ("b-taken", 409),
+        ("b-wrong-total", 422),
+        ("b-unknown-sku", 422),
+        ("b-new-2", 201),
+        ("b-taken", 200),
+        ("b-refund", 201),
+    ]
+    assert (body["booked"], body["replayed"], body["refused"]) == (3, 1, 3)
+    conflict, wrong, unknown = body["results"][1:4]
+    assert conflict["problem"]["type"].endswith("/posting-conflict")
+    assert wrong["problem"]["errors"][0]["field"] == "amount"
+    assert "SKU-999999" in unknown["problem"]["errors"][0]["message"]
+    assert body["results"][0]["receipt"]["document_number"].startswith("SO-")
+    assert body["results"][6]["receipt"]["kind"] == "refund"
+    totals = (await c.get("/v1/erp/postings/totals/SKU-000001", headers=admin)).json()
+    expected = {
+        "sku": "SKU-000001",
+        "order_postings": 3,  # b-taken, b-new-1, b-new-2
+        "ordered_units": 2 + 3 + 1,
+        "refund_postings": 1,
+        "refunded_units": 1,
+    }
+    assert totals == expected
+    again = (await erp.post("/postings/batch", json=batch)).json()
+    assert [x["status"] for x in again["results"]] == [200, 409, 422, 422, 200, 200, 200]
+    assert [x.get("receipt") for x in again["results"]] == [
+        x.get("receipt") for x in body["results"]
+    ]
+    assert (await c.get("/v1/erp/postings/totals/SKU-000001", headers=admin)).json() == expected
+    await erp.aclose()
+
+
+async def test_a_batch_needs_the_posting_scope_and_a_bounded_size(
+    mesh: Running, admin: dict[str, str]
+) -> None:
+    reader = Identity(kind="user", consumer="reader", sub="reader", scopes=frozenset({"erp:stock"}))
+    async with inside(mesh, reader) as erp:
+        refused = await erp.post("/postings/batch", json={"orders": [posting("b-scope")]})
+    assert refused.status_code == 403
+    async with inside(mesh, POSTER) as erp:
+        too_many = {"orders": [posting(f"b-many-{n}") for n in range(501)]}
+        r = await erp.post("/postings/batch", json=too_many)
+    assert r.status_code == 400, r.text
+    assert r.json()["errors"][0]["field"] == "orders"
+    assert (await mesh.client.get("/v1/erp/postings/b-many-0", headers=admin)).status_code == 404
+    # not published at the gateway: the mesh's own consumers book in batches
+    r = await mesh.client.post("/v1/erp/postings/batch", json={"orders": []}, headers=admin)
+    assert r.status_code == 405  # the gateway routes only GETs under /postings/
 
 
 async def test_refunds_and_queries(mesh: Running, admin: dict[str, str]) -> None:
