@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -16,6 +16,7 @@ __all__ = [
     "DeadLetter",
     "EventBus",
     "Handler",
+    "Publication",
     "RetryLater",
     "Runnable",
     "Undeliverable",
@@ -115,8 +116,15 @@ class Runnable(Protocol):
     def stop(self) -> None: ...
 
 
+#: an event to publish: (stream, event id, type, payload)
+Publication = tuple[str, str, str, bytes]
+
+
 class EventBus(Protocol):
     async def publish(self, stream: str, event_id: str, type: str, payload: bytes) -> None: ...
+
+    async def publish_all(self, events: Sequence[Publication]) -> None:
+        """Publish in order, in one round trip where the transport allows."""
 
     def consumer(
         self,

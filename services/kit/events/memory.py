@@ -12,6 +12,7 @@ import itertools
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from services.kit.events.bus import (
     ConsumerPolicy,
     DeadLetter,
     Handler,
+    Publication,
     RetryLater,
     Undeliverable,
     retry_delay,
@@ -55,6 +57,10 @@ class MemoryBus:
         self._streams[stream].append(entry)
         async with self._changed:
             self._changed.notify_all()
+
+    async def publish_all(self, events: Sequence[Publication]) -> None:
+        for stream, event_id, type, payload in events:
+            await self.publish(stream, event_id, type, payload)
 
     def consumer(
         self,

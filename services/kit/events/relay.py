@@ -32,7 +32,7 @@ class Relay:
         bus: EventBus,
         *,
         interval_s: float = 0.5,
-        batch: int = 200,
+        batch: int = 500,
         retention: timedelta = timedelta(days=1),
     ) -> None:
         self.db, self.outbox, self.bus = db, outbox, bus
@@ -53,27 +53,21 @@ class Relay:
             # One process owns a SQLite file: read, publish, mark, without holding the lock.
             async with self.db.read() as conn:
                 rows = await self.outbox.pending(conn, self.batch)
-            done: list[int] = []
-            try:
-                for row in rows:
-                    await self.bus.publish(row.stream, row.event_id, row.type, row.payload)
-                    done.append(row.seq)
-            finally:
-                if done:
-                    async with self.db.write() as conn:
-                        await self.outbox.mark_published(conn, done)
-            return len(done)
+            if not rows:
+                return 0
+            await self.bus.publish_all([(r.stream, r.event_id, r.type, r.payload) for r in rows])
+            async with self.db.write() as conn:
+                await self.outbox.mark_published(conn, [row.seq for row in rows])
+            return len(rows)
         # PostgreSQL: replicas share the table; SKIP LOCKED gives each row to one relay.
         async with self.db.write() as conn:
             rows = await self.outbox.pending(conn, self.batch, lock=True)
-            done = []
-            try:
-                for row in rows:
-                    await self.bus.publish(row.stream, row.event_id, row.type, row.payload)
-                    done.append(row.seq)
-            finally:
-                await self.outbox.mark_published(conn, done)
-        return len(done)
+            if rows:
+                await self.bus.publish_all(
+                    [(r.stream, r.event_id, r.type, r.payload) for r in rows]
+                )
+                await self.outbox.mark_published(conn, [row.seq for row in rows])
+        return len(rows)
 
     async def run(self) -> None:
         """Publish until stopped. A bus outage is waited out here; any other error (the

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from services.kit.events.bus import (
     ConsumerPolicy,
     DeadLetter,
     Handler,
+    Publication,
     RetryLater,
     Undeliverable,
     retry_delay,
@@ -68,6 +70,20 @@ class RedisBus:
             maxlen=self.maxlen,
             approximate=True,
         )
+
+    async def publish_all(self, events: Sequence[Publication]) -> None:
+        """One pipelined round trip for all (not a transaction: a failure part-way leaves
+        the rest unpublished, and the relay publishes them all again, which consumers
+        take once by event id)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, event_id, type, payload in events:
+                pipe.xadd(
+                    self.key(stream),
+                    {"id": event_id, "type": type, "event": payload},
+                    maxlen=self.maxlen,
+                    approximate=True,
+                )
+            await pipe.execute()
 
     def consumer(
         self,
