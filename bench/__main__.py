@@ -1,11 +1,18 @@
-"""Run every benchmark and print their reports."""
+"""Run every benchmark, print each one's report, and end with one table of every target:
+what this run measured, its anchor from the same run, the ratio and the target.
+`BENCH_QUICK=1` runs each of them shorter."""
 
 from __future__ import annotations
 
 from bench import checkout, flash_sale, gateway_vs_haproxy, pos_ingest
+from bench.table import QUICK, Row, render
 
 if __name__ == "__main__":
-    print(gateway_vs_haproxy.report(gateway_vs_haproxy.run()), flush=True)
-    print(flash_sale.report(flash_sale.run()), flush=True)
-    print(pos_ingest.report(pos_ingest.run()), flush=True)
-    print(checkout.report(checkout.run()), flush=True)
+    rows: list[Row] = []
+    for bench in (gateway_vs_haproxy, flash_sale, pos_ingest, checkout):
+        result = bench.run()  # type: ignore[attr-defined]
+        print(bench.report(result), flush=True)  # type: ignore[attr-defined]
+        rows += bench.rows(result)  # type: ignore[attr-defined]
+    print()
+    print("all targets, one run" + (" (BENCH_QUICK: short runs, indicative only)" if QUICK else ""))
+    print(render(rows), flush=True)

@@ -19,10 +19,11 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from bench.tools import Served, ensure_debian_tool
+from bench.table import Row, quick
+from bench.tools import Served, ensure_debian_tool, resident_mb
 from tests.support import ensure_redis, free_port
 
-SECONDS = int(os.environ.get("BENCH_FLASH_SECONDS", "30"))
+SECONDS = int(os.environ.get("BENCH_FLASH_SECONDS", quick(30, 8)))
 CLIENTS = int(os.environ.get("BENCH_FLASH_CLIENTS", "500"))
 SKUS = [f"SKU-{n:06d}" for n in range(1, 21)]
 
@@ -46,6 +47,43 @@ end
 """
 
 
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  client_body_temp_path {work}/nginx-tmp;
+  proxy_temp_path {work}/nginx-tmp;
+  fastcgi_temp_path {work}/nginx-tmp;
+  uwsgi_temp_path {work}/nginx-tmp;
+  scgi_temp_path {work}/nginx-tmp;
+  server {{
+    listen 127.0.0.1:{port};
+    root {work};
+    location /v1/inventory/availability/ {{
+      default_type application/json;
+      try_files /availability.json =404;
+    }}
+  }}
+}}
+"""
+#: how often the cache refreshes a SKU from the ERP (the inventory service's default)
+REFRESH_S = 5.0
+
+
+class Wrk(msgspec.Struct):
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    five_xx: int
+    socket_errors: int
+
+
 class FlashResult(msgspec.Struct):
     rps: float
     p50_ms: float
@@ -58,6 +96,8 @@ class FlashResult(msgspec.Struct):
     erp_429: int
     hit_ratio: float
     stale_serves: int
+    resident_mb: float
+    nginx: Wrk
 
 
 def _ms(value: str) -> float:
@@ -65,8 +105,45 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def _wrk(url: str, script: Path, headers: dict[str, str]) -> Wrk:
+    args = [ensure_debian_tool("wrk", "wrk"), "-t1", f"-c{CLIENTS}", f"-d{SECONDS}s", "--latency"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    proc = subprocess.run(
+        [*args, "-s", str(script), url], capture_output=True, text=True, timeout=SECONDS + 60
+    )
+    out = proc.stdout + proc.stderr
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return Wrk(
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        p50_ms=_ms(re.search(r"\s50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        p99_ms=_ms(re.search(r"\s99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        requests=int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        five_xx=int(re.search(r"5xx: (\d+)", out).group(1)),  # type: ignore[union-attr]
+        socket_errors=sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out)),
+    )
+
+
+def _nginx(work: Path, document: bytes, script: Path) -> Wrk:
+    """nginx (one worker) serving the same availability document to the same load."""
+    nginx = ensure_debian_tool("nginx", "nginx")
+    port = free_port()
+    (work / "availability.json").write_bytes(document)
+    (work / "nginx-tmp").mkdir(exist_ok=True)
+    (work / "nginx.conf").write_text(NGINX_CONF.format(work=work, port=port))
+    server = Served(
+        [nginx, "-e", str(work / "nginx-error.log"), "-c", str(work / "nginx.conf")],
+        f"http://127.0.0.1:{port}",
+    )
+    try:
+        server.start(f"/v1/inventory/availability/{SKUS[0]}")
+        return _wrk(server.url, script, {})
+    finally:
+        server.stop()
+
+
 def run() -> FlashResult:
-    wrk = ensure_debian_tool("wrk", "wrk")
     work = Path(tempfile.mkdtemp(prefix="rm-flash-"))
     config = Path("deploy/config/gateway.toml").read_text()
     # The shop's backend is one JWT consumer: give its plan room for the whole sale.
@@ -85,6 +162,7 @@ def run() -> FlashResult:
         "GATEWAY_CONFIG": str(work / "gateway.toml"),
         "ERP_LATENCY_MS": "150",
         "ERP_RATE_LIMIT_RPS": "20",
+        "ATS_REFRESH_S": str(REFRESH_S),
         "LOG_LEVEL": "WARNING",
     }
     token = subprocess.run(
@@ -105,50 +183,65 @@ def run() -> FlashResult:
         text=True,
         check=True,
     ).stdout.strip()
-    (work / "flash.lua").write_text(WRK_SCRIPT % ", ".join(f'"{s}"' for s in SKUS))
+    script = work / "flash.lua"
+    script.write_text(WRK_SCRIPT % ", ".join(f'"{s}"' for s in SKUS))
     server = Served.granian("services.mesh:embedded_from_env", port, env)
     auth = {"Authorization": f"Bearer {token}"}
     try:
         server.start("/readyz")
-        proc = subprocess.run(
-            [
-                wrk,
-                "-t1",
-                f"-c{CLIENTS}",
-                f"-d{SECONDS}s",
-                "--latency",
-                "-s",
-                str(work / "flash.lua"),
-                "-H",
-                f"Authorization: Bearer {token}",
-                server.url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=SECONDS + 60,
-        )
-        out = proc.stdout + proc.stderr
+        sale = _wrk(server.url, script, auth)
+        assert server.proc is not None
+        rss = resident_mb(server.proc.pid)
         stats = httpx.get(f"{server.url}/v1/inventory/cache/{SKUS[0]}", headers=auth).json()[
             "stats"
         ]
+        document = httpx.get(
+            f"{server.url}/v1/inventory/availability/{SKUS[0]}", headers=auth
+        ).content
     finally:
         server.stop()
     hits = stats.get("hit", 0)
     lookups = hits + stats.get("miss", 0) + stats.get("stale", 0)
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return FlashResult(
-        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        p50_ms=_ms(re.search(r"\s50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-        p99_ms=_ms(re.search(r"\s99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-        requests=int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
-        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        five_xx=int(re.search(r"5xx: (\d+)", out).group(1)),  # type: ignore[union-attr]
-        socket_errors=sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out)),
+        rps=sale.rps,
+        p50_ms=sale.p50_ms,
+        p99_ms=sale.p99_ms,
+        requests=sale.requests,
+        non_2xx=sale.non_2xx,
+        five_xx=sale.five_xx,
+        socket_errors=sale.socket_errors,
         erp_calls=stats.get("erp_fetches", 0),
         erp_429=stats.get("erp_429", 0),
         hit_ratio=hits / lookups if lookups else 0.0,
         stale_serves=stats.get("stale", 0),
+        resident_mb=rss,
+        nginx=_nginx(work, document, script),
     )
+
+
+def rows(r: FlashResult) -> list[Row]:
+    # one fetch per SKU per refresh interval, plus the first of each
+    allowed = len(SKUS) * (SECONDS / REFRESH_S + 1)
+    return [
+        Row(
+            what=f"flash sale: {CLIENTS} clients, {len(SKUS)} hot SKUs, full stack",
+            now=r.rps,
+            unit="req/s",
+            anchor=r.nginx.rps,
+            anchor_name="nginx",
+            target=0.25,
+        ),
+        Row(what="  cache hit ratio", now=r.hit_ratio, unit="", target=0.999),
+        Row(
+            what="  ERP fetches per SKU per refresh",
+            now=r.erp_calls / allowed,
+            unit="",
+            target=1.0,
+            sense="<=",
+        ),
+        Row(what="  ERP 429s", now=r.erp_429, unit="", target=0, sense="<="),
+        Row(what="  5xx at the edge", now=r.five_xx, unit="", target=0, sense="<="),
+    ]
 
 
 def report(r: FlashResult) -> str:
@@ -157,7 +250,10 @@ def report(r: FlashResult) -> str:
             f"flash sale: {CLIENTS} clients, {len(SKUS)} hot SKUs, {SECONDS}s, through the gateway;"
             " ERP 150 ms, 20 req/s",
             f"  {r.rps:.0f} req/s  p50 {r.p50_ms:.1f} ms  p99 {r.p99_ms:.1f} ms  "
-            f"({r.requests} requests, {r.socket_errors} socket errors)",
+            f"({r.requests} requests, {r.socket_errors} socket errors); "
+            f"mesh resident memory {r.resident_mb:.0f} MiB at the end",
+            f"  nginx, same document and load: {r.nginx.rps:.0f} req/s  "
+            f"p50 {r.nginx.p50_ms:.1f} ms  p99 {r.nginx.p99_ms:.1f} ms",
             f"  ERP calls {r.erp_calls}  ERP 429s {r.erp_429} (must be 0)  "
             f"5xx at the edge {r.five_xx} (must be 0)  non-2xx {r.non_2xx}",
             f"  cache hit ratio {r.hit_ratio:.4f}  stale serves {r.stale_serves}",

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import msgspec
 
-__all__ = ["Served", "WrkResult", "ensure_debian_tool", "wrk"]
+__all__ = ["Served", "WrkResult", "ensure_debian_tool", "resident_mb", "wrk"]
 
 
 class WrkResult(msgspec.Struct, frozen=True):
@@ -69,6 +69,22 @@ def wrk(url: str, *, seconds: int, connections: int, headers: dict[str, str]) ->
     return WrkResult(
         rps, p50, p99, requests, errors, int(non_2xx_match.group(1)) if non_2xx_match else 0
     )
+
+
+def resident_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (Granian's workers), in MiB."""
+    total_kb = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue  # gone meanwhile
+        total_kb += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+        pending += [int(c) for c in children]
+    return total_kb / 1024
 
 
 class Served:
