@@ -155,6 +155,10 @@ class RedisBus:
         return True
 
 
+def _event_id(fields: dict[bytes, bytes]) -> str:
+    return fields.get(b"id", b"").decode("utf-8", "replace")
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -249,18 +253,55 @@ class StreamConsumer:
         return handled
 
     async def _process_all(self, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
+        if not messages:
+            return 0
         if self.policy.concurrency <= 1:
             for msg_id, fields in messages:
                 await self._process(msg_id, fields)
             return len(messages)
+        await self._process_together(messages)
+        return len(messages)
+
+    async def _process_together(self, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """What `_process` does for each message, with the Redis work of the whole read in
+        three pipelined round trips (leases, then the handlers at once, then the marks and
+        acknowledgements) instead of two or three per message."""
+        keys = [self._done_prefix + _event_id(fields) for _, fields in messages]
+        lease_ms = self._lease_ms()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.set(key, "processing", nx=True, px=lease_ms)
+            leases = await pipe.execute()
+        others = [i for i, got in enumerate(leases) if not got]
+        if others:
+            # a marker left by an earlier success means "already applied"; a lease means
+            # another consumer is applying it right now (it stays pending here)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in others:
+                    pipe.get(keys[i])
+                states = await pipe.execute()
+            applied = [
+                messages[i][0] for i, state in zip(others, states, strict=True) if state == b"done"
+            ]
+            if applied:
+                await self._ack(*applied)
         limit = asyncio.Semaphore(self.policy.concurrency)
 
-        async def one(msg_id: bytes, fields: dict[bytes, bytes]) -> None:
+        async def one(i: int) -> bytes | None:
             async with limit:
-                await self._process(msg_id, fields)
+                msg_id, fields = messages[i]
+                return msg_id if await self._apply(msg_id, fields, keys[i]) else None
 
-        await asyncio.gather(*(one(m, f) for m, f in messages))
-        return len(messages)
+        handled = await asyncio.gather(*(one(i) for i, got in enumerate(leases) if got))
+        done = {m for m in handled if m is not None}
+        if done:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for i, (msg_id, _) in enumerate(messages):
+                    if msg_id in done:
+                        pipe.set(keys[i], "done", ex=self.policy.dedupe_ttl_s)
+                pipe.xack(self.key, self.group, *done)
+                pipe.hdel(self._attempts_key, *done)
+                await pipe.execute()
 
     async def _reclaim(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """Take over pending messages that are due: a failed one whose backoff has elapsed,
@@ -305,29 +346,19 @@ class StreamConsumer:
         )
         return [(msg_id, fields) for msg_id, fields in claimed if fields]
 
+    def _lease_ms(self) -> int:
+        return int(max(self.policy.claim_idle_s, 1.0) * 1000)
+
     async def _process(self, msg_id: bytes, fields: dict[bytes, bytes]) -> None:
-        event_id = fields.get(b"id", b"").decode("utf-8", "replace")
-        done_key = self._done_prefix + event_id
-        lease_ms = int(max(self.policy.claim_idle_s, 1.0) * 1000)
+        done_key = self._done_prefix + _event_id(fields)
         # Take the lease; a marker left by an earlier success means "already applied".
-        got = await self.redis.set(done_key, "processing", nx=True, px=lease_ms)
+        got = await self.redis.set(done_key, "processing", nx=True, px=self._lease_ms())
         if not got:
             state = await self.redis.get(done_key)
             if state == b"done":
                 await self._ack(msg_id)
-                return
-            return  # another consumer is applying it right now; it stays pending here
-        try:
-            envelope = self.decoder.decode(fields[b"event"])
-        except (msgspec.DecodeError, KeyError) as exc:
-            await self.redis.delete(done_key)
-            await self._dead_letter(msg_id, fields, f"undecodable: {exc}", attempts=1)
-            return
-        try:
-            await self.handler(envelope)
-        except Exception as exc:
-            await self.redis.delete(done_key)
-            await self._failed(msg_id, fields, exc)
+            return  # or another consumer is applying it right now; it stays pending here
+        if not await self._apply(msg_id, fields, done_key):
             return
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(done_key, "done", ex=self.policy.dedupe_ttl_s)
@@ -335,10 +366,28 @@ class StreamConsumer:
             pipe.hdel(self._attempts_key, msg_id)
             await pipe.execute()
 
-    async def _ack(self, msg_id: bytes) -> None:
+    async def _apply(self, msg_id: bytes, fields: dict[bytes, bytes], done_key: str) -> bool:
+        """Decode and handle a message whose lease is held; True when the handler is done
+        with it. On failure the lease is dropped and the next attempt scheduled (or the
+        message dead-lettered)."""
+        try:
+            envelope = self.decoder.decode(fields[b"event"])
+        except (msgspec.DecodeError, KeyError) as exc:
+            await self.redis.delete(done_key)
+            await self._dead_letter(msg_id, fields, f"undecodable: {exc}", attempts=1)
+            return False
+        try:
+            await self.handler(envelope)
+        except Exception as exc:
+            await self.redis.delete(done_key)
+            await self._failed(msg_id, fields, exc)
+            return False
+        return True
+
+    async def _ack(self, *msg_ids: bytes) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.key, self.group, msg_id)
-            pipe.hdel(self._attempts_key, msg_id)
+            pipe.xack(self.key, self.group, *msg_ids)
+            pipe.hdel(self._attempts_key, *msg_ids)
             await pipe.execute()
 
     async def _failed(self, msg_id: bytes, fields: dict[bytes, bytes], exc: Exception) -> None:
