@@ -98,24 +98,19 @@ def run() -> list[Row]:
         "LOG_LEVEL": "WARNING",
     }
     (work / "gateway.toml").write_text(GATEWAY_TOML)
-    created = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "keys",
-            "create",
-            "--partner",
-            "bench",
-            "--plan",
-            "bench",
-        ],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    key = created.stdout.split("store it now): ")[1].strip()
+
+    def cli(*args: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli", *args],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    cli("partners", "add", "bench")  # a key is minted for a registered partner
+    created = cli("keys", "create", "--partner", "bench", "--plan", "bench")
+    key = created.split("store it now): ")[1].strip()
     (work / "keys.map").write_text(f"{key} bench\n")
     (work / "haproxy.cfg").write_text(
         HAPROXY_CFG.format(port=haproxy_port, map=work / "keys.map", upstream=upstream_port)
