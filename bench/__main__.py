@@ -4,12 +4,12 @@ what this run measured, its anchor from the same run, the ratio and the target.
 
 from __future__ import annotations
 
-from bench import checkout, flash_sale, gateway_vs_haproxy, pos_ingest
+from bench import burst, checkout, flash_sale, gateway_vs_haproxy, pos_ingest
 from bench.table import QUICK, Row, render
 
 if __name__ == "__main__":
     rows: list[Row] = []
-    for bench in (gateway_vs_haproxy, flash_sale, pos_ingest, checkout):
+    for bench in (gateway_vs_haproxy, flash_sale, pos_ingest, checkout, burst):
         result = bench.run()  # type: ignore[attr-defined]
         print(bench.report(result), flush=True)  # type: ignore[attr-defined]
         rows += bench.rows(result)  # type: ignore[attr-defined]

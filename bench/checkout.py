@@ -16,6 +16,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -154,7 +155,8 @@ async def _pg_database() -> str | None:
     return f"postgresql+asyncpg://{base}/{name}"
 
 
-def _one(storage: str, database_url: str | None, workers: int = 1) -> CheckoutResult:
+def embedded_mesh(database_url: str | None, workers: int = 1) -> tuple[Served, Any]:
+    """An embedded mesh served by Granian (not started) and its development JWT issuer."""
     from gateway.app import GatewaySettings
     from gateway.config import load_config
 
@@ -169,18 +171,22 @@ def _one(storage: str, database_url: str | None, workers: int = 1) -> CheckoutRe
         env["DATABASE_URL"] = database_url
     settings = GatewaySettings.from_env(env)
     issuer = settings.dev_issuer(load_config(settings.gateway_config))  # writes .data's dev keys
-    tokens = [
-        issuer.mint(f"bench-customer-{n}", scopes=["orders:write"], ttl_s=3600)
-        for n in range(CLIENTS)
-    ]
-    admin = issuer.mint("bench-ops", roles=["admin"], ttl_s=3600)
     port = free_port()
     if workers > 1:
         # one worker first creates the schema and seeds; then all of them share the database
         first = Served.granian("services.mesh:embedded_from_env", port, env)
         first.start("/readyz")
         first.stop()
-    server = Served.granian("services.mesh:embedded_from_env", port, env, workers=workers)
+    return Served.granian("services.mesh:embedded_from_env", port, env, workers=workers), issuer
+
+
+def _one(storage: str, database_url: str | None, workers: int = 1) -> CheckoutResult:
+    server, issuer = embedded_mesh(database_url, workers)
+    tokens = [
+        issuer.mint(f"bench-customer-{n}", scopes=["orders:write"], ttl_s=3600)
+        for n in range(CLIENTS)
+    ]
+    admin = issuer.mint("bench-ops", roles=["admin"], ttl_s=3600)
     try:
         server.start("/readyz")
         return asyncio.run(_drive(storage, server.url, tokens, admin))
