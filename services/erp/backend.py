@@ -9,23 +9,15 @@ with 503.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import random
 import time
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import msgspec
 from sqlalchemy.exc import IntegrityError
 
 from contracts.events import (
     ERP_STREAM,
-    Envelope,
-    OrderPostingBooked,
-    PositionAfter,
-    RefundPostingBooked,
     StockAdjusted,
     envelope,
 )
@@ -43,17 +35,16 @@ from contracts.postings import (
     OrderPosting,
     PostingBatch,
     PostingBatchResult,
-    PostingLine,
     PostingReceipt,
     PostingRecord,
     PostingTotals,
     RefundPosting,
 )
+from services.erp.booking import Item, Journal, check_refs, content_digest
 from services.erp.errors import (
     ErpError,
     ErpRateLimited,
     ErpUnavailable,
-    InvalidPosting,
     PostingConflict,
     UnknownPosting,
     UnknownSku,
@@ -67,21 +58,6 @@ if TYPE_CHECKING:
     from services.kit.storage import Database
 
 __all__ = ["CloudConditions", "ErpBackend", "ReferenceErpBackend"]
-
-_encoder = msgspec.json.Encoder()
-
-#: a posting to book: its kind, the posting, its amount (an order's total, a refund's amount)
-_Item = tuple[str, OrderPosting | RefundPosting, Money]
-
-
-class _Fresh(NamedTuple):
-    """A posting of a batch that is booked now (not a replay, not refused)."""
-
-    at: int
-    kind: str
-    posting: OrderPosting | RefundPosting
-    amount: Money
-    fingerprint: bytes
 
 
 class ErpBackend(Protocol):
@@ -152,15 +128,12 @@ class CloudConditions:
             raise ErpUnavailable
 
 
-def _fingerprint(value: msgspec.Struct) -> bytes:
-    return hashlib.sha256(_encoder.encode(value)).digest()
-
-
 class ReferenceErpBackend:
     def __init__(
         self, db: Database, tables: ErpTables, outbox: Outbox, conditions: CloudConditions
     ) -> None:
         self.db, self.t, self.outbox, self.conditions = db, tables, outbox, conditions
+        self.journal = Journal(tables, outbox)
 
     async def product(self, sku: str) -> Product:
         await self.conditions.enter()
@@ -203,7 +176,7 @@ class ReferenceErpBackend:
             return await self._adjust(adjustment)
 
     async def _adjust(self, adjustment: StockAdjustment) -> tuple[InventoryPosition, bool]:
-        fingerprint = _fingerprint(adjustment)
+        fingerprint = content_digest(adjustment)
         async with self.db.write() as conn:
             earlier = await self.t.adjustment(conn, adjustment.adjustment_id)
             if earlier is not None:
@@ -251,7 +224,7 @@ class ReferenceErpBackend:
         self, kind: str, posting: OrderPosting | RefundPosting, amount: Money
     ) -> tuple[PostingReceipt, bool]:
         async with self.db.write() as conn:
-            (booked,) = await self._book_all(conn, [(kind, posting, amount)])
+            (booked,) = await self.journal.book(conn, [(kind, posting, amount)])
         self.outbox.notify()
         if isinstance(booked, ErpError):
             raise booked
@@ -271,14 +244,14 @@ class ReferenceErpBackend:
         """Book each posting of the batch as if it came alone, all in one transaction (a
         refused posting writes nothing, so it leaves the others as they are)."""
         await self.conditions.enter()
-        items: list[_Item] = [
+        items: list[Item] = [
             *(("order", p, p.total) for p in batch.orders),
             *(("refund", p, p.amount) for p in batch.refunds),
         ]
         outcomes: list[tuple[PostingReceipt, bool] | ErpError]
         try:
             async with self.db.write() as conn:
-                outcomes = await self._book_all(conn, items)
+                outcomes = await self.journal.book(conn, items)
         except IntegrityError:
             # A replica booked one of them meanwhile (PostgreSQL): the whole transaction is
             # undone; book them one by one, each finding the winner's posting as a replay.
@@ -310,134 +283,10 @@ class ReferenceErpBackend:
             refused=sum(r.status >= 400 for r in results),
         )
 
-    async def _book_all(
-        self, conn: AsyncConnection, items: Sequence[_Item]
-    ) -> list[tuple[PostingReceipt, bool] | ErpError]:
-        """Book postings in `conn`'s transaction, in their order, each as if it came alone:
-        (receipt, created), or the error that refuses it (found before anything is written).
-        A handful of statements for the whole lot, not a handful per posting."""
-        booked = await self.t.fingerprints(conn, [p.posting_id for _, p, _ in items])
-        lines = [line for _, p, _ in items for line in p.lines]
-        known_skus = await self.t.known_skus(conn, sorted({line.sku for line in lines}))
-        known_locations = await self.t.known_locations(
-            conn, sorted({line.location_id for line in lines})
-        )
-        outcomes: list[tuple[PostingReceipt, bool] | ErpError | None] = []
-        fresh: list[_Fresh] = []
-        replays: dict[int, str] = {}
-        for index, (kind, posting, amount) in enumerate(items):
-            fingerprint = _fingerprint(posting)
-            earlier = booked.get(posting.posting_id)
-            outcome: ErpError | None = None
-            try:
-                if earlier is not None:
-                    if earlier != fingerprint:
-                        raise PostingConflict(posting.posting_id)
-                    replays[index] = posting.posting_id
-                else:
-                    _check_amounts(posting.lines, amount)
-                    refs = [(line.sku, line.location_id) for line in posting.lines]
-                    _check_refs(refs, known_skus, known_locations)
-                    booked[posting.posting_id] = fingerprint
-                    fresh.append(_Fresh(index, kind, posting, amount, fingerprint))
-            except ErpError as exc:
-                outcome = exc
-            outcomes.append(outcome)
-        records = await self._numbered(conn, fresh)
-        await self.t.insert_postings(
-            conn, [(r, f.fingerprint) for r, f in zip(records, fresh, strict=True)]
-        )
-        await self.outbox.add_all(conn, ERP_STREAM, await self._moved(conn, records))
-        for record, f in zip(records, fresh, strict=True):
-            outcomes[f.at] = (_receipt(record), True)
-        if replays:
-            found = await self.t.postings_by_id(conn, sorted(set(replays.values())))
-            by_id = {r.posting_id: r for r in found}
-            for index, posting_id in replays.items():
-                outcomes[index] = (_receipt(by_id[posting_id]), False)
-        return [outcome for outcome in outcomes if outcome is not None]
-
-    async def _numbered(
-        self, conn: AsyncConnection, fresh: Sequence[_Fresh]
-    ) -> list[PostingRecord]:
-        """The records of the postings to book, with their document numbers."""
-        first: dict[str, int] = {}
-        for kind in ("order", "refund"):
-            count = sum(1 for f in fresh if f.kind == kind)
-            if count:
-                first[kind] = await self.t.next_numbers(conn, kind, count)
-        now = datetime.now(UTC)
-        records = []
-        for f in fresh:
-            number = first[f.kind]
-            first[f.kind] += 1
-            records.append(
-                PostingRecord(
-                    posting_id=f.posting.posting_id,
-                    kind=f.kind,  # type: ignore[arg-type]
-                    order_id=f.posting.order_id,
-                    document_number=f"{'SO' if f.kind == 'order' else 'CR'}-{number:08d}",
-                    booked_at=now,
-                    occurred_at=f.posting.occurred_at.astimezone(UTC),
-                    amount=f.amount,
-                    lines=list(f.posting.lines),
-                )
-            )
-        return records
-
-    async def _moved(
-        self, conn: AsyncConnection, records: Sequence[PostingRecord]
-    ) -> list[Envelope[Any]]:
-        """Move the stock of the order postings; the event of each posting, with the
-        positions as they stood right after it (as if booked one after the other)."""
-        moves = [
-            (line.sku, line.location_id, -line.quantity)
-            for r in records
-            if r.kind == "order"
-            for line in r.lines
-        ]
-        final = await self.t.move_stock_many(conn, moves)
-        # walk forward from where each position stood before the first of these moves
-        state = {pair: [on_hand, version] for pair, (on_hand, version) in final.items()}
-        for sku, location, delta in moves:
-            state[(sku, location)][0] -= delta
-            state[(sku, location)][1] -= 1
-        events: list[Envelope[Any]] = []
-        for record in records:
-            event: OrderPostingBooked | RefundPostingBooked
-            if record.kind == "order":
-                after: dict[tuple[str, str], PositionAfter] = {}
-                for line in record.lines:
-                    position = state[(line.sku, line.location_id)]
-                    position[0] -= line.quantity
-                    position[1] += 1
-                    after[(line.sku, line.location_id)] = PositionAfter(
-                        sku=line.sku,
-                        location_id=line.location_id,
-                        on_hand=position[0],
-                        version=position[1],
-                    )
-                event = OrderPostingBooked(
-                    posting_id=record.posting_id,
-                    order_id=record.order_id,
-                    lines=record.lines,
-                    total=record.amount,
-                    positions=list(after.values()),
-                )
-            else:
-                event = RefundPostingBooked(
-                    posting_id=record.posting_id,
-                    order_id=record.order_id,
-                    lines=record.lines,
-                    amount=record.amount,
-                )
-            events.append(envelope(event, source="erp", causation_id=record.posting_id))
-        return events
-
     async def _check_known(self, conn: AsyncConnection, refs: list[tuple[str, str]]) -> None:
         known_skus = await self.t.known_skus(conn, sorted({s for s, _ in refs}))
         known_locations = await self.t.known_locations(conn, sorted({loc for _, loc in refs}))
-        _check_refs(refs, known_skus, known_locations)
+        check_refs(refs, known_skus, known_locations)
 
     async def posting(self, posting_id: str) -> PostingRecord:
         await self.conditions.enter()
@@ -478,45 +327,3 @@ class ReferenceErpBackend:
             refund_postings=refunds[0],
             refunded_units=refunds[1],
         )
-
-
-def _check_refs(
-    refs: Sequence[tuple[str, str]], known_skus: set[str], known_locations: set[str]
-) -> None:
-    skus = sorted({s for s, _ in refs})
-    locations = sorted({loc for _, loc in refs})
-    errors = [
-        {"field": "sku", "message": f"unknown SKU {s}"} for s in skus if s not in known_skus
-    ] + [
-        {"field": "location_id", "message": f"unknown location {loc}"}
-        for loc in locations
-        if loc not in known_locations
-    ]
-    if errors:
-        raise InvalidPosting("the posting names SKUs or locations the ERP does not know", errors)
-
-
-def _check_amounts(lines: Sequence[PostingLine], amount: Money) -> None:
-    currency = amount.currency
-    errors = [
-        {"field": f"lines[{n}].unit_price.currency", "message": f"expected {currency}"}
-        for n, line in enumerate(lines)
-        if line.unit_price.currency != currency
-    ]
-    total = sum(line.quantity * line.unit_price.amount - line.discount for line in lines)
-    if not errors and total != amount.amount:
-        errors.append(
-            {"field": "amount", "message": f"lines add up to {total}, not {amount.amount}"}
-        )
-    if errors:
-        raise InvalidPosting("the posting's amounts do not add up", errors)
-
-
-def _receipt(record: PostingRecord) -> PostingReceipt:
-    return PostingReceipt(
-        posting_id=record.posting_id,
-        kind=record.kind,
-        order_id=record.order_id,
-        document_number=record.document_number,
-        booked_at=record.booked_at,
-    )
