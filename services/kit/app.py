@@ -105,9 +105,12 @@ class Runtime:
         """A client for another service of the mesh that calls as this service."""
         return SigningClient(self.registry.client(service), self.name, self.identity)
 
-    def require_identity(self, connection: ASGIConnection[Any, Any, Any, Any], _: Any) -> None:
+    async def require_identity(
+        self, connection: ASGIConnection[Any, Any, Any, Any], _: Any
+    ) -> None:
         """Guard on every route but health: nothing behind the gateway answers a caller
-        whose identity the gateway (or a service) did not sign."""
+        whose identity the gateway (or a service) did not sign. Async although it only
+        computes: Litestar runs a sync guard in a thread, a hop on every request."""
         if connection.scope["path"] in _OPEN_PATHS:
             return  # the service's own /schema too: the gateway publishes what is public
         self.identity.from_request(connection)  # type: ignore[arg-type]
