@@ -41,12 +41,14 @@ seed: install
 	$(VENV)/bin/retailmesh seed
 
 # pytest finds or starts Redis itself (tests/conftest.py), checks the committed OpenAPI
-# specs against the code, and runs a bounded schemathesis pass through the gateway. One
-# worker per core (pytest-xdist): every test has its own Redis prefix, databases and ports.
+# specs against the code, and runs a bounded schemathesis pass through the gateway. Two
+# workers per core (pytest-xdist; every test has its own Redis prefix, databases and ports):
+# the suite waits on servers and sagas about half of its time.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -n auto
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # The long runs: schemathesis with many more examples per operation, and the integrity
 # model test (money, stock, points) with 300 sequences of up to 40 steps.
