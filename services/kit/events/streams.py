@@ -113,8 +113,13 @@ class RedisBus:
 
     async def group_backlog(self, stream: str, group: str) -> Backlog:
         key = self.key(stream)
-        summary: Any = await self.redis.xpending(key, group)
-        info: Any = {_text(g["name"]): g for g in await self.redis.xinfo_groups(key)}
+        # one MULTI/EXEC: read apart, a consumer taking events between the two reads would
+        # move them from "undelivered" to "pending" unseen, and the backlog would look empty
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xpending(key, group)
+            pipe.xinfo_groups(key)
+            summary, groups = await pipe.execute()
+        info: Any = {_text(g["name"]): g for g in groups}
         undelivered = int(info.get(group, {}).get("lag") or 0)
         oldest: str | None = _text(summary["min"]) if summary["pending"] else None
         if oldest is None and undelivered:
