@@ -41,10 +41,9 @@ seed: install
 	$(VENV)/bin/retailmesh seed
 
 # pytest finds or starts Redis itself (tests/conftest.py), checks the committed OpenAPI
-# specs against the code, and runs a bounded schemathesis pass through the gateway. Two
-# workers per core (pytest-xdist; every test has its own Redis prefix, databases and ports):
-# the suite waits on servers and sagas about half of its time.
-TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
+# specs against the code, and runs a bounded schemathesis pass through the gateway. One
+# worker per core (pytest-xdist; every test has its own Redis prefix, databases and ports).
+TEST_WORKERS ?= auto
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
