@@ -1,15 +1,18 @@
 """Run every benchmark, print each one's report, and end with one table of every target:
 what this run measured, its anchor from the same run, the ratio and the target.
-`BENCH_QUICK=1` runs each of them shorter."""
+`BENCH_QUICK=1` runs each of them shorter; `BENCH_SUITE=1` adds the test suite's time."""
 
 from __future__ import annotations
 
-from bench import burst, checkout, flash_sale, gateway_vs_haproxy, pos_ingest
+from bench import burst, checkout, flash_sale, gateway_vs_haproxy, pos_ingest, suite
 from bench.table import QUICK, Row, render
 
 if __name__ == "__main__":
     rows: list[Row] = []
-    for bench in (gateway_vs_haproxy, flash_sale, pos_ingest, checkout, burst):
+    benches = [gateway_vs_haproxy, flash_sale, pos_ingest, checkout, burst]
+    if suite.ENABLED:  # BENCH_SUITE=1: the suite's time too (minutes)
+        benches.append(suite)
+    for bench in benches:
         result = bench.run()  # type: ignore[attr-defined]
         print(bench.report(result), flush=True)  # type: ignore[attr-defined]
         rows += bench.rows(result)  # type: ignore[attr-defined]
