@@ -13,9 +13,9 @@ if __name__ == "__main__":
     if suite.ENABLED:  # BENCH_SUITE=1: the suite's time too (minutes)
         benches.append(suite)
     for bench in benches:
-        result = bench.run()  # type: ignore[attr-defined]
-        print(bench.report(result), flush=True)  # type: ignore[attr-defined]
-        rows += bench.rows(result)  # type: ignore[attr-defined]
+        result = bench.run()
+        print(bench.report(result), flush=True)
+        rows += bench.rows(result)
     print()
     print("all targets, one run" + (" (BENCH_QUICK: short runs, indicative only)" if QUICK else ""))
     print(render(rows), flush=True)

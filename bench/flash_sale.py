@@ -20,7 +20,7 @@ import httpx
 import msgspec
 
 from bench.table import Row, quick
-from bench.tools import Served, ensure_debian_tool, resident_mb
+from bench.tools import Served, WrkResult, ensure_debian_tool, resident_mb, wrk
 from tests.support import ensure_redis, free_port
 
 SECONDS = int(os.environ.get("BENCH_FLASH_SECONDS", quick(30, 8)))
@@ -74,58 +74,21 @@ http {{
 REFRESH_S = 5.0
 
 
-class Wrk(msgspec.Struct):
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    requests: int
-    non_2xx: int
-    five_xx: int
-    socket_errors: int
-
-
 class FlashResult(msgspec.Struct):
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    requests: int
-    non_2xx: int
-    five_xx: int
-    socket_errors: int
+    sale: WrkResult
     erp_calls: int
     erp_429: int
     hit_ratio: float
     stale_serves: int
     resident_mb: float
-    nginx: Wrk
+    nginx: WrkResult
 
 
-def _ms(value: str) -> float:
-    number, unit = re.match(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+def _wrk(url: str, script: Path, headers: dict[str, str]) -> WrkResult:
+    return wrk(url, seconds=SECONDS, connections=CLIENTS, headers=headers, script=script)
 
 
-def _wrk(url: str, script: Path, headers: dict[str, str]) -> Wrk:
-    args = [ensure_debian_tool("wrk", "wrk"), "-t1", f"-c{CLIENTS}", f"-d{SECONDS}s", "--latency"]
-    for name, value in headers.items():
-        args += ["-H", f"{name}: {value}"]
-    proc = subprocess.run(
-        [*args, "-s", str(script), url], capture_output=True, text=True, timeout=SECONDS + 60
-    )
-    out = proc.stdout + proc.stderr
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return Wrk(
-        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        p50_ms=_ms(re.search(r"\s50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-        p99_ms=_ms(re.search(r"\s99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-        requests=int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
-        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        five_xx=int(re.search(r"5xx: (\d+)", out).group(1)),  # type: ignore[union-attr]
-        socket_errors=sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out)),
-    )
-
-
-def _nginx(work: Path, document: bytes, script: Path) -> Wrk:
+def _nginx(work: Path, document: bytes, script: Path) -> WrkResult:
     """nginx (one worker) serving the same availability document to the same load."""
     nginx = ensure_debian_tool("nginx", "nginx")
     port = free_port()
@@ -211,13 +174,7 @@ def run() -> FlashResult:
     hits = stats.get("hit", 0)
     lookups = hits + stats.get("miss", 0) + stats.get("stale", 0)
     return FlashResult(
-        rps=sale.rps,
-        p50_ms=sale.p50_ms,
-        p99_ms=sale.p99_ms,
-        requests=sale.requests,
-        non_2xx=sale.non_2xx,
-        five_xx=sale.five_xx,
-        socket_errors=sale.socket_errors,
+        sale=sale,
         erp_calls=stats.get("erp_fetches", 0),
         erp_429=stats.get("erp_429", 0),
         hit_ratio=hits / lookups if lookups else 0.0,
@@ -233,7 +190,7 @@ def rows(r: FlashResult) -> list[Row]:
     return [
         Row(
             what=f"flash sale: {CLIENTS} clients, {len(SKUS)} hot SKUs, full stack",
-            now=r.rps,
+            now=r.sale.rps,
             unit="req/s",
             anchor=r.nginx.rps,
             anchor_name="nginx",
@@ -248,9 +205,13 @@ def rows(r: FlashResult) -> list[Row]:
             sense="<=",
         ),
         Row(what="  ERP 429s", now=r.erp_429, unit="", target=0, sense="<="),
-        Row(what="  5xx at the edge", now=r.five_xx, unit="", target=0, sense="<="),
+        Row(what="  5xx at the edge", now=r.sale.five_xx, unit="", target=0, sense="<="),
         Row(
-            what="  other non-2xx answers", now=r.non_2xx - r.five_xx, unit="", target=0, sense="<="
+            what="  other non-2xx answers",
+            now=r.sale.non_2xx - r.sale.five_xx,
+            unit="",
+            target=0,
+            sense="<=",
         ),
     ]
 
@@ -260,13 +221,13 @@ def report(r: FlashResult) -> str:
         [
             f"flash sale: {CLIENTS} clients, {len(SKUS)} hot SKUs, {SECONDS}s, through the gateway;"
             " ERP 150 ms, 20 req/s",
-            f"  {r.rps:.0f} req/s  p50 {r.p50_ms:.1f} ms  p99 {r.p99_ms:.1f} ms  "
-            f"({r.requests} requests, {r.socket_errors} socket errors); "
+            f"  {r.sale.rps:.0f} req/s  p50 {r.sale.p50_ms:.1f} ms  p99 {r.sale.p99_ms:.1f} ms  "
+            f"({r.sale.requests} requests, {r.sale.errors} socket errors); "
             f"mesh resident memory {r.resident_mb:.0f} MiB at the end",
             f"  nginx, same document and load: {r.nginx.rps:.0f} req/s  "
             f"p50 {r.nginx.p50_ms:.1f} ms  p99 {r.nginx.p99_ms:.1f} ms",
             f"  ERP calls {r.erp_calls}  ERP 429s {r.erp_429} (must be 0)  "
-            f"5xx at the edge {r.five_xx} (must be 0)  non-2xx {r.non_2xx}",
+            f"5xx at the edge {r.sale.five_xx} (must be 0)  non-2xx {r.sale.non_2xx}",
             f"  cache hit ratio {r.hit_ratio:.4f}  stale serves {r.stale_serves}",
         ]
     )

@@ -21,8 +21,11 @@ class WrkResult(msgspec.Struct, frozen=True):
     p50_ms: float
     p99_ms: float
     requests: int
+    #: socket errors (connect, read, write, timeout)
     errors: int
     non_2xx: int
+    #: answers of 500 and above, when the Lua script counts them (prints "5xx: N")
+    five_xx: int = 0
 
 
 def ensure_debian_tool(binary: str, package: str) -> str:
@@ -49,7 +52,14 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url: str, *, seconds: int, connections: int, headers: dict[str, str]) -> WrkResult:
+def wrk(
+    url: str,
+    *,
+    seconds: int,
+    connections: int,
+    headers: dict[str, str],
+    script: Path | None = None,
+) -> WrkResult:
     args = [
         ensure_debian_tool("wrk", "wrk"),
         "-t1",
@@ -59,15 +69,25 @@ def wrk(url: str, *, seconds: int, connections: int, headers: dict[str, str]) ->
     ]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*args, url], capture_output=True, text=True, timeout=seconds + 30).stdout
+    if script is not None:
+        args += ["-s", str(script)]
+    done = subprocess.run([*args, url], capture_output=True, text=True, timeout=seconds + 60)
+    out = done.stdout + done.stderr
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    non_2xx_match = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    five_xx = re.search(r"5xx: (\d+)", out)
     return WrkResult(
-        rps, p50, p99, requests, errors, int(non_2xx_match.group(1)) if non_2xx_match else 0
+        rps,
+        p50,
+        p99,
+        requests,
+        errors,
+        int(non_2xx.group(1)) if non_2xx else 0,
+        int(five_xx.group(1)) if five_xx else 0,
     )
 
 
