@@ -14,7 +14,8 @@ from services.kit.events.delivery import verdict
 from services.kit.events.memory import MemoryBus
 from services.kit.events.outbox import Outbox, OutboxRow
 from services.kit.events.relay import Relay
-from services.kit.events.streams import RedisBus, StreamConsumer
+from services.kit.events.stream_consumer import StreamConsumer
+from services.kit.events.streams import RedisBus
 
 __all__ = [
     "Backlog",
