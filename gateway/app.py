@@ -145,7 +145,6 @@ class Gateway:
         self.metrics = GatewayMetrics(self)
         self.key_cache: KeyCache | None = None
         # Identity headers are signed once per identity and reused for half their life.
-        self._identity_tokens: dict[Identity, tuple[bytes, float]] = {}
         self.internal = self._internal_app()
         self._lifespans: list[LifespanRunner] = []
 
@@ -173,16 +172,7 @@ class Gateway:
         await self.jwks.close()
 
     def identity_header(self, identity: Identity) -> bytes:
-        now = time.monotonic()
-        cached = self._identity_tokens.get(identity)
-        if cached is not None and now < cached[1]:
-            return cached[0]
-        codec = self.runtime.identity
-        token = codec.sign(identity).encode()
-        if len(self._identity_tokens) > 50_000:
-            self._identity_tokens.clear()
-        self._identity_tokens[identity] = (token, now + codec.ttl_s / 2)
-        return token
+        return self.runtime.identity.sign(identity).encode()
 
     def own_spec(self) -> dict[str, Any]:
         """The OpenAPI document of the gateway's own endpoints (admin, docs, health)."""

@@ -42,6 +42,7 @@ from services.kit.requestid import request_id
 from services.kit.settings import Settings
 from services.orders.downstream import Downstream
 from services.orders.effects import OrderEffects, RedisLossWatch
+from services.orders.gate import CheckoutGate
 from services.orders.logic import OrdersService
 from services.orders.return_saga import ReturnDriver
 from services.orders.returns import ReturnsService
@@ -84,6 +85,8 @@ class OrdersSettings(Settings, frozen=True, kw_only=True):
     orders_config: str = "deploy/config/orders.toml"
     #: how long a checkout's reservations and points hold last before they lapse
     checkout_hold_s: Annotated[int, msgspec.Meta(ge=10, le=86_400)] = 900
+    #: checkouts whose sagas run at once in this process; the next is shed (503)
+    checkout_max_in_flight: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 256
     #: a saga's driver holds it this long (renewed per step); then another may take it over
     saga_lease_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
     #: after a service did not answer, the saga is tried again this much later
@@ -299,6 +302,7 @@ def create_app(
             hold_ttl_s=settings.checkout_hold_s,
             attempts=settings.step_attempts,
         )
+        gate = CheckoutGate(downstream.available, max_in_flight=settings.checkout_max_in_flight)
         driver = SagaDriver(
             rt.db,
             tables,
@@ -307,6 +311,7 @@ def create_app(
             codes,
             lease_s=settings.saga_lease_s,
             retry_s=settings.saga_retry_s,
+            gate=gate,
         )
         orders = OrdersService(
             rt.db,
@@ -317,6 +322,7 @@ def create_app(
             downstream,
             codes,
             load_rules(settings.orders_config),
+            gate,
         )
         holder["orders"] = orders
         effects = OrderEffects(rt.db, tables, rt.outbox, downstream)

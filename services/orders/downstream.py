@@ -25,6 +25,8 @@ import msgspec
 
 from contracts.models import (
     Adjustment,
+    AvailabilityQuery,
+    AvailabilityResult,
     ClaimLine,
     Earning,
     HoldRequest,
@@ -161,6 +163,26 @@ class Downstream:
         )
 
     # stock
+
+    async def available(self, skus: list[str], channel: str) -> dict[str, int] | None:
+        """The available to sell of these SKUs in the channel, read once (None: no answer;
+        the caller goes on without it)."""
+        query = AvailabilityQuery(skus=skus, channel=channel)
+        try:
+            r = await self.inventory.request(
+                "POST",
+                "/availability/query",
+                json=query,
+                headers={IDENTITY_HEADER: self.codec.sign(_SERVICE)},
+            )
+        except ServiceCallError:
+            return None
+        if r.status != 200:
+            return None
+        try:
+            return {a.sku: a.ats for a in r.decode(AvailabilityResult).items}
+        except msgspec.ValidationError:
+            return None
 
     async def reserve(self, order: SagaOrder, index: int) -> str:
         """Reserve one line; returns the location holding it."""

@@ -5,18 +5,21 @@ kept and replayed."""
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
+from services.kit.coalesce import Coalescer
 from services.orders.errors import IdempotencyInFlight, IdempotencyKeyReused
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-__all__ = ["KeyedResponse", "earlier_response", "fingerprint"]
+    from services.kit.storage import Database
+
+__all__ = ["KeyLookups", "KeyedResponse", "earlier_response", "fingerprint"]
 
 _encoder = msgspec.json.Encoder()
 
@@ -45,6 +48,10 @@ async def earlier_response(
             )
         )
     ).first()
+    return _judge(row, digest)
+
+
+def _judge(row: Any, digest: str) -> KeyedResponse | None:
     if row is None:
         return None
     if row.fingerprint != digest:
@@ -52,3 +59,27 @@ async def earlier_response(
     if row.status_code is None:
         raise IdempotencyInFlight
     return KeyedResponse(row.status_code, bytes(row.body), True)
+
+
+class KeyLookups:
+    """`earlier_response` for many requests at once. Every checkout first asks whether its
+    key was seen; in a rush a thousand of them ask within a second, and a thousand reads
+    queued on the connection pool took 0.7 s each (p50) before any could be refused. The
+    callers of the same moment share one query (a key looked up after a commit is in a
+    later query, which sees it)."""
+
+    def __init__(self, db: Database, table: Table, max_batch: int = 500) -> None:
+        self.db, self.table = db, table
+        self._batches: Coalescer[tuple[str, str], Any] = Coalescer(self._fetch, max_batch)
+
+    async def earlier(self, principal: str, key: str, digest: str) -> KeyedResponse | None:
+        return _judge(await self._batches.submit((principal, key)), digest)
+
+    async def _fetch(self, pairs: list[tuple[str, str]]) -> list[Any]:
+        c = self.table.c
+        query = select(c.principal, c.key, c.fingerprint, c.status_code, c.body).where(
+            tuple_(c.principal, c.key).in_(sorted(set(pairs)))
+        )
+        async with self.db.read() as conn:
+            found = {(r.principal, r.key): r for r in await conn.execute(query)}
+        return [found.get(pair) for pair in pairs]

@@ -32,7 +32,7 @@ from services.orders.errors import (
     UnknownOrder,
     WrongPickupCode,
 )
-from services.orders.idempotency import KeyedResponse, earlier_response, fingerprint
+from services.orders.idempotency import KeyedResponse, KeyLookups, fingerprint
 from services.orders.leases import holder
 from services.orders.lifecycle import can_move, move, record_creation
 from services.orders.rules import CheckoutRules
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from services.kit.identity import Identity
     from services.kit.storage import Database
     from services.orders.downstream import Downstream
+    from services.orders.gate import CheckoutGate
     from services.orders.saga import SagaDriver
     from services.orders.store import OrderTables
     from services.orders.views import PickupCodes
@@ -82,10 +83,12 @@ class OrdersService:
         downstream: Downstream,
         codes: PickupCodes,
         rules: CheckoutRules,
+        gate: CheckoutGate,
     ) -> None:
         self.db, self.t, self.outbox = db, tables, outbox
         self.catalogue, self.driver, self.ds, self.codes = catalogue, driver, downstream, codes
-        self.rules = rules
+        self.rules, self.gate = rules, gate
+        self.keys = KeyLookups(db, tables.idempotency)
 
     # checkout
 
@@ -132,6 +135,23 @@ class OrdersService:
             return earlier
         lines, total = await self._price(data)
         order_id = f"ord-{uuid.uuid4().hex}"
+        await self.gate.admit(order_id, data)
+        try:
+            return await self._checkout(data, key, identity, order_id, lines, total, digest)
+        finally:
+            self.gate.done(order_id)
+
+    async def _checkout(
+        self,
+        data: CheckoutRequest,
+        key: str,
+        identity: Identity,
+        order_id: str,
+        lines: list[OrderLine],
+        total: Money,
+        digest: str,
+    ) -> KeyedResponse:
+        principal = principal_of(identity)
         now = datetime.now(UTC)
         values: dict[str, Any] = {
             "order_id": order_id,
@@ -196,8 +216,7 @@ class OrdersService:
         return KeyedResponse(result.status, result.body, False)
 
     async def _earlier(self, principal: str, key: str, digest: str) -> KeyedResponse | None:
-        async with self.db.read() as conn:
-            return await earlier_response(conn, self.t.idempotency, principal, key, digest)
+        return await self.keys.earlier(principal, key, digest)
 
     async def purge_keys(self, ttl: timedelta, now: datetime | None = None) -> int:
         """Forget keys older than `ttl` whose first response is stored (the draft lets a

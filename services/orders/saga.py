@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from services.kit.events import Outbox
     from services.kit.storage import Database
     from services.orders.downstream import Downstream
+    from services.orders.gate import CheckoutGate
     from services.orders.store import OrderTables
     from services.orders.views import PickupCodes
 
@@ -76,9 +77,11 @@ class SagaDriver:
         *,
         lease_s: float,
         retry_s: float,
+        gate: CheckoutGate | None = None,
     ) -> None:
         self.db, self.t, self.outbox, self.ds, self.codes = db, tables, outbox, downstream, codes
         self.lease_s, self.retry_s = lease_s, retry_s
+        self.gate = gate
         self._tasks = OnePerId("saga")
 
     def running(self, order_id: str) -> bool:
@@ -175,6 +178,8 @@ class SagaDriver:
         """Run one step; record it done with the next stage, which it returns."""
         if stage == "reserve":
             for index, line in enumerate(order.lines):
+                if self.gate is not None:
+                    self.gate.sent(order.order_id, line.sku, line.quantity)
                 location = await self.ds.reserve(order, index)
                 order.lines[index] = msgspec.structs.replace(line, location_id=location)
             failpoint("orders.saga.reserve.called")
