@@ -44,6 +44,10 @@ class InventorySettings(Settings, frozen=True, kw_only=True):
     inventory_config: str = "deploy/config/inventory.toml"
     #: how long positions are fresh; XFetch refreshes hot SKUs before that
     ats_refresh_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
+    #: past its freshness, an entry is still served this long while one refresh runs
+    #: (stale-while-revalidate, RFC 5861): readers never wait on a refresh that XFetch
+    #: started a little late under load
+    ats_revalidate_s: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 1.0
     #: how old positions may be served when the ERP fails (stale-if-error)
     ats_stale_max_s: Annotated[float, msgspec.Meta(gt=0, le=86400)] = 300.0
     ats_lock_ms: Annotated[int, msgspec.Meta(ge=10, le=60_000)] = 2000
@@ -264,6 +268,7 @@ def create_app(
             rt.client("erp"),
             config,
             refresh_s=settings.ats_refresh_s,
+            revalidate_s=settings.ats_revalidate_s,
             stale_max_s=settings.ats_stale_max_s,
             lock_ms=settings.ats_lock_ms,
             reservation_ttl_s=settings.reservation_ttl_s,

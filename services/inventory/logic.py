@@ -6,8 +6,10 @@ ERP once, however many readers want it: readers in this process wait on one futu
 replicas take a short Redis lock per SKU (the others wait for the winner's write). Entries
 are refreshed early with probabilistic early expiration (XFetch, Vattani et al. 2015):
 a reader refreshes in the background with a probability that grows as expiry nears and as
-fetches get slower, so hot SKUs never expire under load. When the ERP fails, entries are
-served past their freshness up to `stale_max_s` and marked (RFC 9211 Cache-Status).
+fetches get slower, so hot SKUs rarely expire under load; one that does is still served,
+for `revalidate_s` past its freshness, while one refresh runs (stale-while-revalidate,
+RFC 5861: a hit whose Cache-Status ttl is negative). When the ERP fails, entries are served
+past their freshness up to `stale_max_s` and marked (RFC 9211 Cache-Status).
 """
 
 from __future__ import annotations
@@ -101,15 +103,19 @@ class CacheStatus(msgspec.Struct, frozen=True):
     ttl: float
     stale: bool = False
     collapsed: bool = False
+    #: served past its freshness while a refresh runs (stale-while-revalidate)
+    revalidating: bool = False
 
     def header(self, name: str = "retailmesh-ats") -> str:
         parts = [name]
         parts.append("hit" if self.hit else "fwd=miss")
         if self.collapsed:
             parts.append("collapsed")
-        parts.append(f"ttl={int(self.ttl)}")
+        parts.append(f"ttl={math.floor(self.ttl)}")
         if self.stale:
             parts.append('detail="stale-if-error"')
+        elif self.revalidating:
+            parts.append('detail="stale-while-revalidate"')
         return "; ".join(parts)
 
 
@@ -143,15 +149,18 @@ class AtsService:
         *,
         refresh_s: float,
         stale_max_s: float,
+        revalidate_s: float = 0.0,
         lock_ms: int,
         reservation_ttl_s: int,
         beta: float = 1.0,
     ) -> None:
         self.store, self.erp, self.config = store, erp, config
         self.refresh_s, self.stale_max_s = refresh_s, stale_max_s
+        self.revalidate_s = revalidate_s
         self.lock_ms, self.reservation_ttl_s, self.beta = lock_ms, reservation_ttl_s, beta
         self._inflight: dict[str, asyncio.Future[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._refreshing: set[str] = set()
         self.stats: Counter[str] = Counter()
         #: reads served per SKU by this replica (for the operators' cache view)
         self.hits: Counter[str] = Counter()
@@ -207,8 +216,9 @@ class AtsService:
         now = time.time()
         out: dict[str, tuple[Entry, CacheStatus]] = {}
         found = {sku: await self._read(sku, now) for sku in skus}
+        usable_s = self.refresh_s + self.revalidate_s
         stale_or_missing = [
-            sku for sku, e in found.items() if e is None or now - e.fetched_at >= self.refresh_s
+            sku for sku, e in found.items() if e is None or now - e.fetched_at >= usable_s
         ]
         fetch_error: Exception | None = None
         collapsed: set[str] = set()
@@ -227,7 +237,18 @@ class AtsService:
                 self.stats["unavailable"] += 1
                 raise fetch_error or PositionsUnavailable(f"no positions for {sku}")
             age = now - entry.fetched_at
-            if age >= self.refresh_s:
+            ttl = self.refresh_s - age
+            if sku not in stale_or_missing:
+                self.stats["hit"] += 1
+                revalidating = age >= self.refresh_s
+                out[sku] = (entry, CacheStatus(True, age, ttl, revalidating=revalidating))
+                if revalidating:
+                    self.stats["revalidating"] += 1
+                    self._refresh_in_background(sku)
+                else:
+                    self._maybe_refresh_early(sku, entry, now)
+                continue
+            if age >= self.refresh_s:  # the fetch failed: stale-if-error, for a while
                 if age >= self.stale_max_s:
                     self.stats["unavailable"] += 1
                     raise PositionsUnavailable(
@@ -235,18 +256,10 @@ class AtsService:
                         f"{int(age)}s old (more than {int(self.stale_max_s)}s)"
                     )
                 self.stats["stale"] += 1
-                out[sku] = (entry, CacheStatus(True, age, self.refresh_s - age, stale=True))
+                out[sku] = (entry, CacheStatus(True, age, ttl, stale=True))
                 continue
-            if sku in stale_or_missing:
-                self.stats["miss"] += 1
-                out[sku] = (
-                    entry,
-                    CacheStatus(False, age, self.refresh_s - age, collapsed=sku in collapsed),
-                )
-                continue
-            self.stats["hit"] += 1
-            out[sku] = (entry, CacheStatus(True, age, self.refresh_s - age))
-            self._maybe_refresh_early(sku, entry, now)
+            self.stats["miss"] += 1
+            out[sku] = (entry, CacheStatus(False, age, ttl, collapsed=sku in collapsed))
         return out
 
     async def _read(self, sku: str, now: float) -> Entry | None:
@@ -259,16 +272,25 @@ class AtsService:
         # XFetch: refresh when now - delta * beta * ln(rand) passes the expiry.
         expiry = entry.fetched_at + self.refresh_s
         jitter = -max(entry.delta, 0.001) * self.beta * math.log(random.random() or 1e-12)
-        if now + jitter >= expiry and sku not in self._inflight:
+        if now + jitter >= expiry and sku not in self._inflight and sku not in self._refreshing:
             self.stats["early_refresh"] += 1
-            task = asyncio.create_task(self._refresh_quietly(sku))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._refresh_in_background(sku)
+
+    def _refresh_in_background(self, sku: str) -> None:
+        if sku in self._inflight or sku in self._refreshing:
+            return  # one refresh per SKU at a time
+        self._refreshing.add(sku)
+        task = asyncio.create_task(self._refresh_quietly(sku))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _refresh_quietly(self, sku: str) -> None:
         # On failure the entry stays; a reader past its freshness will try again.
-        with contextlib.suppress(PositionsUnavailable):
-            await self._load([sku])
+        try:
+            with contextlib.suppress(PositionsUnavailable):
+                await self._load([sku])
+        finally:
+            self._refreshing.discard(sku)
 
     # single flight
 

@@ -15,7 +15,7 @@ from services.kit.asgi import LifespanRunner
 from services.mesh import build_embedded
 from tests.conftest import Running
 from tests.services.inventory.conftest import OPERATOR, Mesh
-from tests.support import IdentityAuth
+from tests.support import IdentityAuth, settle
 
 
 def erp_calls(mesh: Mesh) -> int:
@@ -82,7 +82,12 @@ async def test_bulk_reads_fetch_missing_skus_in_one_call(mesh: Mesh) -> None:
 async def test_erp_down_serves_stale_positions_marked_until_the_maximum_age(
     inventory_env: dict[str, str],
 ) -> None:
-    env = {**inventory_env, "ATS_REFRESH_S": "0.3", "ATS_STALE_MAX_S": "1.2"}
+    env = {
+        **inventory_env,
+        "ATS_REFRESH_S": "0.3",
+        "ATS_STALE_MAX_S": "1.2",
+        "ATS_REVALIDATE_S": "0",  # no stale-while-revalidate: each read past 0.3 s fetches
+    }
     async with Running(build_embedded(env)) as running:
         mesh = Mesh(running)
         try:
@@ -147,3 +152,47 @@ async def test_the_shield_reports_its_metrics(mesh: Mesh) -> None:
     assert (
         await mesh.inventory.get("/metrics", auth=None)  # no identity at all
     ).status_code == 401
+
+
+async def test_past_its_freshness_an_entry_is_served_at_once_while_one_refresh_runs(
+    inventory_env: dict[str, str],
+) -> None:
+    env = {**inventory_env, "ATS_REFRESH_S": "0.3", "ATS_REVALIDATE_S": "60"}
+    async with Running(build_embedded(env)) as running:
+        mesh = Mesh(running)
+        fresh = await mesh.inventory.get("/availability/SKU-000080")
+        assert fresh.status_code == 200
+        # the ERP is slow from now on: a reader that waited for the refresh would be
+        # answered after it, fresh (no stale-while-revalidate in its Cache-Status)
+        mesh.erp_app.state.conditions.latency_s = 0.5
+        await asyncio.sleep(0.4)
+        before = await _stats(mesh)
+        reads = await asyncio.gather(
+            *(mesh.inventory.get("/availability/SKU-000080") for _ in range(20))
+        )
+        for r in reads:
+            assert r.status_code == 200 and r.json() == fresh.json()
+            status = r.headers["cache-status"]
+            assert "hit" in status and 'detail="stale-while-revalidate"' in status, status
+            assert "ttl=-1" in status
+        # the refresh lands: the entry is fresh again
+        await settle(_viewer(mesh), lambda view: view["age_s"] is not None and view["age_s"] < 0.3)
+        after = await _stats(mesh)
+        # one refresh for twenty readers, none of whom waited for it
+        assert after["erp_fetches"] - before["erp_fetches"] == 1
+        assert after["revalidating"] - before.get("revalidating", 0) == 20
+        assert after.get("miss", 0) == before.get("miss", 0)
+        again = await mesh.inventory.get("/availability/SKU-000080")
+        assert "stale-while-revalidate" not in again.headers["cache-status"]
+
+
+async def _stats(mesh: Mesh) -> dict[str, int]:
+    view = (await mesh.inventory.get("/cache/SKU-000080")).json()
+    return dict(view["stats"])
+
+
+def _viewer(mesh: Mesh) -> Any:
+    async def view() -> dict[str, Any]:
+        return dict((await mesh.inventory.get("/cache/SKU-000080")).json())
+
+    return view
