@@ -133,7 +133,9 @@ class OrdersController(Controller):
         summary="Check out: reserve stock, hold points, confirm (Idempotency-Key required)",
         description="201 with the confirmed order; 409 out of stock; 422 not enough points "
         "or an order that cannot be taken. A replay with the same key answers the first "
-        "response; the same key with another body is 422; while the first runs, 409.",
+        "response; the same key with another body is 422; while the first runs, 409. In a "
+        "rush on a SKU, 409 out-of-stock without an order (nothing stored under the key); "
+        "503 checkout-busy with Retry-After when too many checkouts run at once.",
         responses=problem_responses(400, 401, 409, 422, 503),
     )
     async def checkout(
