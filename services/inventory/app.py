@@ -281,6 +281,12 @@ def create_app(
 
         rt.add_worker(rt.bus.consumer(ERP_STREAM, "inventory", on_erp_event, ERP_DECODER))
 
+    async def stop(_rt: Runtime) -> None:
+        # background refreshes end before Redis and the clients are closed
+        ats = holder.get("ats")
+        if ats is not None:
+            await ats.close()
+
     def provide_ats() -> AtsService:
         ats = holder.get("ats")
         if ats is None:
@@ -301,6 +307,7 @@ def create_app(
         runtime=runtime,
         dependencies={"ats": Provide(provide_ats, sync_to_thread=False)},
         on_start=[start],
+        on_stop=[stop],
         bus=bus,
     )
     app.state.runtime = runtime

@@ -276,6 +276,12 @@ class AtsService:
             self.stats["early_refresh"] += 1
             self._refresh_in_background(sku)
 
+    async def close(self) -> None:
+        """Stop the refreshes running in the background."""
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
     def _refresh_in_background(self, sku: str) -> None:
         if sku in self._inflight or sku in self._refreshing:
             return  # one refresh per SKU at a time
