@@ -144,7 +144,6 @@ class Gateway:
         self.plans = {name: PlanPolicy(name, plan) for name, plan in config.plans.items()}
         self.metrics = GatewayMetrics(self)
         self.key_cache: KeyCache | None = None
-        # Identity headers are signed once per identity and reused for half their life.
         self.internal = self._internal_app()
         self._lifespans: list[LifespanRunner] = []
 

@@ -75,7 +75,7 @@ class IdentityCodec:
         self._secret = secret
         self.ttl_s = ttl_s
         self.leeway_s = leeway_s
-        #: identity → (token, renew at, monotonic); token → (identity, exp)
+        #: identity → (its token, when to sign anew: monotonic); token → (identity, its exp)
         self._signed: dict[Identity, tuple[str, float]] = {}
         self._verified: dict[str, tuple[Identity, int]] = {}
 

@@ -7,10 +7,12 @@ OrdersError (ServiceError)
 ├── UnknownReceipt          404 unknown-receipt
 ├── IdempotencyInFlight     409 idempotency-key-in-flight (the first request still runs)
 ├── IllegalTransition       409 illegal-transition
+├── OutOfStock              409 out-of-stock (refused by the checkout gate, no order)
 ├── WrongPickupCode         403 wrong-pickup-code
 ├── IdempotencyKeyReused    422 idempotency-key-reused (same key, another body)
 ├── BadOrder                422 bad-order (unknown SKUs, mixed currencies…)
-└── SagaStalled             503 order-in-progress (a step's service does not answer yet)
+├── SagaStalled             503 order-in-progress (a step's service does not answer yet)
+└── CheckoutBusy            503 checkout-busy (shed: too many checkouts at once)
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ from services.kit.errors import (
 
 __all__ = [
     "BadOrder",
+    "CheckoutBusy",
     "IdempotencyInFlight",
     "IdempotencyKeyReused",
     "IllegalTransition",
     "MissingIdempotencyKey",
     "OrdersError",
+    "OutOfStock",
     "SagaStalled",
     "UnknownOrder",
     "UnknownReceipt",
@@ -119,3 +123,11 @@ class SagaStalled(Unavailable, OrdersError):
             headers={"Retry-After": "5"},
             order_id=order_id,
         )
+
+
+class OutOfStock(Conflict, OrdersError):
+    slug, title = "out-of-stock", "Out of stock"
+
+
+class CheckoutBusy(Unavailable, OrdersError):
+    slug, title = "checkout-busy", "Too many checkouts at once"

@@ -27,29 +27,22 @@ import asyncio
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from services.kit.errors import Conflict, Unavailable
+from services.orders.errors import CheckoutBusy, OutOfStock
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from contracts.models import CheckoutRequest
 
-__all__ = ["CheckoutGate", "OutOfStock", "Shed"]
-
-
-class OutOfStock(Conflict):
-    slug, title = "out-of-stock", "Out of stock"
-
-
-class Shed(Unavailable):
-    slug, title = "checkout-busy", "Too many checkouts at once"
+__all__ = ["CheckoutGate"]
 
 
 class CheckoutGate:
+    """`read_ats(skus, channel)`: the available to sell of those SKUs (None: no answer)."""
+
     def __init__(
         self,
         read_ats: Callable[[list[str], str], Awaitable[dict[str, int] | None]],
-        #: reads the available to sell of these SKUs in a channel (None: no answer)
         *,
         max_in_flight: int,
         retry_after_s: int = 1,
@@ -61,10 +54,9 @@ class CheckoutGate:
         self.waiting: Counter[str] = Counter()
         self._admitted: dict[str, dict[str, int]] = {}
         self._reads: dict[tuple[str, ...], asyncio.Future[dict[str, int] | None]] = {}
-        self.stats: Counter[str] = Counter()
 
     async def admit(self, order_id: str, data: CheckoutRequest) -> None:
-        """Let this checkout run its saga, or refuse it (OutOfStock) or shed it (Shed)."""
+        """Let this checkout run its saga, or refuse it (OutOfStock) or shed it (CheckoutBusy)."""
         wanted: Counter[str] = Counter()
         for line in data.lines:
             wanted[line.sku] += line.quantity
@@ -77,13 +69,11 @@ class CheckoutGate:
                 if ats is not None and sku in ats and ats[sku] - self.waiting[sku] < units
             ]
             if short:
-                self.stats["refused"] += 1
                 raise OutOfStock(
                     f"not enough {', '.join(short)} left: the rest is being checked out"
                 )
         if self.in_flight >= self.max_in_flight:
-            self.stats["shed"] += 1
-            raise Shed(
+            raise CheckoutBusy(
                 f"{self.in_flight} checkouts are running here; try again shortly",
                 headers={"Retry-After": str(self.retry_after_s)},
             )
@@ -97,9 +87,7 @@ class CheckoutGate:
         if admitted is None or admitted.get(sku, 0) < units:
             return  # a saga resumed after a restart, or counted already
         admitted[sku] -= units
-        self.waiting[sku] -= units
-        if self.waiting[sku] <= 0:
-            del self.waiting[sku]
+        self._unwait(sku, units)
 
     def done(self, order_id: str) -> None:
         """The checkout answered (whatever the answer): what it still counted is freed."""
@@ -108,10 +96,12 @@ class CheckoutGate:
             return
         self.in_flight -= 1
         for sku, units in admitted.items():
-            if units:
-                self.waiting[sku] -= units
-                if self.waiting[sku] <= 0:
-                    del self.waiting[sku]
+            self._unwait(sku, units)
+
+    def _unwait(self, sku: str, units: int) -> None:
+        self.waiting[sku] -= units
+        if self.waiting[sku] <= 0:
+            del self.waiting[sku]
 
     async def _shared_read(self, skus: list[str], channel: str) -> dict[str, int] | None:
         """One read for everybody asking for the same SKUs at the same time (single flight)."""
@@ -126,5 +116,4 @@ class CheckoutGate:
                 future.set_result(None)
             finally:
                 del self._reads[key]
-            self.stats["reads"] += 1
         return await asyncio.shield(future)

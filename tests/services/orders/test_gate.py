@@ -12,7 +12,8 @@ import pytest
 
 from contracts.models import CheckoutRequest
 from services.mesh import build_embedded
-from services.orders.gate import CheckoutGate, OutOfStock, Shed
+from services.orders.errors import CheckoutBusy, OutOfStock
+from services.orders.gate import CheckoutGate
 from tests.conftest import Running
 from tests.services.orders.conftest import SKU, Shop, cart
 
@@ -105,7 +106,7 @@ async def test_beyond_its_checkouts_in_flight_the_next_is_shed() -> None:
     gate = CheckoutGate(Stock(ats=100).read, max_in_flight=2)
     await gate.admit("ord-a", _request(1))
     await gate.admit("ord-b", _request(1))
-    with pytest.raises(Shed) as shed:
+    with pytest.raises(CheckoutBusy) as shed:
         await gate.admit("ord-c", _request(1))
     assert shed.value.status == 503 and shed.value.headers["Retry-After"] == "1"
     gate.done("ord-a")
