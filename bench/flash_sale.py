@@ -9,7 +9,6 @@ counts 5xx answers.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,15 @@ import httpx
 import msgspec
 
 from bench.table import Row, quick
-from bench.tools import Served, WrkResult, ensure_debian_tool, resident_mb, wrk
+from bench.tools import (
+    FIVE_XX_LUA,
+    Served,
+    WrkResult,
+    ensure_debian_tool,
+    resident_mb,
+    roomy_plan,
+    wrk,
+)
 from tests.support import ensure_redis, free_port
 
 SECONDS = int(os.environ.get("BENCH_FLASH_SECONDS", quick(30, 8)))
@@ -29,22 +36,11 @@ SKUS = [f"SKU-{n:06d}" for n in range(1, 21)]
 
 WRK_SCRIPT = """
 local skus = {%s}
-fivexx = 0
 math.randomseed(os.time())
 request = function()
   return wrk.format("GET", "/v1/inventory/availability/" .. skus[math.random(#skus)])
 end
-response = function(status, headers, body)
-  if status >= 500 then fivexx = fivexx + 1 end
-end
-local threads = {}
-setup = function(thread) table.insert(threads, thread) end
-done = function(summary, latency, requests)
-  local total = 0
-  for _, t in ipairs(threads) do total = total + t:get("fivexx") end
-  io.write(string.format("5xx: %%d\\n", total))
-end
-"""
+""" + FIVE_XX_LUA.replace("%", "%%")
 
 
 NGINX_CONF = """
@@ -114,16 +110,10 @@ def _stats(url: str, auth: dict[str, str]) -> dict[str, int]:
 
 def run() -> FlashResult:
     work = Path(tempfile.mkdtemp(prefix="rm-flash-"))
-    config = Path("deploy/config/gateway.toml").read_text()
     # The shop's backend is one JWT consumer: give its plan room for the whole sale, and let
     # it hold as many requests in flight to the inventory as the sale has clients (the
     # default share, a quarter of the upstream's, would answer most of them 429).
-    config = re.sub(
-        r"\[plans\.internal\]\n(?:.+\n){3}",
-        "[plans.internal]\nburst_per_second = 1000000\nper_minute = 100000000\n"
-        "daily_quota = 1000000000\n",
-        config,
-    )
+    config = roomy_plan(Path("deploy/config/gateway.toml").read_text(), "internal")
     config = config.replace(
         '[upstreams.inventory]\nservice = "inventory"\n',
         '[upstreams.inventory]\nservice = "inventory"\n'

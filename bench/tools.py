@@ -13,7 +13,31 @@ from pathlib import Path
 import httpx
 import msgspec
 
-__all__ = ["Served", "WrkResult", "ensure_debian_tool", "resident_mb", "wrk"]
+__all__ = [
+    "FIVE_XX_LUA",
+    "Served",
+    "WrkResult",
+    "ensure_debian_tool",
+    "resident_mb",
+    "roomy_plan",
+    "wrk",
+]
+
+#: appended to a wrk Lua script: counts the answers of 500 and above over all threads and
+#: prints "5xx: N", which `wrk()` reads into `five_xx`
+FIVE_XX_LUA = """
+fivexx = 0
+response = function(status, headers, body)
+  if status >= 500 then fivexx = fivexx + 1 end
+end
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+done = function(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("fivexx") end
+  io.write(string.format("5xx: %d\\n", total))
+end
+"""
 
 
 class WrkResult(msgspec.Struct, frozen=True):
@@ -45,6 +69,19 @@ def ensure_debian_tool(binary: str, package: str) -> str:
         if Path(found).exists():
             return found
     raise SystemExit(f"{binary} is needed: apt-get install {package}")
+
+
+def roomy_plan(config: str, plan: str) -> str:
+    """The gateway config with `plan`'s limits out of a benchmark's way (the limiter still
+    runs on every request: what it costs is measured, not what it refuses)."""
+    roomy = re.sub(
+        rf"\[plans\.{plan}\]\n(?:.+\n){{3}}",
+        f"[plans.{plan}]\nburst_per_second = 1000000\nper_minute = 100000000\n"
+        "daily_quota = 1000000000\n",
+        config,
+    )
+    assert roomy != config, f"no [plans.{plan}] with three limits"
+    return roomy
 
 
 def _ms(value: str) -> float:
