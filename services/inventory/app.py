@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Annotated, Any
 
 import msgspec
@@ -228,12 +229,7 @@ class CacheController(Controller):
     )
     async def entry(self, ats: Ats, identity: Caller, sku: SkuParam) -> CacheEntryView:
         require_scope(identity, "inventory:admin")
-        import time
-
-        _, pos, res = await ats.store.read(sku, time.time())
-        from services.inventory.logic import _entry
-
-        entry = _entry(pos, res)
+        entry = await ats.cache.peek(sku)
         if entry is None:
             return CacheEntryView(sku=sku, cached=False, stats=ats.snapshot())
         return CacheEntryView(

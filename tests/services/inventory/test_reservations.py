@@ -161,7 +161,7 @@ async def test_reservations_survive_a_restart_of_the_service(
     await runner.start()
     try:
         ats = fresh.state.holder["ats"]
-        entries = await ats.entries([SKU])
+        entries = await ats.cache.entries([SKU])
         assert entries[SKU][0].reserved == {"DC-NORTH": 5}
     finally:
         await runner.stop()
