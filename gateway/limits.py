@@ -41,40 +41,50 @@ log = logging.getLogger("retailmesh.gateway.limits")
 
 _WINDOWS = (("burst", 1), ("minute", 60), ("day", 86400))
 
-# KEYS: 3 per request (burst, minute, day counters)
-# ARGV: n, then per request: weight, limit_burst, limit_minute, limit_day, ttl_burst,
-#       ttl_minute, ttl_day
-# Returns per request: admitted (1/0), then the three counts after the decision.
+# The requests of a batch are grouped by their counters (one consumer, the same windows):
+# a partner's many concurrent calls read and write their three counters once, not once each.
+# KEYS: 3 per group (burst, minute, day counters)
+# ARGV: groups, then per group: m (its requests), limit_burst, limit_minute, limit_day,
+#       ttl_burst, ttl_minute, ttl_day, then the m requests' weights in order
+# Returns per request, group by group: admitted (1/0), then the three counts after the
+# decision. Each request is decided in turn, as if alone: admitted when every window has
+# room for its weight after the ones admitted before it.
 _SCRIPT = """
-local n = tonumber(ARGV[1])
+local groups = tonumber(ARGV[1])
+local a = 2
 local out = {}
-for i = 0, n - 1 do
-  local a = 2 + i * 7
-  local weight = tonumber(ARGV[a])
+for i = 0, groups - 1 do
+  local m = tonumber(ARGV[a])
+  local l1, l2, l3 = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local k1, k2, k3 = KEYS[i * 3 + 1], KEYS[i * 3 + 2], KEYS[i * 3 + 3]
   local c1 = tonumber(redis.call('GET', k1) or '0')
   local c2 = tonumber(redis.call('GET', k2) or '0')
   local c3 = tonumber(redis.call('GET', k3) or '0')
-  local ok = c1 + weight <= tonumber(ARGV[a + 1])
-    and c2 + weight <= tonumber(ARGV[a + 2])
-    and c3 + weight <= tonumber(ARGV[a + 3])
-  if ok then
-    c1 = redis.call('INCRBY', k1, weight)
-    if c1 == weight then redis.call('EXPIRE', k1, ARGV[a + 4]) end
-    c2 = redis.call('INCRBY', k2, weight)
-    if c2 == weight then redis.call('EXPIRE', k2, ARGV[a + 5]) end
-    c3 = redis.call('INCRBY', k3, weight)
-    if c3 == weight then redis.call('EXPIRE', k3, ARGV[a + 6]) end
-    out[#out + 1] = 1
-  else
-    out[#out + 1] = 0
+  local added = 0
+  for j = 1, m do
+    local weight = tonumber(ARGV[a + 6 + j])
+    if c1 + weight <= l1 and c2 + weight <= l2 and c3 + weight <= l3 then
+      c1, c2, c3 = c1 + weight, c2 + weight, c3 + weight
+      added = added + weight
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = 0
+    end
+    out[#out + 1] = c1
+    out[#out + 1] = c2
+    out[#out + 1] = c3
   end
-  out[#out + 1] = c1
-  out[#out + 1] = c2
-  out[#out + 1] = c3
+  if added > 0 then
+    if redis.call('INCRBY', k1, added) == added then redis.call('EXPIRE', k1, ARGV[a + 4]) end
+    if redis.call('INCRBY', k2, added) == added then redis.call('EXPIRE', k2, ARGV[a + 5]) end
+    if redis.call('INCRBY', k3, added) == added then redis.call('EXPIRE', k3, ARGV[a + 6]) end
+  end
+  a = a + 7 + m
 end
 return out
 """
+#: how long each window's counter lives (a little past its window)
+_TTLS = (2, 61, 86401)
 
 
 class PlanPolicy:
@@ -123,7 +133,6 @@ def _decide(
 class _Pending(msgspec.Struct):
     consumer: str
     keys: tuple[str, str, str]
-    args: tuple[int, ...]
     policy: PlanPolicy
     weight: int
     now: float
@@ -161,9 +170,8 @@ class Limiter:
         keys = tuple(
             f"{self.prefix}{consumer}:{label}:{int(now // window)}" for label, window in _WINDOWS
         )
-        args = (weight, *policy.limits, 2, 61, 86401)
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(consumer, keys, args, policy, weight, now, future))  # type: ignore[arg-type]
+        self._pending.append(_Pending(consumer, keys, policy, weight, now, future))  # type: ignore[arg-type]
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
@@ -179,11 +187,16 @@ class Limiter:
             self._flushing = False
 
     async def _run(self, batch: list[_Pending]) -> None:
-        keys: list[str] = []
-        argv: list[int] = [len(batch)]
+        groups: dict[tuple[tuple[str, ...], tuple[int, ...]], list[_Pending]] = {}
         for item in batch:
-            keys += item.keys
-            argv += item.args
+            groups.setdefault((item.keys, item.policy.limits), []).append(item)
+        keys: list[str] = []
+        argv: list[int] = [len(groups)]
+        batch = []  # in the order the script answers: group by group
+        for (counters, limits), items in groups.items():
+            keys += counters
+            argv += (len(items), *limits, *_TTLS, *(item.weight for item in items))
+            batch += items
         try:
             self.round_trips += 1
             async with asyncio.timeout(self.timeout_s):

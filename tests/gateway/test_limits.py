@@ -145,3 +145,31 @@ async def test_concurrent_checks_share_round_trips(redis_client: Any, redis_pref
     decisions = await asyncio.gather(*(limiter.check("c1", policy) for _ in range(400)))
     assert sum(d.admitted for d in decisions) == 150
     assert limiter.round_trips <= 10  # 400 decisions, a handful of Redis calls
+
+
+async def test_a_consumers_concurrent_requests_are_decided_in_turn_as_if_alone(
+    redis_client: Any, redis_prefix: str
+) -> None:
+    import asyncio
+
+    limiter = Limiter(redis_client, redis_prefix)
+    policy = PlanPolicy("p", PlanConfig(burst_per_second=1000, per_minute=1000, daily_quota=10))
+    other = PlanPolicy("q", PlanConfig(burst_per_second=1000, per_minute=1000, daily_quota=3))
+    # one batch: a's 4 and 5 are admitted (9 of 10), its 3 refused (12), its 1 admitted
+    # (10); b's 2 admitted, its next 2 refused (4 of 3): each consumer on its own counters
+    weights = [("a", policy, 4), ("b", other, 2), ("a", policy, 5), ("a", policy, 3)]
+    weights += [("b", other, 2), ("a", policy, 1)]
+    decisions = await asyncio.gather(*(limiter.check(c, p, w) for c, p, w in weights))
+    assert [d.admitted for d in decisions] == [True, True, True, False, False, True]
+    assert limiter.round_trips == 1
+    # what each was told is what was left after it: the day's window is the closest
+    assert [(d.window, d.remaining) for d in decisions] == [
+        ("day", 6),
+        ("day", 1),
+        ("day", 1),
+        ("day", 1),
+        ("day", 1),
+        ("day", 0),
+    ]
+    assert [used for _, used, _ in await limiter.usage("a")] == [10, 10, 10]
+    assert [used for _, used, _ in await limiter.usage("b")] == [2, 2, 2]
