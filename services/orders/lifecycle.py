@@ -14,17 +14,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, select, update
 
 from contracts.events import ORDERS_STREAM, OrderStatusChanged, envelope
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from services.kit.events import Outbox
     from services.orders.store import OrderTables
 
-__all__ = ["TRANSITIONS", "can_move", "move", "record_creation"]
+__all__ = ["TRANSITIONS", "can_move", "move", "move_all", "record_creation"]
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"confirmed", "rejected"}),
@@ -61,12 +63,19 @@ def _event(row: Any, status: str, previous: str | None, detail: str | None) -> A
 
 
 async def record_creation(
-    conn: AsyncConnection, t: OrderTables, outbox: Outbox, row: Any, at: datetime
+    conn: AsyncConnection, t: OrderTables, outbox: Outbox, created: Sequence[tuple[Any, datetime]]
 ) -> None:
+    """The first history line and event of new orders (each with its time)."""
     await conn.execute(
-        insert(t.history).values(order_id=row.order_id, status="pending", detail=None, at=at)
+        insert(t.history),
+        [
+            {"order_id": row.order_id, "status": "pending", "detail": None, "at": at}
+            for row, at in created
+        ],
     )
-    await outbox.add(conn, ORDERS_STREAM, _event(row, "pending", None, None))
+    await outbox.add_all(
+        conn, ORDERS_STREAM, [_event(row, "pending", None, None) for row, _ in created]
+    )
 
 
 async def move(
@@ -97,3 +106,56 @@ async def move(
     )
     await outbox.add(conn, ORDERS_STREAM, _event(row, target, row.status, detail))
     return True
+
+
+async def move_all(
+    conn: AsyncConnection,
+    t: OrderTables,
+    outbox: Outbox,
+    moves: Sequence[tuple[Any, str | None]],
+    target: str,
+    **values: Any,
+) -> list[bool]:
+    """`move` for many rows (each with its history detail) to one target, one statement per
+    table; which of them moved."""
+    allowed = [(row, detail) for row, detail in moves if can_move(row.status, target)]
+    if target == "cancelled":
+        values["settled"] = False
+    now = datetime.now(UTC)
+    o = t.orders.c
+    if allowed:
+        await conn.execute(
+            update(t.orders)
+            .where(o.order_id == bindparam("_order_id"), o.status == bindparam("_status"))
+            .values(status=target, updated_at=now, **values),
+            [{"_order_id": row.order_id, "_status": row.status} for row, _ in allowed],
+        )
+    # an executemany's row count is not per row on every driver: what moved is what now has
+    # this move's status and time
+    ids = [row.order_id for row, _ in allowed]
+    moved_ids = (
+        set(
+            (
+                await conn.execute(
+                    select(o.order_id).where(
+                        o.order_id.in_(ids), o.status == target, o.updated_at == now
+                    )
+                )
+            ).scalars()
+        )
+        if ids
+        else set()
+    )
+    moved = [(row, detail) for row, detail in allowed if row.order_id in moved_ids]
+    if moved:
+        await conn.execute(
+            insert(t.history),
+            [
+                {"order_id": row.order_id, "status": target, "detail": detail, "at": now}
+                for row, detail in moved
+            ],
+        )
+        await outbox.add_all(
+            conn, ORDERS_STREAM, [_event(row, target, row.status, detail) for row, detail in moved]
+        )
+    return [row.order_id in moved_ids for row, _ in moves]

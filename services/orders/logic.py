@@ -17,16 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from contracts.models import CheckoutRequest, Money, Order, OrderLine
 from services.kit.catalogue import CatalogueUnavailable
 from services.kit.errors import Forbidden, Unavailable
 from services.kit.failpoints import failpoint
 from services.kit.storage import as_utc
+from services.orders.creation import Created, Creations, NewOrder
 from services.orders.downstream import NotNow
 from services.orders.errors import (
     BadOrder,
+    IdempotencyInFlight,
     IllegalTransition,
     SagaStalled,
     UnknownOrder,
@@ -34,7 +35,7 @@ from services.orders.errors import (
 )
 from services.orders.idempotency import KeyedResponse, KeyLookups, fingerprint
 from services.orders.leases import holder
-from services.orders.lifecycle import can_move, move, record_creation
+from services.orders.lifecycle import can_move, move
 from services.orders.rules import CheckoutRules
 from services.orders.views import view_in
 
@@ -89,6 +90,7 @@ class OrdersService:
         self.catalogue, self.driver, self.ds, self.codes = catalogue, driver, downstream, codes
         self.rules, self.gate = rules, gate
         self.keys = KeyLookups(db, tables.idempotency)
+        self.creations = Creations(db, tables, outbox)
 
     # checkout
 
@@ -174,36 +176,25 @@ class OrdersService:
             "created_at": now,
             "updated_at": now,
         }
-        try:
-            async with self.db.write() as conn:
-                await conn.execute(
-                    self.t.idempotency.insert().values(
-                        principal=principal,
-                        key=key,
-                        fingerprint=digest,
-                        order_id=order_id,
-                        created_at=now,
-                    )
-                )
-                await conn.execute(self.t.orders.insert().values(**values))
-                created = _Created(
-                    order_id=order_id,
-                    customer=values["customer"],
-                    channel=data.channel,
-                    fulfilment=data.fulfilment,
-                    pickup_store_id=data.pickup_store_id,
-                )
-                await record_creation(conn, self.t, self.outbox, created, now)
-                await conn.execute(
-                    self.t.steps.insert().values(
-                        order_id=order_id, step="reserve", phase="started", detail=None, at=now
-                    )
-                )
-        except IntegrityError:
+        created = Created(
+            order_id=order_id,
+            customer=values["customer"],
+            channel=data.channel,
+            fulfilment=data.fulfilment,
+            pickup_store_id=data.pickup_store_id,
+        )
+        key_row = {
+            "principal": principal,
+            "key": key,
+            "fingerprint": digest,
+            "order_id": order_id,
+            "created_at": now,
+        }
+        if not await self.creations.create(NewOrder(key=key_row, order=values, created=created)):
             # the same key raced in from another request: answer as that one's replay
             earlier = await self._earlier(principal, key, digest)
-            if earlier is None:
-                raise
+            if earlier is None:  # taken by a key purged since (a day old): ask again
+                raise IdempotencyInFlight
             return earlier
         self.outbox.notify()
         failpoint("orders.checkout.created")
@@ -344,13 +335,3 @@ class OrdersService:
         elif target in ("shipped", "delivered") and "orders:fulfil" in identity.scopes:
             return
         raise Forbidden(f"this caller may not mark the order {target}")
-
-
-class _Created(msgspec.Struct, kw_only=True):
-    """What the creation event tells of a new order."""
-
-    order_id: str
-    customer: str
-    channel: str
-    fulfilment: str
-    pickup_store_id: str | None

@@ -21,17 +21,18 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 
 from contracts.models import Money, OrderLine
+from services.kit.coalesce import Coalescer
 from services.kit.failpoints import failpoint
 from services.kit.periodic import Periodic
 from services.kit.storage import as_utc
 from services.orders.downstream import NotNow, Refused, SagaOrder
 from services.orders.leases import gone, holder
-from services.orders.lifecycle import move
+from services.orders.lifecycle import move_all
 from services.orders.tasks import OnePerId
-from services.orders.views import problem_body, view_in
+from services.orders.views import problem_body, views_in
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -66,6 +67,19 @@ def saga_order(row: Any) -> SagaOrder:
     )
 
 
+class _Mark(msgspec.Struct, kw_only=True):
+    order_id: str
+    steps: list[dict[str, Any]]
+    values: dict[str, Any]
+
+
+class _Finish(msgspec.Struct, kw_only=True):
+    order_id: str
+    step: str
+    #: confirmed or rejected
+    status: str
+
+
 class SagaDriver:
     def __init__(
         self,
@@ -83,6 +97,8 @@ class SagaDriver:
         self.lease_s, self.retry_s = lease_s, retry_s
         self.gate = gate
         self._tasks = OnePerId("saga")
+        self._marks: Coalescer[_Mark, None] = Coalescer(self._write_marks, max_batch=256)
+        self._finishes: Coalescer[_Finish, None] = Coalescer(self._write_finishes, max_batch=256)
 
     def running(self, order_id: str) -> bool:
         return self._tasks.running(order_id)
@@ -119,22 +135,45 @@ class SagaDriver:
         **values: Any,
     ) -> None:
         """Log a step's phase (and, with `then`, the next step's start: one transaction for
-        "after this one" and "before that one") and renew the driver's lease."""
+        "after this one" and "before that one") and renew the driver's lease. Written when
+        this returns; sagas marking at the same moment share one transaction."""
         now = datetime.now(UTC)
-        async with self.db.write() as conn:
-            await self._log(conn, order_id, step, phase, detail)
-            if then is not None:
-                await self._log(conn, order_id, then, "started", None)
-            await conn.execute(
-                update(self.t.orders)
-                .where(self.t.orders.c.order_id == order_id)
-                .values(
-                    lease_until=now + timedelta(seconds=self.lease_s),
-                    lease_holder=holder(),
-                    updated_at=now,
-                    **values,
-                )
+        steps = [{"order_id": order_id, "step": step, "phase": phase, "detail": detail, "at": now}]
+        if then is not None:
+            steps.append(
+                {"order_id": order_id, "step": then, "phase": "started", "detail": None, "at": now}
             )
+        values = {
+            "lease_until": now + timedelta(seconds=self.lease_s),
+            "lease_holder": holder(),
+            "updated_at": now,
+            **values,
+        }
+        await self._marks.submit(_Mark(order_id=order_id, steps=steps, values=values))
+
+    async def _write_marks(self, marks: list[_Mark]) -> list[None]:
+        """Many sagas' marks in one transaction: the step lines in one statement, the
+        orders' updates in one per set of columns (SQLite takes one writer at a time, and
+        under load each statement waited a turn of the event loop while holding it)."""
+        o = self.t.orders
+        by_columns: dict[tuple[str, ...], list[_Mark]] = {}
+        for mark in marks:
+            by_columns.setdefault(tuple(sorted(mark.values)), []).append(mark)
+        async with self.db.write() as conn:
+            await conn.execute(insert(self.t.steps), [row for m in marks for row in m.steps])
+            for columns, group in by_columns.items():
+                # bound as _<column>: a bind named like its column is reserved in SET
+                statement = (
+                    update(o)
+                    .where(o.c.order_id == bindparam("_order_id"))
+                    .values({c: bindparam("_" + c) for c in columns})
+                )
+                rows = [
+                    {"_order_id": m.order_id, **{"_" + c: m.values[c] for c in columns}}
+                    for m in group
+                ]
+                await conn.execute(statement, rows)
+        return [None] * len(marks)
 
     async def _drive(self, order_id: str, started: bool = False) -> None:
         async with self.db.read() as conn:
@@ -224,29 +263,70 @@ class SagaDriver:
 
     async def _finish(self, order_id: str, step: str, status: str) -> None:
         """The end of the saga, its history line, its event and the checkout's response,
-        in one transaction."""
+        in one transaction (shared with the sagas ending at the same moment)."""
+        await self._finishes.submit(_Finish(order_id=order_id, step=step, status=status))
+        self.outbox.notify()
+
+    async def _write_finishes(self, finishes: list[_Finish]) -> list[None]:
+        o, i = self.t.orders.c, self.t.idempotency.c
+        ids = [f.order_id for f in finishes]
+        now = datetime.now(UTC)
         async with self.db.write() as conn:
-            row = await self._load(conn, order_id)
-            await self._log(
-                conn, order_id, step, "done" if status == "confirmed" else "compensated", None
+            rows = {
+                r.order_id: r
+                for r in await conn.execute(select(self.t.orders).where(o.order_id.in_(ids)))
+            }
+            await conn.execute(
+                insert(self.t.steps),
+                [
+                    {
+                        "order_id": f.order_id,
+                        "step": f.step,
+                        "phase": "done" if f.status == "confirmed" else "compensated",
+                        "detail": None,
+                        "at": now,
+                    }
+                    for f in finishes
+                ],
             )
-            await move(
-                conn, self.t, self.outbox, row, status, row.reason, stage="done", lease_until=None
-            )
-            row = await self._load(conn, order_id)
-            if status == "confirmed":
-                code, body = (
-                    201,
-                    _encoder.encode(await view_in(conn, self.t, row, self.codes, True)),
-                )
-            else:
-                code, body = row.reject_status or 409, problem_body(row)
+            for status in ("confirmed", "rejected"):
+                ending = [rows[f.order_id] for f in finishes if f.status == status]
+                if ending:
+                    await move_all(
+                        conn,
+                        self.t,
+                        self.outbox,
+                        [(row, row.reason) for row in ending],
+                        status,
+                        stage="done",
+                        lease_until=None,
+                    )
+            ended = {
+                r.order_id: r
+                for r in await conn.execute(select(self.t.orders).where(o.order_id.in_(ids)))
+            }
+            confirmed = [ended[f.order_id] for f in finishes if f.status == "confirmed"]
+            views = await views_in(conn, self.t, confirmed, self.codes, True)
+            responses = [
+                {"_order_id": row.order_id, "_code": 201, "_body": _encoder.encode(view)}
+                for row, view in zip(confirmed, views, strict=True)
+            ]
+            responses += [
+                {
+                    "_order_id": f.order_id,
+                    "_code": ended[f.order_id].reject_status or 409,
+                    "_body": problem_body(ended[f.order_id]),
+                }
+                for f in finishes
+                if f.status != "confirmed"
+            ]
             await conn.execute(
                 update(self.t.idempotency)
-                .where(self.t.idempotency.c.order_id == order_id)
-                .values(status_code=code, body=body)
+                .where(i.order_id == bindparam("_order_id"))
+                .values(status_code=bindparam("_code"), body=bindparam("_body")),
+                responses,
             )
-        self.outbox.notify()
+        return [None] * len(finishes)
 
 
 class Driver(Protocol):

@@ -18,11 +18,13 @@ from services.kit.errors import problem_type
 from services.kit.storage import as_utc
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from services.orders.store import OrderTables
 
-__all__ = ["PickupCodes", "problem_body", "view_in"]
+__all__ = ["PickupCodes", "problem_body", "view_in", "views_in"]
 
 _lines = msgspec.json.Decoder(list[OrderLine])
 
@@ -42,13 +44,34 @@ class PickupCodes:
 async def view_in(
     conn: AsyncConnection, t: OrderTables, row: Any, codes: PickupCodes, for_customer: bool
 ) -> Order:
-    history = (
-        await conn.execute(
-            select(t.history.c.status, t.history.c.detail, t.history.c.at)
-            .where(t.history.c.order_id == row.order_id)
-            .order_by(t.history.c.id)
+    return (await views_in(conn, t, [row], codes, for_customer))[0]
+
+
+async def views_in(
+    conn: AsyncConnection,
+    t: OrderTables,
+    rows: Sequence[Any],
+    codes: PickupCodes,
+    for_customer: bool,
+) -> list[Order]:
+    """Orders as clients see them, their histories read in one query."""
+    h = t.history.c
+    history: dict[str, list[OrderStatusEntry]] = {row.order_id: [] for row in rows}
+    found = await conn.execute(
+        select(h.order_id, h.status, h.detail, h.at)
+        .where(h.order_id.in_(list(history)))
+        .order_by(h.id)
+    )
+    for line in found:
+        history[line.order_id].append(
+            OrderStatusEntry(status=line.status, at=as_utc(line.at), detail=line.detail)
         )
-    ).all()
+    return [_view(row, codes, for_customer, history[row.order_id]) for row in rows]
+
+
+def _view(
+    row: Any, codes: PickupCodes, for_customer: bool, history: list[OrderStatusEntry]
+) -> Order:
     show_code = for_customer and row.fulfilment == "pickup" and row.status not in ("rejected",)
     return Order(
         order_id=row.order_id,
@@ -66,9 +89,7 @@ async def view_in(
         points_redeemed=row.points,
         reason=row.reason if row.status == "rejected" else None,
         pickup_code=codes.code(row.order_id) if show_code else None,
-        history=[
-            OrderStatusEntry(status=h.status, at=as_utc(h.at), detail=h.detail) for h in history
-        ],
+        history=history,
     )
 
 
