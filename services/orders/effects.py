@@ -23,14 +23,15 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from contracts.models import RebuildReport
+from services.kit.coalesce import Coalescer
 from services.kit.events import RetryLater, Undeliverable
 from services.kit.failpoints import failpoint
 from services.kit.storage import as_utc
 from services.orders.downstream import Refused
-from services.orders.lifecycle import move
+from services.orders.lifecycle import move_all
 from services.orders.saga import saga_order
 
 if TYPE_CHECKING:
@@ -51,6 +52,11 @@ class OrderEffects:
         self, db: Database, tables: OrderTables, outbox: Outbox, downstream: Downstream
     ) -> None:
         self.db, self.t, self.outbox, self.ds = db, tables, outbox, downstream
+        # the consumer books many orders at once: their writes share transactions
+        self._posted: Coalescer[str, Any] = Coalescer(self._write_posted, max_batch=256)
+        self._settles: Coalescer[tuple[str, str], None] = Coalescer(
+            self._write_settled, max_batch=256
+        )
 
     async def _load(self, order_id: str) -> Any:
         async with self.db.read() as conn:
@@ -69,15 +75,7 @@ class OrderEffects:
                 return  # cancelled before it was ever booked: nothing to post, nothing to undo
             await self.ds.post_order(order)
             failpoint("orders.post.called")
-            async with self.db.write() as conn:
-                row = await self._current(conn, order_id)
-                if not await move(conn, self.t, self.outbox, row, "posted", erp_posted=True):
-                    await conn.execute(
-                        update(self.t.orders)
-                        .where(self.t.orders.c.order_id == order_id)
-                        .values(erp_posted=True)
-                    )
-                row = await self._current(conn, order_id)
+            row = await self._posted.submit(order_id)
             self.outbox.notify()
         if row.status != "cancelled" and order.member_id:
             await self.ds.earn_points(order)
@@ -88,15 +86,46 @@ class OrderEffects:
             return
         await self._settled(order_id, row.status)
 
+    async def _write_posted(self, ids: list[str]) -> list[Any]:
+        """Booked in the ERP: the orders move to posted (or, moved on meanwhile, just say
+        so), many in one transaction; their rows as they are then."""
+        o = self.t.orders.c
+        unique = list(dict.fromkeys(ids))
+        async with self.db.write() as conn:
+            rows = await self._rows(conn, unique)
+            present = [rows[i] for i in unique if i in rows]
+            moved = await move_all(
+                conn, self.t, self.outbox, [(r, None) for r in present], "posted", erp_posted=True
+            )
+            stayed = [r.order_id for r, done in zip(present, moved, strict=True) if not done]
+            if stayed:
+                await conn.execute(
+                    update(self.t.orders)
+                    .where(o.order_id == bindparam("_order_id"))
+                    .values(erp_posted=True),
+                    [{"_order_id": i} for i in stayed],
+                )
+            rows = await self._rows(conn, unique)
+        return [rows.get(i) for i in ids]
+
+    async def _rows(self, conn: AsyncConnection, ids: list[str]) -> dict[str, Any]:
+        query = select(self.t.orders).where(self.t.orders.c.order_id.in_(ids))
+        return {row.order_id: row for row in await conn.execute(query)}
+
     async def _settled(self, order_id: str, status: str) -> None:
         """Record that `status`'s effects are done, unless the order moved on meanwhile."""
+        await self._settles.submit((order_id, status))
+
+    async def _write_settled(self, settled: list[tuple[str, str]]) -> list[None]:
         o = self.t.orders.c
         async with self.db.write() as conn:
             await conn.execute(
                 update(self.t.orders)
-                .where(o.order_id == order_id, o.status == status)
-                .values(settled=True)
+                .where(o.order_id == bindparam("_order_id"), o.status == bindparam("_status"))
+                .values(settled=True),
+                [{"_order_id": order_id, "_status": status} for order_id, status in settled],
             )
+        return [None] * len(settled)
 
     async def _current(self, conn: AsyncConnection, order_id: str) -> Any:
         query = select(self.t.orders).where(self.t.orders.c.order_id == order_id)
