@@ -89,23 +89,7 @@ async def move(
 ) -> bool:
     """Move `row` (as last read) to `target`; False when its status changed meanwhile or the
     move is not allowed. The caller notifies the outbox after its commit."""
-    if not can_move(row.status, target):
-        return False
-    if target == "cancelled":
-        values["settled"] = False  # its give-backs are still to do
-    now = datetime.now(UTC)
-    result = await conn.execute(
-        update(t.orders)
-        .where(t.orders.c.order_id == row.order_id, t.orders.c.status == row.status)
-        .values(status=target, updated_at=now, **values)
-    )
-    if result.rowcount != 1:
-        return False
-    await conn.execute(
-        insert(t.history).values(order_id=row.order_id, status=target, detail=detail, at=now)
-    )
-    await outbox.add(conn, ORDERS_STREAM, _event(row, target, row.status, detail))
-    return True
+    return (await move_all(conn, t, outbox, [(row, detail)], target, **values))[0]
 
 
 async def move_all(
@@ -118,34 +102,32 @@ async def move_all(
 ) -> list[bool]:
     """`move` for many rows (each with its history detail) to one target, one statement per
     table; which of them moved."""
-    allowed = [(row, detail) for row, detail in moves if can_move(row.status, target)]
+    # each order once (with its first detail), and only where the move is allowed
+    unique: dict[str, tuple[Any, str | None]] = {}
+    for row, detail in moves:
+        if can_move(row.status, target):
+            unique.setdefault(row.order_id, (row, detail))
+    allowed = list(unique.values())
+    if not allowed:
+        return [False] * len(moves)
     if target == "cancelled":
         values["settled"] = False
     now = datetime.now(UTC)
     o = t.orders.c
-    if allowed:
-        await conn.execute(
-            update(t.orders)
-            .where(o.order_id == bindparam("_order_id"), o.status == bindparam("_status"))
-            .values(status=target, updated_at=now, **values),
-            [{"_order_id": row.order_id, "_status": row.status} for row, _ in allowed],
-        )
+    await conn.execute(
+        update(t.orders)
+        .where(o.order_id == bindparam("_order_id"), o.status == bindparam("_status"))
+        .values(status=target, updated_at=now, **values),
+        [{"_order_id": row.order_id, "_status": row.status} for row, _ in allowed],
+    )
     # an executemany's row count is not per row on every driver: what moved is what now has
     # this move's status and time
-    ids = [row.order_id for row, _ in allowed]
-    moved_ids = (
-        set(
-            (
-                await conn.execute(
-                    select(o.order_id).where(
-                        o.order_id.in_(ids), o.status == target, o.updated_at == now
-                    )
-                )
-            ).scalars()
-        )
-        if ids
-        else set()
+    query = select(o.order_id).where(
+        o.order_id.in_([row.order_id for row, _ in allowed]),
+        o.status == target,
+        o.updated_at == now,
     )
+    moved_ids = set((await conn.execute(query)).scalars())
     moved = [(row, detail) for row, detail in allowed if row.order_id in moved_ids]
     if moved:
         await conn.execute(
