@@ -66,6 +66,7 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "close", _roll_back_before_close)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -108,6 +109,27 @@ def _add_missing_columns(sync_conn: Any, metadata: MetaData) -> None:
             if column.name not in present:
                 ddl = CreateColumn(column).compile(dialect=sync_conn.dialect)
                 sync_conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}'))
+
+
+def _roll_back_before_close(dbapi_connection: Any, _record: Any) -> None:
+    """End the transaction of a SQLite connection about to be closed.
+
+    A write cancelled while its statement runs on aiosqlite's thread makes SQLAlchemy throw
+    the connection away. sqlite3's close() then leaves a connection with a pending statement
+    open as a zombie that keeps its transaction and the database's write lock: every later
+    write waited out the busy timeout and failed. The rollback is queued on the connection's
+    thread ahead of the close, so it runs first even if this wait is cancelled too.
+    """
+    try:
+        dbapi_connection.rollback()
+    except asyncio.CancelledError:
+        # cancelled again while waiting: the rollback still runs first, and the task gets
+        # its cancellation back at its next await, after the connection is closed
+        task = asyncio.current_task()
+        if task is not None:
+            task.cancel()
+    except Exception:  # noqa: S110
+        pass  # outside a greenlet (garbage collection) or closed already: nothing to end
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
