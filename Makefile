@@ -19,7 +19,7 @@ $(STAMP): requirements.txt requirements-uv.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check --progress-bar on \
 		--require-hashes --no-deps -r requirements-uv.txt
-	$(UV) pip install --python $(PY) --require-hashes -r requirements.txt
+	$(UV) pip install --python $(PY) --require-hashes --compile-bytecode -r requirements.txt
 	$(UV) pip install --python $(PY) --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -43,10 +43,13 @@ seed: install
 # pytest finds or starts Redis itself (tests/conftest.py), checks the committed OpenAPI
 # specs against the code, and runs a bounded schemathesis pass through the gateway. One
 # worker per core (pytest-xdist; every test has its own Redis prefix, databases and ports).
+# The sources are compiled first: the suite starts services as processes a hundred times,
+# and each would otherwise compile them again (where PYTHONDONTWRITEBYTECODE is set).
 TEST_WORKERS ?= auto
 test: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(PY) -m compileall -q gateway services contracts tests bench
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # The long runs: schemathesis with many more examples per operation, and the integrity

@@ -37,6 +37,37 @@ __all__ = ["StreamConsumer"]
 log = logging.getLogger("retailmesh.events")
 
 
+#: KEYS: the events' markers; ARGV[1]: the lease in ms. Per key: 1 when leased now, else
+#: the marker found ("done", "processing"; 0 if it expired meanwhile)
+_LEASE = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, 'processing', 'NX', 'PX', ARGV[1]) then
+    out[i] = 1
+  else
+    out[i] = redis.call('GET', key) or 0
+  end
+end
+return out
+"""
+
+#: KEYS[1]: the stream, KEYS[2]: its attempts hash, KEYS[3..]: the applied events' markers;
+#: ARGV[1]: the group, ARGV[2]: the markers' time to live (s), ARGV[3..]: the message ids
+_FINISH = """
+for i = 3, #KEYS do redis.call('SET', KEYS[i], 'done', 'EX', ARGV[2]) end
+local ids = {}
+for i = 3, #ARGV do
+  ids[#ids + 1] = ARGV[i]
+  if #ids == 500 or i == #ARGV then
+    redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+    redis.call('HDEL', KEYS[2], unpack(ids))
+    ids = {}
+  end
+end
+return #ARGV - 2
+"""
+
+
 def _event_id(fields: dict[bytes, bytes]) -> str:
     return fields.get(b"id", b"").decode("utf-8", "replace")
 
@@ -70,6 +101,8 @@ class StreamConsumer:
         self._done_prefix = f"{bus.prefix}done:{stream}:{group}:"
         self._stopping = False
         self._claim_cursor = "-"
+        self._lease_all = self.redis.register_script(_LEASE)
+        self._finish_all = self.redis.register_script(_FINISH)
         self.liveness = Liveness(expected_s=policy.block_s + policy.round_s)
 
     def stop(self) -> None:
@@ -114,55 +147,51 @@ class StreamConsumer:
         return handled
 
     async def _process_all(self, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
-        if not messages:
-            return 0
-        if self.policy.concurrency <= 1:
-            for msg_id, fields in messages:
-                await self._process(msg_id, fields)
-            return len(messages)
-        await self._process_together(messages)
+        if messages:
+            await self._process_together(messages)
         return len(messages)
 
     async def _process_together(self, messages: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        """What `_process` does for each message, with the Redis work of the whole read in
-        three pipelined round trips (leases, then the handlers at once, then the marks and
-        acknowledgements) instead of two or three per message."""
+        """Take each message's lease, apply it and mark it done, with the Redis work of the
+        whole read in two scripts (the leases, and after the handlers the marks and the
+        acknowledgements) instead of three commands per message. The handlers run in the
+        stream's order, one at a time, unless the policy lets `concurrency` run at once.
+        An event read twice in one go (a relay's re-send) is applied once, and both of its
+        messages are acknowledged with it."""
         keys = [self._done_prefix + _event_id(fields) for _, fields in messages]
-        lease_ms = self._lease_ms()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.set(key, "processing", nx=True, px=lease_ms)
-            leases = await pipe.execute()
-        others = [i for i, got in enumerate(leases) if not got]
-        if others:
-            # a marker left by an earlier success means "already applied"; a lease means
-            # another consumer is applying it right now (it stays pending here)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for i in others:
-                    pipe.get(keys[i])
-                states = await pipe.execute()
-            applied = [
-                messages[i][0] for i, state in zip(others, states, strict=True) if state == b"done"
-            ]
-            if applied:
-                await self._ack(*applied)
+        first: dict[str, int] = {}
+        twins: dict[int, list[bytes]] = {}  # the first message of an event → its re-sends
+        for i, key in enumerate(keys):
+            if key in first:
+                twins.setdefault(first[key], []).append(messages[i][0])
+            else:
+                first[key] = i
+        unique = list(first.values())
+        leases = await self._lease_all(keys=[keys[i] for i in unique], args=[self._lease_ms()])
+        leased = [i for i, got in zip(unique, leases, strict=True) if got == 1]
+        # a marker left by an earlier success means "already applied"; a lease means
+        # another consumer is applying it right now (it stays pending here)
+        applied = [i for i, got in zip(unique, leases, strict=True) if got == b"done"]
+        if applied:
+            await self._ack(*(m for i in applied for m in [messages[i][0], *twins.get(i, ())]))
         limit = asyncio.Semaphore(self.policy.concurrency)
 
-        async def one(i: int) -> bytes | None:
+        async def one(i: int) -> int | None:
             async with limit:
                 msg_id, fields = messages[i]
-                return msg_id if await self._apply(msg_id, fields, keys[i]) else None
+                return i if await self._apply(msg_id, fields, keys[i]) else None
 
-        handled = await asyncio.gather(*(one(i) for i, got in enumerate(leases) if got))
-        done = {m for m in handled if m is not None}
+        if self.policy.concurrency <= 1:
+            handled = [await one(i) for i in leased]
+        else:
+            handled = await asyncio.gather(*(one(i) for i in leased))
+        done = [i for i in handled if i is not None]
         if done:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for i, (msg_id, _) in enumerate(messages):
-                    if msg_id in done:
-                        pipe.set(keys[i], "done", ex=self.policy.dedupe_ttl_s)
-                pipe.xack(self.key, self.group, *done)
-                pipe.hdel(self._attempts_key, *done)
-                await pipe.execute()
+            ids = [m for i in done for m in [messages[i][0], *twins.get(i, ())]]
+            await self._finish_all(
+                keys=[self.key, self._attempts_key, *(keys[i] for i in done)],
+                args=[self.group, self.policy.dedupe_ttl_s, *ids],
+            )
 
     async def _reclaim(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """Take over pending messages that are due: a failed one whose backoff has elapsed,
@@ -209,23 +238,6 @@ class StreamConsumer:
 
     def _lease_ms(self) -> int:
         return int(max(self.policy.claim_idle_s, 1.0) * 1000)
-
-    async def _process(self, msg_id: bytes, fields: dict[bytes, bytes]) -> None:
-        done_key = self._done_prefix + _event_id(fields)
-        # Take the lease; a marker left by an earlier success means "already applied".
-        got = await self.redis.set(done_key, "processing", nx=True, px=self._lease_ms())
-        if not got:
-            state = await self.redis.get(done_key)
-            if state == b"done":
-                await self._ack(msg_id)
-            return  # or another consumer is applying it right now; it stays pending here
-        if not await self._apply(msg_id, fields, done_key):
-            return
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(done_key, "done", ex=self.policy.dedupe_ttl_s)
-            pipe.xack(self.key, self.group, msg_id)
-            pipe.hdel(self._attempts_key, msg_id)
-            await pipe.execute()
 
     async def _apply(self, msg_id: bytes, fields: dict[bytes, bytes], done_key: str) -> bool:
         """Decode and handle a message whose lease is held; True when the handler is done
