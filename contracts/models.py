@@ -21,6 +21,7 @@ __all__ = [
     "AvailabilityQuery",
     "AvailabilityResult",
     "BatchResult",
+    "Category",
     "Channel",
     "CheckoutRequest",
     "ClaimLine",
@@ -131,11 +132,23 @@ class Money(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     currency: Currency
 
 
+Category = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[a-z][a-z0-9-]{0,31}$",
+        description="A catalogue category (lower case, dashes)",
+        examples=["apparel"],
+    ),
+]
+
+
 class Product(msgspec.Struct, frozen=True, kw_only=True):
     sku: Sku
     name: str
     price: Money
     active: bool = True
+    #: where the web shop files it; None for a product the ERP has not categorised
+    category: Category | None = None
 
 
 class Page(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,6 +166,11 @@ class StockLocation(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     kind: LocationKind
     region: str
+    #: where it is (stores: for pick-up near a customer); None where the ERP does not say
+    country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")] | None = None
+    postcode: str | None = None
+    latitude: Annotated[float, msgspec.Meta(ge=-90, le=90)] | None = None
+    longitude: Annotated[float, msgspec.Meta(ge=-180, le=180)] | None = None
 
 
 class InventoryPosition(msgspec.Struct, frozen=True, kw_only=True):

@@ -207,7 +207,7 @@ class Forwarder:
             )
             return
         path = target.prefix + (raw_rest or "/")
-        headers = upstream_headers(scope, mount)
+        headers = upstream_headers(scope, mount, target.prefix)
         headers += extra_headers
         body_sent = has_body(scope)
         retries = target.upstream.retries if scope["method"] in _IDEMPOTENT and not body_sent else 0

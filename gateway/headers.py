@@ -35,6 +35,7 @@ _GATEWAY_OWNED = frozenset(
         b"x-forwarded-host",
         b"x-forwarded-proto",
         b"x-forwarded-prefix",
+        b"x-upstream-prefix",
         b"x-request-id",
         b"traceparent",
         b"tracestate",
@@ -51,8 +52,12 @@ def _new_traceparent() -> bytes:
     return f"00-{trace:032x}-{span:016x}-01".encode()
 
 
-def upstream_headers(scope: dict[str, Any], mount: str) -> list[tuple[bytes, bytes]]:
-    """The request headers as the upstream should see them."""
+def upstream_headers(
+    scope: dict[str, Any], mount: str, added: str = ""
+) -> list[tuple[bytes, bytes]]:
+    """The request headers as the upstream should see them. The client's path is the
+    upstream's path with `added` (the version's prefix there) replaced by `mount`: the
+    upstream learns both, to name that path in its answers."""
     headers: list[tuple[bytes, bytes]] = []
     connection_named: set[bytes] = set()
     host = b""
@@ -93,6 +98,8 @@ def upstream_headers(scope: dict[str, Any], mount: str) -> list[tuple[bytes, byt
     headers.append((b"x-forwarded-for", chain))
     headers.append((b"x-forwarded-proto", scheme))
     headers.append((b"x-forwarded-prefix", mount.encode()))
+    if added:
+        headers.append((b"x-upstream-prefix", added.encode()))
     return headers
 
 

@@ -26,6 +26,8 @@ from services.orders.app import OrdersSettings
 from services.orders.app import create_app as create_orders
 from services.pos.app import PosSettings
 from services.pos.app import create_app as create_pos
+from services.web.app import WebSettings
+from services.web.app import create_app as create_web
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -45,6 +47,7 @@ SERVICES: dict[str, tuple[type[Any], Callable[..., Litestar]]] = {
     "pos": (PosSettings, create_pos),
     "loyalty": (LoyaltySettings, create_loyalty),
     "orders": (OrdersSettings, create_orders),
+    "web": (WebSettings, create_web),
 }
 
 

@@ -109,6 +109,10 @@ def start_servers(mode: str, tmp: Path) -> tuple[ServedApp, dict[str, ServedApp]
     services["orders"] = ServedApp(
         "services.orders.app:create_app_from_env", {**env, "SERVICE_URLS": deps}
     )
+    shop = f"erp={erp.url},inventory={services['inventory'].url}"
+    services["web"] = ServedApp(
+        "services.web.app:create_app_from_env", {**env, "SERVICE_URLS": shop}
+    )
     urls = ",".join(f"{n}={s.url}" for n, s in services.items())
     return ServedApp("services.mesh:gateway_from_env", {**env, "SERVICE_URLS": urls}), services
 

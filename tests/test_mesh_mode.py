@@ -33,18 +33,24 @@ def mesh_processes(
     loyalty = ServedApp("services.loyalty.app:create_app_from_env", env)
     deps = f"erp={erp.url},inventory={inventory.url},loyalty={loyalty.url}"
     orders = ServedApp("services.orders.app:create_app_from_env", {**env, "SERVICE_URLS": deps})
-    urls = f"{deps},pos={pos.url},orders={orders.url}"
+    web = ServedApp(
+        "services.web.app:create_app_from_env",
+        {**env, "SERVICE_URLS": f"erp={erp.url},inventory={inventory.url}"},
+    )
+    urls = f"{deps},pos={pos.url},orders={orders.url},web={web.url}"
     gateway = ServedApp("services.mesh:gateway_from_env", {**env, "SERVICE_URLS": urls})
     try:
         inventory.start()
         pos.start()
         loyalty.start()
         orders.start()
+        web.start()
         gateway.start()
         token = dev_issuer(env).mint("ops", roles=["admin"])
         yield gateway.url, {"Authorization": f"Bearer {token}"}
     finally:
         gateway.stop()
+        web.stop()
         orders.stop()
         loyalty.stop()
         pos.stop()

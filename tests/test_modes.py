@@ -254,3 +254,72 @@ def test_the_admin_apis_bodies_are_bounded_in_time_too(mode: Mode) -> None:
         return await slow_upload(mode.gateway.url, mode.admin, path="/admin/v1/partners")
 
     assert asyncio.run(run()) == 408
+
+
+def test_the_web_shops_two_versions_agree_and_v1_announces_its_successor(mode: Mode) -> None:
+    """v1's quantity is v2's ship quantity; v1 carries Deprecation, Sunset and a Link to v2;
+    both answer a conditional GET with 304 and no body."""
+    v1 = mode.client.get("/v1/web/products/SKU-000005")
+    v2 = mode.client.get("/v2/web/products/SKU-000005", params={"store": "STORE-006"})
+    assert v1.status_code == v2.status_code == 200, (v1.text, v2.text)
+    one, two = v1.json(), v2.json()
+    assert one["quantity"] == two["ship"]["quantity"] > 0
+    assert one["in_stock"] is two["ship"]["in_stock"] is True
+    assert {k: one[k] for k in ("sku", "name", "category", "price")} == {
+        k: two[k] for k in ("sku", "name", "category", "price")
+    }
+    assert v1.headers["deprecation"].startswith("@")
+    assert v1.headers["sunset"].endswith("GMT")
+    assert v1.headers["link"] == '</v2/web/products/SKU-000005>; rel="successor-version"'
+    assert "deprecation" not in v2.headers and "link" not in v2.headers
+    # pick-up: the store asked for first, at 0 km, then the next nearest ones
+    assert two["near"] == "STORE-006"
+    assert two["pickup"][0]["store_id"] == "STORE-006"
+    assert [p["distance_km"] for p in two["pickup"]] == sorted(
+        p["distance_km"] for p in two["pickup"]
+    )
+    for answer in (v1, v2):
+        assert answer.headers["cache-control"].startswith("public, max-age=")
+        again = mode.client.get(
+            answer.request.url, headers={"If-None-Match": answer.headers["etag"]}
+        )
+        assert again.status_code == 304 and again.content == b""
+        assert again.headers["etag"] == answer.headers["etag"]
+        other = mode.client.get(answer.request.url, headers={"If-None-Match": '"elsewhere"'})
+        assert other.status_code == 200 and other.json() == answer.json()
+
+
+def test_the_web_shops_search_pages_through_a_category_once(mode: Mode) -> None:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"category": "electronics", "limit": "7"}
+        if cursor:
+            params["cursor"] = cursor
+        page = mode.client.get("/v2/web/products", params=params)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert all(item["category"] == "electronics" for item in body["items"])
+        seen += [item["sku"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(set(seen)) and len(seen) == 20  # two kinds of the twenty, ten each
+    words = mode.client.get("/v1/web/products", params={"q": "warm HEADPHONES", "limit": 100})
+    assert words.status_code == 200
+    names = [item["name"] for item in words.json()["items"]]
+    assert names and all(n.startswith("Warm Headphones") for n in names)
+
+
+def test_the_web_shop_answers_unknown_things_with_a_problem(mode: Mode) -> None:
+    for path, params, slug in (
+        ("/v2/web/products/SKU-999999", {}, "unknown-product"),
+        ("/v2/web/products/SKU-000005", {"store": "STORE-999"}, "unknown-store"),
+    ):
+        r = mode.client.get(path, params=params)
+        assert r.status_code == 404, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["type"].endswith("/" + slug)
+        assert r.json()["instance"] == path  # the client's path, not the service's
+    bad = mode.client.get("/v2/web/products", params={"limit": "0"})
+    assert bad.status_code == 400

@@ -15,17 +15,18 @@ if TYPE_CHECKING:
 __all__ = ["PRODUCT_COUNT", "STORES", "seed_erp"]
 
 PRODUCT_COUNT = 200
+#: id, name, region, then where: country, postcode, latitude, longitude
 STORES = [
-    ("STORE-001", "Amsterdam Centraal", "nl-north"),
-    ("STORE-002", "Rotterdam Lijnbaan", "nl-south"),
-    ("STORE-003", "Utrecht Hoog Catharijne", "nl-north"),
-    ("STORE-004", "Eindhoven Piazza", "nl-south"),
-    ("STORE-005", "Groningen Herestraat", "nl-north"),
-    ("STORE-006", "Antwerp Meir", "be"),
-    ("STORE-007", "Brussels Nieuwstraat", "be"),
-    ("STORE-008", "Ghent Veldstraat", "be"),
-    ("STORE-009", "Cologne Schildergasse", "de-west"),
-    ("STORE-010", "Dusseldorf Konigsallee", "de-west"),
+    ("STORE-001", "Amsterdam Centraal", "nl-north", "NL", "1012 AB", 52.3791, 4.9003),
+    ("STORE-002", "Rotterdam Lijnbaan", "nl-south", "NL", "3012 EL", 51.9205, 4.4753),
+    ("STORE-003", "Utrecht Hoog Catharijne", "nl-north", "NL", "3511 ER", 52.0894, 5.1110),
+    ("STORE-004", "Eindhoven Piazza", "nl-south", "NL", "5611 AZ", 51.4393, 5.4797),
+    ("STORE-005", "Groningen Herestraat", "nl-north", "NL", "9711 LM", 53.2143, 6.5665),
+    ("STORE-006", "Antwerp Meir", "be", "BE", "2000", 51.2181, 4.4050),
+    ("STORE-007", "Brussels Nieuwstraat", "be", "BE", "1000", 50.8522, 4.3567),
+    ("STORE-008", "Ghent Veldstraat", "be", "BE", "9000", 51.0514, 3.7214),
+    ("STORE-009", "Cologne Schildergasse", "de-west", "DE", "50667", 50.9364, 6.9517),
+    ("STORE-010", "Dusseldorf Konigsallee", "de-west", "DE", "40212", 51.2229, 6.7795),
 ]
 DCS = [
     ("DC-NORTH", "Distribution centre North", "nl-north"),
@@ -43,28 +44,32 @@ _ADJECTIVES = [
     "Warm",
     "Light",
 ]
+#: what is sold, and the category the web shop files it under
 _NOUNS = [
-    "Tee",
-    "Hoodie",
-    "Sneaker",
-    "Backpack",
-    "Water Bottle",
-    "Jacket",
-    "Beanie",
-    "Scarf",
-    "Sock Pack",
-    "Cap",
-    "Jeans",
-    "Shorts",
-    "Belt",
-    "Wallet",
-    "Umbrella",
-    "Lamp",
-    "Mug",
-    "Notebook",
-    "Headphones",
-    "Charger",
+    ("Tee", "apparel"),
+    ("Hoodie", "apparel"),
+    ("Sneaker", "footwear"),
+    ("Backpack", "bags"),
+    ("Water Bottle", "outdoor"),
+    ("Jacket", "apparel"),
+    ("Beanie", "accessories"),
+    ("Scarf", "accessories"),
+    ("Sock Pack", "apparel"),
+    ("Cap", "accessories"),
+    ("Jeans", "apparel"),
+    ("Shorts", "apparel"),
+    ("Belt", "accessories"),
+    ("Wallet", "accessories"),
+    ("Umbrella", "outdoor"),
+    ("Lamp", "home"),
+    ("Mug", "home"),
+    ("Notebook", "home"),
+    ("Headphones", "electronics"),
+    ("Charger", "electronics"),
 ]
+
+
+_NOWHERE = {"country": None, "postcode": None, "latitude": None, "longitude": None}
 
 
 async def seed_erp(db: Database, t: ErpTables, *, reset: bool = False) -> bool:
@@ -86,7 +91,8 @@ async def seed_erp(db: Database, t: ErpTables, *, reset: bool = False) -> bool:
         products = [
             {
                 "sku": f"SKU-{n:06d}",
-                "name": f"{_ADJECTIVES[n % len(_ADJECTIVES)]} {_NOUNS[n % len(_NOUNS)]} {n}",
+                "name": f"{_ADJECTIVES[n % len(_ADJECTIVES)]} {_NOUNS[n % len(_NOUNS)][0]} {n}",
+                "category": _NOUNS[n % len(_NOUNS)][1],
                 "price_amount": rng.randrange(299, 19999, 100),
                 "currency": "EUR",
                 "active": True,
@@ -94,8 +100,22 @@ async def seed_erp(db: Database, t: ErpTables, *, reset: bool = False) -> bool:
             for n in range(1, PRODUCT_COUNT + 1)
         ]
         await conn.execute(insert(t.products), products)
-        locations = [{"id": i, "name": n, "kind": "store", "region": r} for i, n, r in STORES]
-        locations += [{"id": i, "name": n, "kind": "dc", "region": r} for i, n, r in DCS]
+        locations = [
+            {
+                "id": i,
+                "name": n,
+                "kind": "store",
+                "region": r,
+                "country": country,
+                "postcode": postcode,
+                "latitude": lat,
+                "longitude": lon,
+            }
+            for i, n, r, country, postcode, lat, lon in STORES
+        ]
+        locations += [
+            {"id": i, "name": n, "kind": "dc", "region": r, **_NOWHERE} for i, n, r in DCS
+        ]
         await conn.execute(insert(t.locations), locations)
         now = datetime.now(UTC)
         positions = [

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -46,6 +47,7 @@ class ErpTables:
             Column("price_amount", BigInteger, nullable=False),
             Column("currency", String(3), nullable=False),
             Column("active", Boolean, nullable=False, default=True),
+            Column("category", String(32), nullable=True),
         )
         self.locations = Table(
             "erp_locations",
@@ -54,6 +56,10 @@ class ErpTables:
             Column("name", String(200), nullable=False),
             Column("kind", String(8), nullable=False),
             Column("region", String(64), nullable=False),
+            Column("country", String(2), nullable=True),
+            Column("postcode", String(16), nullable=True),
+            Column("latitude", Float, nullable=True),
+            Column("longitude", Float, nullable=True),
         )
         self.positions = Table(
             "erp_positions",
@@ -130,7 +136,19 @@ class ErpTables:
 
     async def locations_all(self, conn: AsyncConnection) -> list[StockLocation]:
         rows = (await conn.execute(select(self.locations).order_by(self.locations.c.id))).all()
-        return [StockLocation(id=r.id, name=r.name, kind=r.kind, region=r.region) for r in rows]
+        return [
+            StockLocation(
+                id=r.id,
+                name=r.name,
+                kind=r.kind,
+                region=r.region,
+                country=r.country,
+                postcode=r.postcode,
+                latitude=r.latitude,
+                longitude=r.longitude,
+            )
+            for r in rows
+        ]
 
     async def known_locations(self, conn: AsyncConnection, ids: Sequence[str]) -> set[str]:
         query = select(self.locations.c.id).where(self.locations.c.id.in_(list(ids)))
@@ -420,6 +438,7 @@ def _product(r: object) -> Product:
         name=r.name,  # type: ignore[attr-defined]
         price=Money(r.price_amount, r.currency),  # type: ignore[attr-defined]
         active=r.active,  # type: ignore[attr-defined]
+        category=r.category,  # type: ignore[attr-defined]
     )
 
 

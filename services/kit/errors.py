@@ -285,15 +285,22 @@ _PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 
 
 def public_path(scope: Any) -> str:
-    # Behind the gateway the path the client used starts with the gateway's mount point.
+    """The path the client used. Behind the gateway it starts with the gateway's mount
+    point (`x-forwarded-prefix`) in place of the prefix the gateway put in front of the rest
+    of the path (`x-upstream-prefix`, a version's path on its service)."""
     path: str = scope.get("path", "")
+    mount: str | None = None
+    added: str | None = None
     for name, value in scope.get("headers", ()):
         if name == b"x-forwarded-prefix":
-            prefix: str = value.decode("latin-1")
-            if _PREFIX.match(prefix):
-                return prefix + path
-            break
-    return path
+            mount = value.decode("latin-1")
+        elif name == b"x-upstream-prefix":
+            added = value.decode("latin-1")
+    if mount is None or not _PREFIX.match(mount):
+        return path
+    if added is not None and _PREFIX.match(added) and path.startswith(added):
+        path = path[len(added) :]
+    return mount + path
 
 
 def problem_details_plugin() -> ProblemDetailsPlugin:

@@ -1,0 +1,74 @@
+"""The web shop's experience API: products as a shop page shows them, in two versions.
+
+v1 answers one network-wide quantity (what can be shipped) and an in-stock flag; v2 splits
+it into ship availability and pick-up availability at the stores nearest the shopper. v1's
+`quantity` is always v2's `ship.quantity` for the same product at the same moment.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from contracts.models import Category, LocationId, Money, Page, Sku
+
+__all__ = [
+    "PickupAvailability",
+    "ShipAvailability",
+    "WebProductPageV1",
+    "WebProductPageV2",
+    "WebProductV1",
+    "WebProductV2",
+]
+
+Units = Annotated[int, msgspec.Meta(ge=0, description="Units available to sell")]
+
+
+class WebProductV1(msgspec.Struct, frozen=True, kw_only=True):
+    sku: Sku
+    name: str
+    category: Category | None = None
+    price: Money
+    #: units that can be sold for delivery, over the whole network
+    quantity: Units
+    in_stock: bool
+
+
+class WebProductPageV1(Page, frozen=True, kw_only=True):
+    items: list[WebProductV1]
+
+
+class ShipAvailability(msgspec.Struct, frozen=True, kw_only=True):
+    """What can be delivered: the distribution centres' stock, net of reservations."""
+
+    quantity: Units
+    in_stock: bool
+
+
+class PickupAvailability(msgspec.Struct, frozen=True, kw_only=True):
+    """What can be picked up at one store today."""
+
+    store_id: LocationId
+    name: str
+    #: as the crow flies from the place asked about
+    distance_km: Annotated[float, msgspec.Meta(ge=0)]
+    quantity: Units
+    in_stock: bool
+
+
+class WebProductV2(msgspec.Struct, frozen=True, kw_only=True):
+    sku: Sku
+    name: str
+    category: Category | None = None
+    price: Money
+    ship: ShipAvailability
+    #: the nearest stores to `near`, nearest first; empty when no place was given
+    pickup: list[PickupAvailability]
+    #: the store the distances are measured from (the one asked for, or the store whose
+    #: postcode area is nearest the postcode asked for); None when no place was given
+    near: LocationId | None = None
+
+
+class WebProductPageV2(Page, frozen=True, kw_only=True):
+    items: list[WebProductV2]
