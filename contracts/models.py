@@ -14,7 +14,10 @@ import msgspec
 
 __all__ = [
     "LOCATION_PATTERN",
+    "ORDER_CURSOR_PATTERN",
+    "ORDER_ID_PATTERN",
     "POSTING_ID_PATTERN",
+    "RETURN_ID_PATTERN",
     "SKU_PATTERN",
     "Adjustment",
     "Availability",
@@ -481,9 +484,13 @@ class MemberLookup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     email: Email | None = None
 
 
+ORDER_ID_PATTERN = r"^ord-[0-9a-f]{32}$"
+#: a page of orders ends at (its creation in microseconds, its id)
+ORDER_CURSOR_PATTERN = r"^[0-9]{1,17}~ord-[0-9a-f]{32}$"
+RETURN_ID_PATTERN = r"^ret-[0-9a-f]{32}$"
 OrderId = Annotated[
     str,
-    msgspec.Meta(pattern=r"^ord-[0-9a-f]{32}$", description="An order id, minted at checkout"),
+    msgspec.Meta(pattern=ORDER_ID_PATTERN, description="An order id, minted at checkout"),
 ]
 OrderStatus = Literal[
     "pending",
@@ -575,7 +582,7 @@ class CollectRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 
 ReturnId = Annotated[
-    str, msgspec.Meta(pattern=r"^ret-[0-9a-f]{32}$", description="A return id, minted at intake")
+    str, msgspec.Meta(pattern=RETURN_ID_PATTERN, description="A return id, minted at intake")
 ]
 
 

@@ -1,4 +1,5 @@
-"""The web shop's experience API: products as a shop page shows them, in two versions.
+"""The web shop's experience API: products as a shop page shows them, in two versions, and
+what a signed-in customer sends (their checkout is the orders API's `CheckoutRequest`).
 
 v1 answers one network-wide quantity (what can be shipped) and an in-stock flag; v2 splits
 it into ship availability and pick-up availability at the stores nearest the shopper. v1's
@@ -11,7 +12,7 @@ from typing import Annotated
 
 import msgspec
 
-from contracts.models import Category, LocationId, Money, Page, Sku
+from contracts.models import Category, LocationId, Money, OrderId, Page, ReturnLineIn, Sku
 
 __all__ = [
     "PickupAvailability",
@@ -20,6 +21,7 @@ __all__ = [
     "WebProductPageV2",
     "WebProductV1",
     "WebProductV2",
+    "WebReturnRequest",
 ]
 
 Units = Annotated[int, msgspec.Meta(ge=0, description="Units available to sell")]
@@ -72,3 +74,11 @@ class WebProductV2(msgspec.Struct, frozen=True, kw_only=True):
 
 class WebProductPageV2(Page, frozen=True, kw_only=True):
     items: list[WebProductV2]
+
+
+class WebReturnRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Return lines of one of the customer's own online orders."""
+
+    order_id: OrderId
+    lines: Annotated[list[ReturnLineIn], msgspec.Meta(min_length=1, max_length=50)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None

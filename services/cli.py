@@ -29,6 +29,7 @@ DEMO_PARTNER = "demo-partner"
 DEMO_SCOPES = ["erp:stock", "inventory:read"]
 
 
+_SHOPPER = "orders:write orders:read orders:return"
 _ORDER = '{"lines": [{"sku": "SKU-000001", "quantity": 1}], "payment_reference": "psp-1"}'
 
 
@@ -40,14 +41,18 @@ retailmesh ({mode}) serving on {base}
   health          {base}/healthz, {base}/readyz
   demo partner    X-API-Key: {demo_key}   (development key, in .data/keys/)
   dev JWT         .venv/bin/retailmesh token --sub alice --scope "erp:stock erp:post"
-  try             curl {base}/v1/erp/products/SKU-000001
-                  curl -H 'X-API-Key: {demo_key}' {base}/v1/erp/inventory/SKU-000001
-                  TOKEN=$(.venv/bin/retailmesh token --sub ops --role admin)
-                  curl -H "Authorization: Bearer $TOKEN" {base}/v1/erp/postings
-  check out       ALICE=$(.venv/bin/retailmesh token --sub alice --scope "orders:write orders:read")
+  web shop        curl {base}/v2/web/products/SKU-000005?store=STORE-003
+                  curl '{base}/v2/web/products?q=jacket&limit=5'
+  as alice        (demo customer, loyalty member M-ALICE; bob is M-BOB)
+                  ALICE=$(.venv/bin/retailmesh token --sub alice --scope "{_SHOPPER}")
+                  curl -H "Authorization: Bearer $ALICE" {base}/v2/web/loyalty
                   curl -H "Authorization: Bearer $ALICE" -H 'Idempotency-Key: "try-1"' \\
-                       -H 'content-type: application/json' -X POST {base}/v1/orders/orders \\
+                       -H 'content-type: application/json' -X POST {base}/v2/web/checkout \\
                        -d '{_ORDER}'
+                  curl -H "Authorization: Bearer $ALICE" {base}/v2/web/orders
+  as a partner    curl -H 'X-API-Key: {demo_key}' {base}/v1/erp/inventory/SKU-000001
+  as an operator  TOKEN=$(.venv/bin/retailmesh token --sub ops --role admin)
+                  curl -H "Authorization: Bearer $TOKEN" {base}/v1/erp/postings
 """,
         flush=True,
     )
@@ -119,6 +124,7 @@ def _serve(target: str, host: str, port: int) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     Path(os.environ.get("DATA_DIR", ".data")).mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DEMO", "true")  # the demo customers and their points
     demo_key = prepare_first_run()
     _banner(f"http://{args.host}:{args.port}", "embedded: one process", demo_key)
     _serve("services.mesh:embedded_from_env", args.host, args.port)
@@ -134,6 +140,7 @@ def cmd_run_mesh(args: argparse.Namespace) -> int:
     demo_key = prepare_first_run()
     env = dict(os.environ)
     env.setdefault("REDIS_MODE", "required")
+    env.setdefault("DEMO", "true")
     ports = {name: args.base_port + n for n, name in enumerate(MESH_SERVICES, start=1)}
     urls = [f"{name}=http://{args.host}:{port}" for name, port in ports.items()]
     env["SERVICE_URLS"] = ",".join(urls)  # every service finds every other by name

@@ -93,6 +93,7 @@ def start_servers(mode: str, tmp: Path) -> tuple[ServedApp, dict[str, ServedApp]
         "LOG_LEVEL": "WARNING",
         "GATEWAY_CONFIG": str(config),
         "RELAY_INTERVAL_S": "0.05",
+        "DEMO": "true",  # the demo customers' loyalty members
     }
     if mode == "embedded":
         return ServedApp("services.mesh:embedded_from_env", env), {}
@@ -109,7 +110,7 @@ def start_servers(mode: str, tmp: Path) -> tuple[ServedApp, dict[str, ServedApp]
     services["orders"] = ServedApp(
         "services.orders.app:create_app_from_env", {**env, "SERVICE_URLS": deps}
     )
-    shop = f"erp={erp.url},inventory={services['inventory'].url}"
+    shop = ",".join(f"{n}={s.url}" for n, s in services.items() if n != "pos")
     services["web"] = ServedApp(
         "services.web.app:create_app_from_env", {**env, "SERVICE_URLS": shop}
     )

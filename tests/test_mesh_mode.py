@@ -35,7 +35,7 @@ def mesh_processes(
     orders = ServedApp("services.orders.app:create_app_from_env", {**env, "SERVICE_URLS": deps})
     web = ServedApp(
         "services.web.app:create_app_from_env",
-        {**env, "SERVICE_URLS": f"erp={erp.url},inventory={inventory.url}"},
+        {**env, "SERVICE_URLS": f"{deps},orders={orders.url}"},
     )
     urls = f"{deps},pos={pos.url},orders={orders.url},web={web.url}"
     gateway = ServedApp("services.mesh:gateway_from_env", {**env, "SERVICE_URLS": urls})

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.modes import Mode, day_use, raw_request, running_mode, slow_upload
+from tests.support import settle_sync
 
 
 @pytest.fixture(scope="module", params=["embedded", "mesh"])
@@ -323,3 +324,75 @@ def test_the_web_shop_answers_unknown_things_with_a_problem(mode: Mode) -> None:
         assert r.json()["instance"] == path  # the client's path, not the service's
     bad = mode.client.get("/v2/web/products", params={"limit": "0"})
     assert bad.status_code == 400
+
+
+def test_a_customer_checks_out_follows_and_returns_through_the_web_shop(mode: Mode) -> None:
+    """Checkout, orders, returns and points on the web API, each the customer's own: another
+    customer gets 404 for them, as on the services behind; a till is not a shopper (403)."""
+    alice = mode.token("alice", "orders:write", "orders:read", "orders:return")
+    bob = mode.token("bob", "orders:write", "orders:read", "orders:return")
+    key = f'"{uuid.uuid4()}"'
+    body = {"lines": [{"sku": "SKU-000007", "quantity": 2}], "payment_reference": "psp-web-1"}
+    first = mode.client.post(
+        "/v2/web/checkout", json=body, headers={**alice, "Idempotency-Key": key}
+    )
+    assert first.status_code == 201, first.text
+    order = first.json()
+    assert order["customer"] == "alice" and order["status"] == "confirmed"
+    again = mode.client.post(
+        "/v2/web/checkout", json=body, headers={**alice, "Idempotency-Key": key}
+    )
+    assert again.status_code == 201 and again.json()["order_id"] == order["order_id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    oid = order["order_id"]
+    mine = mode.client.get("/v2/web/orders", headers=alice).json()["items"]
+    assert oid in [o["order_id"] for o in mine]
+    assert oid not in [
+        o["order_id"] for o in mode.client.get("/v2/web/orders", headers=bob).json()["items"]
+    ]
+    v1 = mode.client.get(f"/v1/web/orders/{oid}", headers=alice)
+    assert v1.status_code == 200 and v1.json()["order_id"] == oid
+    assert v1.headers["link"] == f'</v2/web/orders/{oid}>; rel="successor-version"'
+    theirs = mode.client.get(f"/v2/web/orders/{oid}", headers=bob)
+    assert theirs.status_code == 404, theirs.text
+    assert theirs.json()["instance"] == f"/v2/web/orders/{oid}"  # the client's path
+    assert theirs.json()["request_id"] == theirs.headers["x-request-id"]
+    settle_sync(  # the ERP posting runs after the answer; an order ships once posted
+        lambda: mode.client.get(f"/v2/web/orders/{oid}", headers=alice).json()["status"],
+        lambda status: status == "posted",
+    )
+    for step in ("ship", "deliver"):
+        moved = mode.client.post(f"/v1/orders/orders/{oid}/{step}", headers=mode.admin)
+        assert moved.status_code == 200, moved.text
+    back = {"order_id": oid, "lines": [{"sku": "SKU-000007", "quantity": 1}], "reason": "too big"}
+    stolen = mode.client.post(
+        "/v2/web/returns", json=back, headers={**bob, "Idempotency-Key": f'"{uuid.uuid4()}"'}
+    )
+    assert stolen.status_code == 404, stolen.text
+    returned = mode.client.post(
+        "/v2/web/returns", json=back, headers={**alice, "Idempotency-Key": f'"{uuid.uuid4()}"'}
+    )
+    assert returned.status_code == 201, returned.text
+    rid = returned.json()["return_id"]
+    assert mode.client.get(f"/v2/web/returns/{rid}", headers=alice).status_code == 200
+    assert mode.client.get(f"/v2/web/returns/{rid}", headers=bob).status_code == 404
+    till = mode.token("till-1", "orders:read", store_id="STORE-001")
+    assert mode.client.get("/v2/web/orders", headers=till).status_code == 403
+
+
+def test_a_customer_sees_their_own_points_on_the_web_shop(mode: Mode) -> None:
+    """The demo members are linked to the demo customers: alice's points are M-ALICE's, with
+    the ledger adding up to the balance; a customer without a card gets 404."""
+    alice = mode.token("alice")
+    account = mode.client.get("/v2/web/loyalty", headers=alice)
+    assert account.status_code == 200, account.text
+    assert account.json()["member_id"] == "M-ALICE"
+    ledger = mode.client.get("/v2/web/loyalty/ledger", headers=alice).json()
+    assert ledger["member_id"] == "M-ALICE"
+    assert sum(e["points"] for e in ledger["entries"]) == account.json()["balance"]
+    assert (
+        mode.client.get("/v2/web/loyalty", headers=mode.token("bob")).json()["member_id"] == "M-BOB"
+    )
+    nobody = mode.client.get("/v2/web/loyalty/ledger", headers=mode.token("carol"))
+    assert nobody.status_code == 404 and nobody.json()["instance"] == "/v2/web/loyalty/ledger"
+    assert mode.client.get("/v2/web/loyalty").status_code == 401

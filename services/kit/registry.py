@@ -54,6 +54,7 @@ class ServiceUnreachable(ServiceCallError):
 
 class ServiceResponse(msgspec.Struct, frozen=True):
     status: int
+    #: names in lower case, in-process and over HTTP alike
     headers: dict[str, str]
     body: bytes
 
@@ -151,7 +152,8 @@ class HttpClient:
                 timeout=aiohttp.ClientTimeout(total=total, connect=min(total, 2.0)),
             ) as resp:
                 data = await resp.read()
-                return ServiceResponse(resp.status, dict(resp.headers), data)
+                headers = {k.lower(): v for k, v in resp.headers.items()}
+                return ServiceResponse(resp.status, headers, data)
         except TimeoutError:
             raise ServiceTimeout(self.name, f"{method} {path} timed out") from None
         except aiohttp.ClientError as exc:

@@ -62,6 +62,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     seed: bool = True
+    #: the demo story on a first start (`retailmesh run` turns it on): demo customers'
+    #: loyalty members; off by default, so a deployment or a test starts without them
+    demo: bool = False
     relay_interval_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 0.5
     request_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
     #: how long an event another service cannot take now (its 429/5xx, no answer) is

@@ -35,6 +35,7 @@ from services.kit.settings import Settings
 from services.loyalty.events import accrue
 from services.loyalty.logic import LoyaltyService
 from services.loyalty.rules import load_rules
+from services.loyalty.seed import seed_loyalty
 from services.loyalty.store import LoyaltyTables
 from services.pos.events import POS_DECODER
 
@@ -184,6 +185,19 @@ class MembersController(Controller):
         return await loyalty.adjust(member_id, data, by)
 
 
+class AccountsController(Controller):
+    path = "/accounts"
+    tags = ["members"]
+
+    @get(
+        "/mine",
+        summary="The signed-in customer's own account (by their JWT subject)",
+        responses=problem_responses(401, 404),
+    )
+    async def mine(self, loyalty: Loyalty, identity: Caller) -> LoyaltyAccount:
+        return await loyalty.of_customer(identity)
+
+
 class HoldsController(Controller):
     path = "/holds"
     tags = ["holds"]
@@ -221,6 +235,8 @@ def create_app(
         key = hashlib.sha256(b"loyalty-lookup:" + settings.identity_key()).digest()
         loyalty = LoyaltyService(rt.db, tables, rules, key)
         holder["loyalty"] = loyalty
+        if settings.seed and settings.demo:
+            await seed_loyalty(loyalty)
 
         async def on_pos_event(envelope: Any) -> None:
             await accrue(loyalty, envelope)
@@ -244,7 +260,7 @@ def create_app(
         settings,
         title="retailmesh loyalty system API",
         description="Members, an append-only points ledger, and holds for redemptions.",
-        route_handlers=[MembersController, HoldsController, ExpiryController],
+        route_handlers=[MembersController, AccountsController, HoldsController, ExpiryController],
         runtime=runtime,
         dependencies={"loyalty": Provide(provide, sync_to_thread=False)},
         on_start=[start],

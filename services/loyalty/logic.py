@@ -81,6 +81,11 @@ class LoyaltyService:
             raise MemberExists("a member with this id, card or email exists") from None
         return await self.account(data.member_id, None)
 
+    async def count_members(self) -> int:
+        async with self.db.read() as conn:
+            query = select(func.count()).select_from(self.t.members)
+            return int((await conn.execute(query)).scalar_one())
+
     async def _member(self, conn: AsyncConnection, member_id: str, *, lock: bool = False) -> Any:
         query = select(self.t.members).where(self.t.members.c.member_id == member_id)
         if lock and not self.db.is_sqlite:
@@ -115,6 +120,24 @@ class LoyaltyService:
             held=held,
             available=row.balance - held,
         )
+
+    async def of_customer(self, identity: Identity) -> LoyaltyAccount:
+        """The signed-in customer's own account (by their JWT subject; the lowest member id
+        if they hold several), or UnknownMember."""
+        if identity.sub is None or identity.kind != "user":
+            raise UnknownMember
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(self.t.members.c.member_id)
+                    .where(self.t.members.c.customer_sub == identity.sub)
+                    .order_by(self.t.members.c.member_id)
+                    .limit(1)
+                )
+            ).first()
+        if row is None:
+            raise UnknownMember
+        return await self.account(row.member_id, identity)
 
     async def lookup(self, card_number: str | None, email: str | None) -> LoyaltyAccount:
         column, value = (

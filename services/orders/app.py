@@ -12,7 +12,6 @@ import msgspec
 from litestar import Controller, Litestar, Request, Response, get, post
 from litestar.di import Provide
 from litestar.params import (
-    HeaderParameter,
     JSONBody,
     PathParameter,
     QueryParameter,
@@ -22,6 +21,9 @@ from litestar.params import (
 from contracts.events import ORDERS_STREAM, Envelope, OrderEvent, OrderStatusChanged
 from contracts.models import (
     LOCATION_PATTERN,
+    ORDER_CURSOR_PATTERN,
+    ORDER_ID_PATTERN,
+    RETURN_ID_PATTERN,
     CheckoutRequest,
     CollectRequest,
     Order,
@@ -35,6 +37,7 @@ from contracts.problems import PROBLEM_MEDIA_TYPE
 from services.kit.app import Runtime, create_service_app
 from services.kit.catalogue import Catalogue
 from services.kit.errors import problem_responses, public_path
+from services.kit.idempotency_key import IdempotencyKey
 from services.kit.identity import Identity, require_scope
 from services.kit.periodic import Periodic
 from services.kit.registry import Registry
@@ -56,27 +59,15 @@ __all__ = ["OrdersSettings", "create_app", "create_app_from_env"]
 Orders = SkipValidation[OrdersService]
 Returns = SkipValidation[ReturnsService]
 Effects = SkipValidation[OrderEffects]
-ReturnParam = Annotated[str, PathParameter(pattern=r"^ret-[0-9a-f]{32}$")]
+ReturnParam = Annotated[str, PathParameter(pattern=RETURN_ID_PATTERN)]
 Caller = SkipValidation[Identity]
-OrderParam = Annotated[str, PathParameter(pattern=r"^ord-[0-9a-f]{32}$")]
+OrderParam = Annotated[str, PathParameter(pattern=ORDER_ID_PATTERN)]
 StoreParam = Annotated[str, PathParameter(pattern=LOCATION_PATTERN)]
 Cursor = Annotated[
     str | None,
-    QueryParameter(
-        pattern=r"^[0-9]{1,17}~ord-[0-9a-f]{32}$", description="next_cursor of the last page"
-    ),
+    QueryParameter(pattern=ORDER_CURSOR_PATTERN, description="next_cursor of the last page"),
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size")]
-#: draft-ietf-httpapi-idempotency-key-header: a Structured Field String; a bare token is
-#: taken too. Printable ASCII, no quotes or backslashes inside.
-IdempotencyKey = Annotated[
-    str,
-    HeaderParameter(
-        name="Idempotency-Key",
-        pattern=r'^("[ !#-\[\]-~]{1,255}"|[!#-\[\]-~]{1,255})$',
-        description='A key of the client\'s, unique per checkout: "8e03978e-40d5-43e8-bc93"',
-    ),
-]
 ORDERS_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Envelope[OrderEvent])
 
 

@@ -1,4 +1,5 @@
-"""Web shop experience API: product pages and searches, v1 and v2 side by side.
+"""Web shop experience API: product pages and searches, v1 and v2 side by side, and the
+signed-in customer's checkout, orders, returns and points (the same in both versions).
 
 The gateway routes `/v1/web/...` to `/v1/...` here and `/v2/web/...` to `/v2/...`; v1 is
 deprecated in the gateway's config (its answers carry `Deprecation`, `Sunset` and a `Link`
@@ -24,6 +25,8 @@ from services.kit.errors import problem_responses
 from services.kit.periodic import Periodic
 from services.kit.registry import Registry
 from services.kit.settings import Settings
+from services.web.customer import CustomerDesk
+from services.web.customer_routes import CustomerV1Controller, CustomerV2Controller
 from services.web.logic import Place, WebShop
 from services.web.showroom import Showroom
 
@@ -159,11 +162,12 @@ def create_app(
     settings: WebSettings, *, registry: Registry | None = None, bus: Any = None
 ) -> Litestar:
     runtime = Runtime("web", settings, registry)
-    holder: dict[str, WebShop] = {}
+    holder: dict[str, Any] = {}
 
     async def start(rt: Runtime) -> None:
         showroom = Showroom(rt.client("erp"))
         holder["shop"] = WebShop(showroom, rt.client("inventory"))
+        holder["desk"] = CustomerDesk(rt.client("orders"), rt.client("loyalty"))
         rt.add_worker(
             Periodic(
                 "catalogue refresh",
@@ -174,7 +178,12 @@ def create_app(
         )
 
     def provide_shop() -> WebShop:
-        return holder["shop"]
+        shop: WebShop = holder["shop"]
+        return shop
+
+    def provide_desk() -> CustomerDesk:
+        desk: CustomerDesk = holder["desk"]
+        return desk
 
     def provide_max_age() -> int:
         return settings.web_max_age_s
@@ -186,12 +195,19 @@ def create_app(
         description=(
             "Product pages for the web shop: the catalogue, the price and what is available "
             "to sell, in one answer. v1 answers one network-wide quantity; v2 splits it into "
-            "ship and pick-up availability at the stores nearest a store or postcode."
+            "ship and pick-up availability at the stores nearest a store or postcode. A "
+            "signed-in customer checks out, follows their orders, returns and points."
         ),
-        route_handlers=[ProductsV1Controller, ProductsV2Controller],
+        route_handlers=[
+            ProductsV1Controller,
+            ProductsV2Controller,
+            CustomerV1Controller,
+            CustomerV2Controller,
+        ],
         runtime=runtime,
         dependencies={
             "shop": Provide(provide_shop, sync_to_thread=False),
+            "desk": Provide(provide_desk, sync_to_thread=False),
             "max_age": Provide(provide_max_age, sync_to_thread=False),
         },
         on_start=[start],
