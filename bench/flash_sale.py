@@ -1,5 +1,7 @@
 """Flash sale: 500 concurrent clients reading 20 hot SKUs through the gateway, with the ERP
 slow and rate-limited. The cache must shield it: few ERP calls, no ERP 429s, no 5xx.
+Then the same sale through the web shop's product page (`/v2/web/products/{sku}`, which
+composes the catalogue copy and the same ATS cache), against the inventory read's rate.
 
 The embedded mesh in one Granian worker; the reference ERP at ERP_LATENCY_MS=150 and
 ERP_RATE_LIMIT_RPS=20; wrk with a Lua script that picks one of 20 SKUs per request and
@@ -38,9 +40,12 @@ WRK_SCRIPT = """
 local skus = {%s}
 math.randomseed(os.time())
 request = function()
-  return wrk.format("GET", "/v1/inventory/availability/" .. skus[math.random(#skus)])
+  return wrk.format("GET", "%s" .. skus[math.random(#skus)] .. "%s")
 end
 """ + FIVE_XX_LUA.replace("%", "%%")
+INVENTORY_READ = "/v1/inventory/availability/"
+#: a product page with pick-up at the shopper's store and the two nearest
+WEB_READ, WEB_QUERY = "/v2/web/products/", "?store=STORE-003"
 
 
 NGINX_CONF = """
@@ -70,6 +75,13 @@ http {{
 REFRESH_S = 5.0
 
 
+class CacheUse(msgspec.Struct):
+    erp_calls: int
+    erp_429: int
+    hit_ratio: float
+    stale_serves: int
+
+
 class FlashResult(msgspec.Struct):
     sale: WrkResult
     erp_calls: int
@@ -78,6 +90,9 @@ class FlashResult(msgspec.Struct):
     stale_serves: int
     resident_mb: float
     nginx: WrkResult
+    #: the same sale through the web shop's product page
+    web: WrkResult
+    web_cache: CacheUse
 
 
 def _wrk(url: str, script: Path, headers: dict[str, str]) -> WrkResult:
@@ -108,12 +123,33 @@ def _stats(url: str, auth: dict[str, str]) -> dict[str, int]:
     return dict(view["stats"])
 
 
+def _cache_use(before: dict[str, int], after: dict[str, int]) -> CacheUse:
+    stats = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    hits = stats.get("hit", 0)
+    lookups = hits + stats.get("miss", 0) + stats.get("stale", 0)
+    return CacheUse(
+        erp_calls=stats.get("erp_fetches", 0),
+        erp_429=stats.get("erp_429", 0),
+        hit_ratio=hits / lookups if lookups else 0.0,
+        stale_serves=stats.get("stale", 0),
+    )
+
+
+def _script(work: Path, name: str, path: str, query: str = "") -> Path:
+    script = work / name
+    script.write_text(WRK_SCRIPT % (", ".join(f'"{s}"' for s in SKUS), path, query))
+    return script
+
+
 def run() -> FlashResult:
     work = Path(tempfile.mkdtemp(prefix="rm-flash-"))
     # The shop's backend is one JWT consumer: give its plan room for the whole sale, and let
     # it hold as many requests in flight to the inventory as the sale has clients (the
     # default share, a quarter of the upstream's, would answer most of them 429).
+    # The web shop's readers are anonymous (its product pages are public), all from one
+    # address here: the anonymous plan gets the same room.
     config = roomy_plan(Path("deploy/config/gateway.toml").read_text(), "internal")
+    config = roomy_plan(config, "free")
     config = config.replace(
         '[upstreams.inventory]\nservice = "inventory"\n',
         '[upstreams.inventory]\nservice = "inventory"\n'
@@ -150,8 +186,8 @@ def run() -> FlashResult:
         text=True,
         check=True,
     ).stdout.strip()
-    script = work / "flash.lua"
-    script.write_text(WRK_SCRIPT % ", ".join(f'"{s}"' for s in SKUS))
+    script = _script(work, "flash.lua", INVENTORY_READ)
+    web_script = _script(work, "web.lua", WEB_READ, WEB_QUERY)
     server = Served.granian("services.mesh:embedded_from_env", port, env)
     auth = {"Authorization": f"Bearer {token}"}
     try:
@@ -165,22 +201,27 @@ def run() -> FlashResult:
         assert server.proc is not None
         rss = resident_mb(server.proc.pid)
         after = _stats(server.url, auth)
-        stats = {name: after.get(name, 0) - before.get(name, 0) for name in after}
         document = httpx.get(
             f"{server.url}/v1/inventory/availability/{SKUS[0]}", headers=auth
         ).content
+        for sku in SKUS:  # the web shop's catalogue copy is loaded before the sale too
+            httpx.get(f"{server.url}{WEB_READ}{sku}{WEB_QUERY}")
+        web_before = _stats(server.url, auth)
+        web = _wrk(server.url, web_script, {})
+        web_after = _stats(server.url, auth)
     finally:
         server.stop()
-    hits = stats.get("hit", 0)
-    lookups = hits + stats.get("miss", 0) + stats.get("stale", 0)
+    cache = _cache_use(before, after)
     return FlashResult(
         sale=sale,
-        erp_calls=stats.get("erp_fetches", 0),
-        erp_429=stats.get("erp_429", 0),
-        hit_ratio=hits / lookups if lookups else 0.0,
-        stale_serves=stats.get("stale", 0),
+        erp_calls=cache.erp_calls,
+        erp_429=cache.erp_429,
+        hit_ratio=cache.hit_ratio,
+        stale_serves=cache.stale_serves,
         resident_mb=rss,
         nginx=_nginx(work, document, script),
+        web=web,
+        web_cache=_cache_use(web_before, web_after),
     )
 
 
@@ -213,6 +254,30 @@ def rows(r: FlashResult) -> list[Row]:
             target=0,
             sense="<=",
         ),
+        Row(
+            what="flash sale through /v2/web product pages",
+            now=r.web.rps,
+            unit="req/s",
+            anchor=r.sale.rps,
+            anchor_name="/v1/inventory",
+            target=0.7,
+        ),
+        Row(what="  cache hit ratio", now=r.web_cache.hit_ratio, unit="", target=0.999),
+        Row(
+            what="  ERP fetches per SKU per refresh",
+            now=r.web_cache.erp_calls / allowed,
+            unit="",
+            target=1.0,
+            sense="<=",
+        ),
+        Row(what="  5xx at the edge", now=r.web.five_xx, unit="", target=0, sense="<="),
+        Row(
+            what="  other non-2xx answers",
+            now=r.web.non_2xx - r.web.five_xx,
+            unit="",
+            target=0,
+            sense="<=",
+        ),
     ]
 
 
@@ -229,6 +294,11 @@ def report(r: FlashResult) -> str:
             f"  ERP calls {r.erp_calls}  ERP 429s {r.erp_429} (must be 0)  "
             f"5xx at the edge {r.sale.five_xx} (must be 0)  non-2xx {r.sale.non_2xx}",
             f"  cache hit ratio {r.hit_ratio:.4f}  stale serves {r.stale_serves}",
+            f"  through /v2/web product pages ({WEB_READ}<sku>{WEB_QUERY}): "
+            f"{r.web.rps:.0f} req/s  p50 {r.web.p50_ms:.1f} ms  p99 {r.web.p99_ms:.1f} ms  "
+            f"({r.web.errors} socket errors, {r.web.five_xx} 5xx, {r.web.non_2xx} non-2xx); "
+            f"ERP calls {r.web_cache.erp_calls}, hit ratio {r.web_cache.hit_ratio:.4f}, "
+            f"ratio to the inventory read {r.web.rps / r.sale.rps if r.sale.rps else 0:.2f}",
         ]
     )
 

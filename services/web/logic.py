@@ -5,16 +5,22 @@ request.
 Ship availability is the `web` channel's ATS (the distribution centres); pick-up
 availability is the `pickup` channel's ATS at each store. v1's quantity is the ship
 quantity, so the two versions agree by construction.
+
+Product pages read together share their calls to the inventory: the SKUs that pages want
+at the same moment go in one bulk query per channel (`Coalescer`), so a flash sale's
+thousands of page views a second make a few hundred inventory calls, each answer as fresh
+as the inventory's own.
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from contracts.models import AvailabilityResult
+from contracts.models import Availability, AvailabilityResult
 from contracts.web import (
     PickupAvailability,
     ShipAvailability,
@@ -23,6 +29,7 @@ from contracts.web import (
     WebProductV1,
     WebProductV2,
 )
+from services.kit.coalesce import Coalescer
 from services.kit.errors import NotFound, Unavailable
 from services.kit.registry import ServiceCallError
 from services.web.places import nearest_stores, store_for_postcode
@@ -38,6 +45,8 @@ __all__ = ["Place", "UnknownProduct", "UnknownStore", "WebShop"]
 
 SHIP_CHANNEL = "web"
 PICKUP_CHANNEL = "pickup"
+#: SKUs of one inventory query (its bound)
+_QUERY_SKUS = 100
 
 
 class UnknownProduct(NotFound):
@@ -74,6 +83,10 @@ class Place(msgspec.Struct, frozen=True, kw_only=True):
 class WebShop:
     def __init__(self, showroom: Showroom, inventory: ServiceClient) -> None:
         self.showroom, self.inventory = showroom, inventory
+        self._lookups = {
+            channel: Coalescer(partial(self._fetch, channel), max_batch=1000)
+            for channel in (SHIP_CHANNEL, PICKUP_CHANNEL)
+        }
 
     async def product_v1(self, sku: str) -> WebProductV1:
         product = await self._product(sku)
@@ -164,19 +177,29 @@ class WebShop:
         )
 
     async def _ats(self, skus: list[str], channel: str) -> dict[str, int]:
-        """The channel's ATS of each SKU (0 for one the inventory does not know)."""
-        result = await self._query(skus, channel)
-        return {item.sku: item.ats for item in result.items}
+        """The channel's ATS of each SKU (none for one the inventory does not know)."""
+        found = await self._availability(skus, channel)
+        return {sku: a.ats for sku, a in found.items()}
 
     async def _per_location(self, skus: list[str], channel: str) -> dict[tuple[str, str], int]:
-        result = await self._query(skus, channel)
-        return {
-            (item.sku, loc.location_id): loc.ats for item in result.items for loc in item.locations
-        }
+        found = await self._availability(skus, channel)
+        return {(sku, loc.location_id): loc.ats for sku, a in found.items() for loc in a.locations}
+
+    async def _availability(self, skus: list[str], channel: str) -> dict[str, Availability]:
+        lookup = self._lookups[channel]
+        found = await asyncio.gather(*(lookup.submit(sku) for sku in skus))
+        return {sku: a for sku, a in zip(skus, found, strict=True) if a is not None}
+
+    async def _fetch(self, channel: str, batch: list[str]) -> list[Availability | None]:
+        """One answer per SKU of `batch` (which repeats the hot ones): each distinct SKU
+        asked once, up to 100 a query, the queries at once."""
+        wanted = sorted(set(batch))
+        chunks = [wanted[i : i + _QUERY_SKUS] for i in range(0, len(wanted), _QUERY_SKUS)]
+        results = await asyncio.gather(*(self._query(chunk, channel) for chunk in chunks))
+        known = {item.sku: item for result in results for item in result.items}
+        return [known.get(sku) for sku in batch]
 
     async def _query(self, skus: list[str], channel: str) -> AvailabilityResult:
-        if not skus:
-            return AvailabilityResult(items=[], unknown_skus=[])
         try:
             r = await self.inventory.request(
                 "POST", "/availability/query", json={"skus": skus, "channel": channel}
