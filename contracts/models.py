@@ -50,6 +50,7 @@ __all__ = [
     "OrderLine",
     "OrderLineIn",
     "OrderPage",
+    "OrderReturnRequest",
     "OrderStatus",
     "OrderStatusEntry",
     "Page",
@@ -600,6 +601,15 @@ class ReturnRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     lines: Annotated[list[ReturnLineIn], msgspec.Meta(min_length=1, max_length=50)]
     order_id: OrderId | None = None
     receipt: TransactionId | None = None
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class OrderReturnRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Return lines of one online order: the customer's own on the web shop, any at a store's
+    till (the store taking it is the till's)."""
+
+    order_id: OrderId
+    lines: Annotated[list[ReturnLineIn], msgspec.Meta(min_length=1, max_length=50)]
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
 

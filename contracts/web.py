@@ -12,7 +12,7 @@ from typing import Annotated
 
 import msgspec
 
-from contracts.models import Category, LocationId, Money, OrderId, Page, ReturnLineIn, Sku
+from contracts.models import Category, LocationId, Money, Page, Sku
 
 __all__ = [
     "PickupAvailability",
@@ -21,7 +21,6 @@ __all__ = [
     "WebProductPageV2",
     "WebProductV1",
     "WebProductV2",
-    "WebReturnRequest",
 ]
 
 Units = Annotated[int, msgspec.Meta(ge=0, description="Units available to sell")]
@@ -74,11 +73,3 @@ class WebProductV2(msgspec.Struct, frozen=True, kw_only=True):
 
 class WebProductPageV2(Page, frozen=True, kw_only=True):
     items: list[WebProductV2]
-
-
-class WebReturnRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Return lines of one of the customer's own online orders."""
-
-    order_id: OrderId
-    lines: Annotated[list[ReturnLineIn], msgspec.Meta(min_length=1, max_length=50)]
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None

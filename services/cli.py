@@ -21,7 +21,7 @@ __all__ = ["main"]
 
 SPEC_DIR = Path("openapi")
 #: the mesh mode's services, on consecutive ports after `--base-port` (8101, 8102, ...)
-MESH_SERVICES = ("erp", "inventory", "pos", "loyalty", "orders", "web")
+MESH_SERVICES = ("erp", "inventory", "pos", "loyalty", "orders", "web", "store")
 
 
 DEMO_PARTNER = "demo-partner"

@@ -26,6 +26,8 @@ from services.orders.app import OrdersSettings
 from services.orders.app import create_app as create_orders
 from services.pos.app import PosSettings
 from services.pos.app import create_app as create_pos
+from services.store.app import StoreSettings
+from services.store.app import create_app as create_store
 from services.web.app import WebSettings
 from services.web.app import create_app as create_web
 
@@ -48,6 +50,7 @@ SERVICES: dict[str, tuple[type[Any], Callable[..., Litestar]]] = {
     "loyalty": (LoyaltySettings, create_loyalty),
     "orders": (OrdersSettings, create_orders),
     "web": (WebSettings, create_web),
+    "store": (StoreSettings, create_store),
 }
 
 

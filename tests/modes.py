@@ -114,6 +114,10 @@ def start_servers(mode: str, tmp: Path) -> tuple[ServedApp, dict[str, ServedApp]
     services["web"] = ServedApp(
         "services.web.app:create_app_from_env", {**env, "SERVICE_URLS": shop}
     )
+    till = shop + f",pos={services['pos'].url}"
+    services["store"] = ServedApp(
+        "services.store.app:create_app_from_env", {**env, "SERVICE_URLS": till}
+    )
     urls = ",".join(f"{n}={s.url}" for n, s in services.items())
     return ServedApp("services.mesh:gateway_from_env", {**env, "SERVICE_URLS": urls}), services
 

@@ -37,7 +37,11 @@ def mesh_processes(
         "services.web.app:create_app_from_env",
         {**env, "SERVICE_URLS": f"{deps},orders={orders.url}"},
     )
-    urls = f"{deps},pos={pos.url},orders={orders.url},web={web.url}"
+    store = ServedApp(
+        "services.store.app:create_app_from_env",
+        {**env, "SERVICE_URLS": f"{deps},orders={orders.url},pos={pos.url}"},
+    )
+    urls = f"{deps},pos={pos.url},orders={orders.url},web={web.url},store={store.url}"
     gateway = ServedApp("services.mesh:gateway_from_env", {**env, "SERVICE_URLS": urls})
     try:
         inventory.start()
@@ -45,11 +49,13 @@ def mesh_processes(
         loyalty.start()
         orders.start()
         web.start()
+        store.start()
         gateway.start()
         token = dev_issuer(env).mint("ops", roles=["admin"])
         yield gateway.url, {"Authorization": f"Bearer {token}"}
     finally:
         gateway.stop()
+        store.stop()
         web.stop()
         orders.stop()
         loyalty.stop()

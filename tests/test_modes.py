@@ -396,3 +396,97 @@ def test_a_customer_sees_their_own_points_on_the_web_shop(mode: Mode) -> None:
     nobody = mode.client.get("/v2/web/loyalty/ledger", headers=mode.token("carol"))
     assert nobody.status_code == 404 and nobody.json()["instance"] == "/v2/web/loyalty/ledger"
     assert mode.client.get("/v2/web/loyalty").status_code == 401
+
+
+def _till(mode: Mode, store: str) -> dict[str, str]:
+    scopes = ("pos:write", "orders:pickup", "orders:return", "inventory:read", "loyalty:lookup")
+    return mode.token(f"till-{store}", *scopes, store_id=store)
+
+
+def test_a_till_works_its_own_store_through_the_store_api(mode: Mode) -> None:
+    """Sales upload, pick-up counter, stock nearby, member lookup and an in-store return of an
+    online order; another store's queue and orders are 404, another store's sales 403."""
+    here, there = _till(mode, "STORE-002"), _till(mode, "STORE-001")
+    sale = {
+        "transaction_id": str(uuid.uuid4()),
+        "kind": "sale",
+        "store_id": "STORE-002",
+        "till_id": "T9",
+        "sequence": 1,
+        "occurred_at": "2026-11-30T09:00:00Z",
+        "lines": [
+            {"sku": "SKU-000011", "quantity": 1, "unit_price": {"amount": 250, "currency": "EUR"}}
+        ],
+        "tenders": [{"kind": "card", "amount": {"amount": 250, "currency": "EUR"}}],
+    }
+    up = mode.client.post(
+        "/v1/store/transactions/batches", json={"transactions": [sale]}, headers=here
+    )
+    assert up.status_code == 200, up.text
+    assert up.json()["results"][0]["status"] == "accepted"
+    other = mode.client.post(
+        "/v1/store/transactions/batches", json={"transactions": [sale]}, headers=there
+    )
+    assert other.status_code == 403, other.text
+    # a pick-up order at STORE-002, from the web shop (a customer of this test's own: each
+    # customer has their own burst limit)
+    dora = mode.token("dora", "orders:write", "orders:read")
+    order = mode.client.post(
+        "/v2/web/checkout",
+        json={
+            "lines": [{"sku": "SKU-000012", "quantity": 1}],
+            "payment_reference": "psp-pickup-1",
+            "fulfilment": "pickup",
+            "pickup_store_id": "STORE-002",
+        },
+        headers={**dora, "Idempotency-Key": f'"{uuid.uuid4()}"'},
+    )
+    assert order.status_code == 201, order.text
+    oid = order.json()["order_id"]
+    settle_sync(
+        lambda: mode.client.get(f"/v2/web/orders/{oid}", headers=dora).json()["status"],
+        lambda status: status == "posted",
+    )
+    queue = mode.client.get("/v1/store/pickups", headers=here)
+    assert queue.status_code == 200, queue.text
+    assert oid in [o["order_id"] for o in queue.json()["items"]]
+    assert oid not in [
+        o["order_id"] for o in mode.client.get("/v1/store/pickups", headers=there).json()["items"]
+    ]
+    assert mode.client.post(f"/v1/store/pickups/{oid}/ready", headers=there).status_code == 404
+    ready = mode.client.post(f"/v1/store/pickups/{oid}/ready", headers=here)
+    assert ready.status_code == 200 and ready.json()["status"] == "ready_for_pickup", ready.text
+    code = mode.client.get(f"/v2/web/orders/{oid}", headers=dora).json()["pickup_code"]
+    collected = mode.client.post(
+        f"/v1/store/pickups/{oid}/collect", json={"pickup_code": code}, headers=here
+    )
+    assert collected.status_code == 200 and collected.json()["status"] == "collected"
+    back = mode.client.post(
+        "/v1/store/returns",
+        json={"order_id": oid, "lines": [{"sku": "SKU-000012", "quantity": 1}]},
+        headers={**here, "Idempotency-Key": f'"{uuid.uuid4()}"'},
+    )
+    assert back.status_code == 201, back.text
+    assert back.json()["store_id"] == "STORE-002"
+    # stock here first, then the nearest stores
+    stock = mode.client.get("/v1/store/stock/SKU-000012", headers=here)
+    assert stock.status_code == 200, stock.text
+    stores = stock.json()["stores"]
+    assert stores[0]["store_id"] == "STORE-002" and stores[0]["distance_km"] == 0
+    assert len(stores) == 4
+    unknown = mode.client.get("/v1/store/stock/SKU-999999", headers=here)
+    assert unknown.status_code == 404 and unknown.json()["instance"] == "/v1/store/stock/SKU-999999"
+    # a member at the till: the id and tier, never the email
+    member = mode.client.post(
+        "/v1/store/members/lookup", json={"email": "alice@example.com"}, headers=here
+    )
+    assert member.status_code == 200, member.text
+    assert member.json() == {"member_id": "M-ALICE", "tier": "gold"}
+    nobody = mode.client.post(
+        "/v1/store/members/lookup", json={"card_number": "99999999"}, headers=here
+    )
+    assert nobody.status_code == 404
+    # not a till: no store to act for
+    shopper = mode.token("alice", "orders:pickup", "inventory:read")
+    assert mode.client.get("/v1/store/pickups", headers=shopper).status_code == 403
+    assert mode.client.get("/v1/store/stock/SKU-000012", headers=shopper).status_code == 403

@@ -17,6 +17,7 @@ import msgspec
 import contracts.models
 import contracts.postings
 import contracts.problems
+import contracts.store
 import contracts.web
 
 if TYPE_CHECKING:
@@ -36,7 +37,9 @@ def structs_of(*modules: ModuleType) -> list[type[msgspec.Struct]]:
     ]
 
 
-_CONTRACTS = structs_of(contracts.models, contracts.postings, contracts.problems, contracts.web)
+_CONTRACTS = structs_of(
+    contracts.models, contracts.postings, contracts.problems, contracts.store, contracts.web
+)
 
 
 def openapi_document(app: Litestar, extra: Iterable[type[msgspec.Struct]] = ()) -> dict[str, Any]:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from services.kit.registry import ServiceResponse
 
-__all__ = ["DownstreamUnavailable", "relay"]
+__all__ = ["DownstreamUnavailable", "answered", "relay"]
 
 #: what a client acts on: a replay, when to come back, where a new resource lives
 _KEPT = ("idempotent-replayed", "retry-after", "location")
@@ -39,6 +39,11 @@ async def relay(request: Request[Any, Any, Any], call: Awaitable[ServiceResponse
         raise DownstreamUnavailable(
             f"{exc.service} does not answer", headers={"Retry-After": "2"}
         ) from None
+    return answered(request, answer)
+
+
+def answered(request: Request[Any, Any, Any], answer: ServiceResponse) -> Response[Any]:
+    """The service's answer as this request's."""
     headers = {k: v for k, v in answer.headers.items() if k.lower() in _KEPT}
     media = answer.headers.get("content-type", "application/json")
     body = answer.body

@@ -17,8 +17,7 @@ from services.kit.identity import IDENTITY_HEADER
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Mapping
 
-    from contracts.models import CheckoutRequest
-    from contracts.web import WebReturnRequest
+    from contracts.models import CheckoutRequest, OrderReturnRequest
     from services.kit.identity import Identity
     from services.kit.registry import ServiceClient, ServiceResponse
 
@@ -59,7 +58,7 @@ class CustomerDesk:
         return self._get(self.orders, caller, f"/orders/{order_id}")
 
     def start_return(
-        self, caller: str, key: str, data: WebReturnRequest
+        self, caller: str, key: str, data: OrderReturnRequest
     ) -> Awaitable[ServiceResponse]:
         request = ReturnRequest(order_id=data.order_id, lines=data.lines, reason=data.reason)
         return self.orders.request(

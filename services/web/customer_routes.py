@@ -17,9 +17,9 @@ from contracts.models import (
     LoyaltyAccount,
     Order,
     OrderPage,
+    OrderReturnRequest,
     Return,
 )
-from contracts.web import WebReturnRequest
 from services.kit.errors import problem_responses
 from services.kit.idempotency_key import IdempotencyKey
 from services.kit.identity import IDENTITY_HEADER, Identity
@@ -105,7 +105,7 @@ class _CustomerRoutes(Controller):
         request: Request[Any, Any, Any],
         desk: Desk,
         identity: Caller,
-        data: JSONBody[WebReturnRequest],
+        data: JSONBody[OrderReturnRequest],
         idempotency_key: IdempotencyKey,
     ) -> Response[Return]:
         return await relay(

@@ -31,8 +31,8 @@ from contracts.web import (
 )
 from services.kit.coalesce import Coalescer
 from services.kit.errors import NotFound, Unavailable
+from services.kit.places import nearest_stores, store_for_postcode
 from services.kit.registry import ServiceCallError
-from services.web.places import nearest_stores, store_for_postcode
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
-from contracts.models import Product, ProductPage, StockLocation
+from contracts.models import Product, ProductPage
 from services.kit.errors import Unavailable
+from services.kit.places import StoreDirectory, StoresUnavailable
 from services.kit.registry import ServiceCallError
 
 if TYPE_CHECKING:
+    from contracts.models import StockLocation
     from services.kit.registry import ServiceClient
 
 __all__ = ["CatalogueNotLoaded", "Showroom"]
@@ -48,7 +50,7 @@ class Showroom:
         self._products: list[Product] = []  # active ones, by SKU
         self._skus: list[str] = []
         self._by_sku: dict[str, Product] = {}
-        self._stores: list[StockLocation] = []
+        self.directory = StoreDirectory(erp)
         self._loaded = False
         self._loading: asyncio.Lock | None = None
 
@@ -62,7 +64,12 @@ class Showroom:
             if not self._loaded:
                 try:
                     await self.refresh()
-                except (ServiceCallError, _ErpRefused) as exc:
+                except (
+                    ServiceCallError,
+                    _ErpRefused,
+                    StoresUnavailable,
+                    msgspec.DecodeError,
+                ) as exc:
                     log.warning("catalogue load failed: %s", exc)
                     raise CatalogueNotLoaded() from None
 
@@ -79,12 +86,11 @@ class Showroom:
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
-        stores = await self._get("/locations", {}, list[StockLocation])
+        await self.directory.refresh()
         shown = sorted((p for p in products if p.active), key=lambda p: p.sku)
         self._products = shown
         self._skus = [p.sku for p in shown]
         self._by_sku = {p.sku: p for p in shown}
-        self._stores = [s for s in stores if s.kind == "store"]
         self._loaded = True
 
     async def _get(self, path: str, params: dict[str, str | int], type_: type[T]) -> T:
@@ -97,7 +103,7 @@ class Showroom:
         return self._by_sku.get(sku)
 
     def stores(self) -> list[StockLocation]:
-        return self._stores
+        return self.directory.loaded()
 
     def search(
         self, text: str | None, category: str | None, after: str | None, limit: int

@@ -19,7 +19,15 @@ upstream = "erp"
 
 def test_the_shipped_config_loads() -> None:
     config = load_config("deploy/config/gateway.toml")
-    assert [a.name for a in config.apis] == ["erp", "inventory", "pos", "loyalty", "orders", "web"]
+    assert [a.name for a in config.apis] == [
+        "erp",
+        "inventory",
+        "pos",
+        "loyalty",
+        "orders",
+        "web",
+        "store",
+    ]
 
 
 @pytest.mark.parametrize(

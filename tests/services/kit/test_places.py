@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contracts.models import StockLocation
 from services.erp.seed import STORES
-from services.web.places import distance_km, nearest_stores, store_for_postcode
+from services.kit.places import distance_km, nearest_stores, store_for_postcode
 
 PLACED = [
     StockLocation(

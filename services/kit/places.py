@@ -1,4 +1,5 @@
-"""Which stores are nearest a shopper: to a store they name, or to their postcode.
+"""Which stores are nearest a shopper or a till: to a store, or to a postcode; and the
+store list itself, read from the ERP (`StoreDirectory`).
 
 A postcode is placed at the store of its country whose postcode shares the most leading
 characters with it (then the numerically closest). The postcodes of the Netherlands,
@@ -10,15 +11,28 @@ kilometres (haversine), enough to order stores a customer would drive to.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import TYPE_CHECKING
+
+import msgspec
+
+from contracts.models import StockLocation
+from services.kit.errors import Unavailable
+from services.kit.registry import ServiceCallError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from contracts.models import StockLocation
+    from services.kit.registry import ServiceClient
 
-__all__ = ["distance_km", "nearest_stores", "store_for_postcode"]
+__all__ = [
+    "StoreDirectory",
+    "StoresUnavailable",
+    "distance_km",
+    "nearest_stores",
+    "store_for_postcode",
+]
 
 _EARTH_RADIUS_KM = 6371.0
 
@@ -81,3 +95,45 @@ def nearest_stores(
         return []
     ranked = sorted((distance_km(origin, s), s.id, s) for s in _placed(stores))
     return [(s, round(d, 1)) for d, _, s in ranked[:count]]
+
+
+class StoresUnavailable(Unavailable):
+    slug, title = "stores-unavailable", "Store list unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("the store list could not be read yet", headers={"Retry-After": "5"})
+
+
+class StoreDirectory:
+    """The ERP's stores, read on first use and again on `refresh()` (a periodic worker's
+    job); a refresh that fails keeps the list it has."""
+
+    def __init__(self, erp: ServiceClient) -> None:
+        self.erp = erp
+        self._stores: list[StockLocation] | None = None
+        self._loading = asyncio.Lock()
+
+    async def stores(self) -> list[StockLocation]:
+        if self._stores is None:
+            async with self._loading:
+                if self._stores is None:
+                    try:
+                        await self.refresh()
+                    except (ServiceCallError, msgspec.DecodeError):
+                        raise StoresUnavailable() from None
+        assert self._stores is not None
+        return self._stores
+
+    def loaded(self) -> list[StockLocation]:
+        """The list as last read (empty before the first read)."""
+        return self._stores or []
+
+    async def refresh(self) -> None:
+        r = await self.erp.request("GET", "/locations")
+        if r.status != 200:
+            raise StoresUnavailable()
+        locations = r.decode(list[StockLocation])
+        self._stores = [s for s in locations if s.kind == "store"]
+
+    async def store(self, store_id: str) -> StockLocation | None:
+        return next((s for s in await self.stores() if s.id == store_id), None)
