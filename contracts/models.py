@@ -30,6 +30,7 @@ __all__ = [
     "ClaimLine",
     "CollectRequest",
     "Currency",
+    "CustomerRef",
     "DayClose",
     "Earning",
     "ExpiryRun",
@@ -54,6 +55,7 @@ __all__ = [
     "OrderStatus",
     "OrderStatusEntry",
     "Page",
+    "PaymentReference",
     "PointsBooked",
     "PointsHold",
     "PointsRedemption",
@@ -504,6 +506,13 @@ OrderStatus = Literal[
     "cancelled",
     "rejected",
 ]
+CustomerRef = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$",
+        description="A marketplace partner's own id of its buyer",
+    ),
+]
 PaymentReference = Annotated[
     str,
     msgspec.Meta(
@@ -537,6 +546,9 @@ class CheckoutRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     redeem: PointsRedemption | None = None
     #: the customer's loyalty member, to earn points (the redemption's member, if any)
     member_id: MemberId | None = None
+    #: a marketplace's own id of its buyer: partners only (their customers are theirs, not
+    #: the shop's accounts); refused from anyone else
+    customer_ref: CustomerRef | None = None
 
 
 class OrderLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -566,6 +578,8 @@ class Order(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     updated_at: datetime
     pickup_store_id: str | None = None
     member_id: str | None = None
+    #: the marketplace partner that placed the order (its customer is then the partner's)
+    partner_id: str | None = None
     points_redeemed: int = 0
     #: why a rejected order was rejected
     reason: str | None = None

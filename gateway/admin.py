@@ -70,6 +70,8 @@ class RouteView(msgspec.Struct, frozen=True, kw_only=True):
     auth: str
     scopes: list[str]
     weight: int
+    #: the query parameter whose listed items each weigh `weight`
+    weight_per: str | None = None
     upstream: str
 
 
@@ -208,6 +210,7 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
                     auth=route.auth,
                     scopes=list(route.scopes),
                     weight=route.weight,
+                    weight_per=route.weight_per,
                     upstream=api.upstream,
                 )
                 for api in gateway.config.apis

@@ -41,7 +41,7 @@ from gateway.intake import (
 from gateway.limits import Limiter, PlanPolicy
 from gateway.metrics import GatewayMetrics
 from gateway.problems import send_problem
-from gateway.routes import RouteTable
+from gateway.routes import RouteTable, weight_of
 from gateway.upstream import UpstreamPool
 from gateway.versions import lifecycle_headers
 from services.kit.app import Runtime, create_service_app
@@ -441,7 +441,7 @@ class Gateway:
                 )
                 return
             if self.plans:
-                refusal = await self._limit(identity, route, extra)
+                refusal = await self._limit(identity, route, extra, scope)
                 if refusal is not None:
                     self.metrics.refused(refusal[1])
                     await send_problem(scope, respond, *refusal[:4], headers=refusal[4])
@@ -510,12 +510,17 @@ class Gateway:
         await respond({"type": "http.response.body", "body": b""})
 
     async def _limit(
-        self, identity: Identity, route: RouteConfig, extra: list[tuple[bytes, bytes]]
+        self,
+        identity: Identity,
+        route: RouteConfig,
+        extra: list[tuple[bytes, bytes]],
+        scope: dict[str, Any],
     ) -> tuple[int, str, str, str, list[tuple[bytes, bytes]]] | None:
         """Count the request against its consumer's plan; a refusal's problem, or None."""
         assert self.limiter is not None
         policy = self.plans.get(identity.plan or "") or self.plans[self.config.anonymous_plan]
-        decision = await self.limiter.check(limit_key(identity), policy, route.weight)
+        weight = weight_of(route, scope.get("query_string", b""))
+        decision = await self.limiter.check(limit_key(identity), policy, weight)
         extra.append((b"ratelimit-policy", policy.policy_header))
         extra.append((b"ratelimit", decision.header()))
         if not decision.shared and route.fail_closed:

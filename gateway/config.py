@@ -82,6 +82,9 @@ class RouteConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     scopes: list[Scope] = []
     #: units of the plan's limits one request uses (bulk endpoints weigh more)
     weight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
+    #: a query parameter listing items (comma-separated): the request weighs `weight` per
+    #: item it names, at least one (a bulk read of 100 SKUs counts as 100 reads)
+    weight_per: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")] | None = None
     #: when the shared limit store (Redis) is away: refuse (503) instead of counting locally
     fail_closed: bool = False
     #: request body limit for this route (bytes); the gateway's `max_body_bytes` otherwise

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 if TYPE_CHECKING:
     from gateway.config import RouteConfig
 
-__all__ = ["RouteTable"]
+__all__ = ["RouteTable", "weight_of"]
+
+#: however many items a query names, a request weighs at most this many (the service
+#: refuses such a request anyway; the bound keeps one from draining a day's quota)
+_MAX_ITEMS = 1000
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -49,3 +54,16 @@ class RouteTable:
         """Every method the path's resource allows (across the routes that repeat it)."""
         route, allowed = self.match("OPTIONS", path)
         return list(route.methods) if route is not None else allowed
+
+
+def weight_of(route: RouteConfig, query_string: bytes) -> int:
+    """What one request on `route` counts against its plan: its weight, times the items its
+    `weight_per` query parameter lists (comma-separated, repeated or not)."""
+    if route.weight_per is None:
+        return route.weight
+    items = sum(
+        len([v for v in value.split(",") if v.strip()])
+        for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        if name == route.weight_per
+    )
+    return route.weight * min(max(1, items), _MAX_ITEMS)

@@ -21,12 +21,12 @@ __all__ = ["main"]
 
 SPEC_DIR = Path("openapi")
 #: the mesh mode's services, on consecutive ports after `--base-port` (8101, 8102, ...)
-MESH_SERVICES = ("erp", "inventory", "pos", "loyalty", "orders", "web", "store")
+MESH_SERVICES = ("erp", "inventory", "pos", "loyalty", "orders", "web", "store", "partner")
 
 
 DEMO_PARTNER = "demo-partner"
-#: least privilege: stock, never the sales ledger
-DEMO_SCOPES = ["erp:stock", "inventory:read"]
+#: least privilege: stock and its own orders, never the sales ledger
+DEMO_SCOPES = ["erp:stock", "inventory:read", "partner:orders"]
 
 
 _SHOPPER = "orders:write orders:read orders:return"

@@ -24,6 +24,8 @@ from services.loyalty.app import LoyaltySettings
 from services.loyalty.app import create_app as create_loyalty
 from services.orders.app import OrdersSettings
 from services.orders.app import create_app as create_orders
+from services.partner.app import PartnerSettings
+from services.partner.app import create_app as create_partner
 from services.pos.app import PosSettings
 from services.pos.app import create_app as create_pos
 from services.store.app import StoreSettings
@@ -51,6 +53,7 @@ SERVICES: dict[str, tuple[type[Any], Callable[..., Litestar]]] = {
     "orders": (OrdersSettings, create_orders),
     "web": (WebSettings, create_web),
     "store": (StoreSettings, create_store),
+    "partner": (PartnerSettings, create_partner),
 }
 
 

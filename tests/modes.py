@@ -118,6 +118,9 @@ def start_servers(mode: str, tmp: Path) -> tuple[ServedApp, dict[str, ServedApp]
     services["store"] = ServedApp(
         "services.store.app:create_app_from_env", {**env, "SERVICE_URLS": till}
     )
+    services["partner"] = ServedApp(
+        "services.partner.app:create_app_from_env", {**env, "SERVICE_URLS": shop}
+    )
     urls = ",".join(f"{n}={s.url}" for n, s in services.items())
     return ServedApp("services.mesh:gateway_from_env", {**env, "SERVICE_URLS": urls}), services
 

@@ -41,7 +41,12 @@ def mesh_processes(
         "services.store.app:create_app_from_env",
         {**env, "SERVICE_URLS": f"{deps},orders={orders.url},pos={pos.url}"},
     )
-    urls = f"{deps},pos={pos.url},orders={orders.url},web={web.url},store={store.url}"
+    partner = ServedApp(
+        "services.partner.app:create_app_from_env",
+        {**env, "SERVICE_URLS": f"{deps},orders={orders.url}"},
+    )
+    channels = f"web={web.url},store={store.url},partner={partner.url}"
+    urls = f"{deps},pos={pos.url},orders={orders.url},{channels}"
     gateway = ServedApp("services.mesh:gateway_from_env", {**env, "SERVICE_URLS": urls})
     try:
         inventory.start()
@@ -50,11 +55,13 @@ def mesh_processes(
         orders.start()
         web.start()
         store.start()
+        partner.start()
         gateway.start()
         token = dev_issuer(env).mint("ops", roles=["admin"])
         yield gateway.url, {"Authorization": f"Bearer {token}"}
     finally:
         gateway.stop()
+        partner.stop()
         store.stop()
         web.stop()
         orders.stop()

@@ -490,3 +490,72 @@ def test_a_till_works_its_own_store_through_the_store_api(mode: Mode) -> None:
     shopper = mode.token("alice", "orders:pickup", "inventory:read")
     assert mode.client.get("/v1/store/pickups", headers=shopper).status_code == 403
     assert mode.client.get("/v1/store/stock/SKU-000012", headers=shopper).status_code == 403
+
+
+def _partner(mode: Mode) -> tuple[str, dict[str, str]]:
+    """A partner of its own, and an API key of it for the partner API."""
+    partner = f"p-{uuid.uuid4().hex[:8]}"
+    made = mode.client.post(
+        "/admin/v1/partners", json={"id": partner, "name": "Market"}, headers=mode.admin
+    )
+    assert made.is_success, made.text
+    key = mode.client.post(
+        "/admin/v1/keys",
+        json={"partner_id": partner, "scopes": ["inventory:read", "partner:orders"]},
+        headers=mode.admin,
+    ).json()["key"]
+    return partner, {"X-API-Key": key}
+
+
+def test_a_partner_reads_stock_in_bulk_and_places_its_own_orders(mode: Mode) -> None:
+    """Bulk availability weighs one request per SKU; a marketplace order records the partner
+    and its buyer; each partner sees its own orders only (404 for another's), and a shop
+    customer never sees a partner's order however its subject is spelled."""
+    partner, key = _partner(mode)
+    _, other_key = _partner(mode)
+    skus = [f"SKU-{n:06d}" for n in range(21, 26)]
+    bulk = mode.client.get(
+        "/v1/partner/availability", params={"skus": ",".join([*skus, "NOPE-1"])}, headers=key
+    )
+    assert bulk.status_code == 200, bulk.text
+    assert sorted(i["sku"] for i in bulk.json()["items"]) == skus
+    assert bulk.json()["unknown_skus"] == ["NOPE-1"]
+    assert day_use(mode, f"partner:{partner}") == 6  # six SKUs, six requests (burst: 20)
+    order_key = f'"{uuid.uuid4()}"'
+    body = {
+        "customer_ref": "buyer-77",
+        "lines": [{"sku": "SKU-000021", "quantity": 3}],
+        "payment_reference": "mkt-pay-1",
+    }
+    placed = mode.client.post(
+        "/v1/partner/orders", json=body, headers={**key, "Idempotency-Key": order_key}
+    )
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    assert order["partner_id"] == partner and order["channel"] == "partner"
+    assert order["customer"] == f"partner:{partner}:buyer-77"
+    oid = order["order_id"]
+    # the key is the partner's: another of its keys replays, it does not order again
+    second = mode.client.post(
+        "/admin/v1/keys",
+        json={"partner_id": partner, "scopes": ["partner:orders"]},
+        headers=mode.admin,
+    ).json()["key"]
+    replay = mode.client.post(
+        "/v1/partner/orders",
+        json=body,
+        headers={"X-API-Key": second, "Idempotency-Key": order_key},
+    )
+    assert replay.status_code == 201 and replay.json()["order_id"] == oid
+    listed = mode.client.get("/v1/partner/orders", headers=key).json()["items"]
+    assert [o["order_id"] for o in listed] == [oid]
+    assert mode.client.get(f"/v1/partner/orders/{oid}", headers=key).status_code == 200
+    theirs = mode.client.get(f"/v1/partner/orders/{oid}", headers=other_key)
+    assert theirs.status_code == 404, theirs.text
+    assert mode.client.get("/v1/partner/orders", headers=other_key).json()["items"] == []
+    spoof = mode.token(f"partner:{partner}:buyer-77", "orders:read")
+    assert mode.client.get(f"/v2/web/orders/{oid}", headers=spoof).status_code == 404
+    assert mode.client.get("/v2/web/orders", headers=spoof).json()["items"] == []
+    # a shop customer is no partner
+    shopper = mode.token("erin", "partner:orders", "inventory:read")
+    assert mode.client.get("/v1/partner/orders", headers=shopper).status_code == 403

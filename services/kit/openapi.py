@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 import contracts.models
+import contracts.partner
 import contracts.postings
 import contracts.problems
 import contracts.store
@@ -38,7 +39,12 @@ def structs_of(*modules: ModuleType) -> list[type[msgspec.Struct]]:
 
 
 _CONTRACTS = structs_of(
-    contracts.models, contracts.postings, contracts.problems, contracts.store, contracts.web
+    contracts.models,
+    contracts.partner,
+    contracts.postings,
+    contracts.problems,
+    contracts.store,
+    contracts.web,
 )
 
 

@@ -52,7 +52,14 @@ if TYPE_CHECKING:
     from services.orders.store import OrderTables
     from services.orders.views import PickupCodes
 
-__all__ = ["OrdersService", "customer_of", "is_operator", "principal_of"]
+__all__ = [
+    "OrdersService",
+    "customer_of",
+    "is_operator",
+    "owns",
+    "principal_of",
+    "shop_customer",
+]
 
 log = logging.getLogger("retailmesh.orders")
 _encoder = msgspec.json.Encoder()
@@ -60,13 +67,37 @@ MAX_PICKUP_FAILURES = 5
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+#: how a marketplace partner's customer is named on its orders: never a shop account
+PARTNER_CUSTOMER = "partner:"
+
+
 def principal_of(identity: Identity) -> str:
-    """Whose idempotency keys these are."""
+    """Whose idempotency keys these are: a partner's, whichever of its keys or tokens sends
+    them (a retry after a key rotation is still a replay), else the consumer's."""
+    if identity.partner_id:
+        return "partner:" + identity.partner_id
     return f"{identity.kind}:{identity.consumer}"
 
 
 def customer_of(identity: Identity) -> str:
     return identity.sub or identity.consumer
+
+
+def shop_customer(identity: Identity) -> str | None:
+    """The shop account the caller signed in as (their JWT subject); None for a partner, a
+    till, a service, and for a subject spelled like a partner's customer."""
+    sub = identity.sub
+    if identity.kind != "user" or identity.partner_id or sub is None:
+        return None
+    return None if sub.startswith(PARTNER_CUSTOMER) else sub
+
+
+def owns(row: Any, identity: Identity) -> bool:
+    """The caller is the order's customer: its partner for a marketplace order, the signed-in
+    customer for a shop order."""
+    if row.partner_id is not None:
+        return bool(identity.partner_id == row.partner_id)
+    return bool(row.customer == shop_customer(identity))
 
 
 def is_operator(identity: Identity) -> bool:
@@ -94,7 +125,9 @@ class OrdersService:
 
     # checkout
 
-    async def _price(self, data: CheckoutRequest) -> tuple[list[OrderLine], Money]:
+    async def _price(
+        self, data: CheckoutRequest, partner_id: str | None
+    ) -> tuple[list[OrderLine], Money]:
         errors = self.rules.problems(
             data.channel,
             [line.quantity for line in data.lines],
@@ -124,6 +157,7 @@ class OrdersService:
             errors.append({"field": "pickup_store_id", "message": "only for fulfilment pickup"})
         if data.redeem and data.member_id and data.redeem.member_id != data.member_id:
             errors.append({"field": "member_id", "message": "not the redemption's member"})
+        errors += _partner_problems(data, partner_id)
         if errors:
             raise BadOrder("the order cannot be taken as it is", errors=errors)
         total = sum(line.quantity * line.unit_price.amount for line in lines)
@@ -135,7 +169,7 @@ class OrdersService:
         earlier = await self._earlier(principal, key, digest)
         if earlier is not None:
             return earlier
-        lines, total = await self._price(data)
+        lines, total = await self._price(data, identity.partner_id)
         order_id = f"ord-{uuid.uuid4().hex}"
         await self.gate.admit(order_id, data)
         try:
@@ -157,7 +191,8 @@ class OrdersService:
         now = datetime.now(UTC)
         values: dict[str, Any] = {
             "order_id": order_id,
-            "customer": customer_of(identity),
+            "customer": _customer(data, identity),
+            "partner_id": identity.partner_id,
             "channel": data.channel,
             "fulfilment": data.fulfilment,
             "pickup_store_id": data.pickup_store_id,
@@ -229,7 +264,7 @@ class OrdersService:
             return True
         if row.fulfilment == "ship" and "orders:fulfil" in identity.scopes:
             return True  # the warehouse that ships it
-        return identity.kind == "user" and row.customer == identity.sub
+        return owns(row, identity)
 
     async def _row(self, conn: AsyncConnection, order_id: str, identity: Identity) -> Any:
         row = (
@@ -240,7 +275,7 @@ class OrdersService:
         return row
 
     def _for_customer(self, row: Any, identity: Identity) -> bool:
-        return identity.kind == "user" and row.customer == identity.sub
+        return owns(row, identity)
 
     async def get(self, order_id: str, identity: Identity) -> Order:
         async with self.db.read() as conn:
@@ -276,9 +311,12 @@ class OrdersService:
     async def mine(
         self, identity: Identity, cursor: str | None, limit: int
     ) -> tuple[list[Order], str | None]:
-        return await self._page(
-            self.t.orders.c.customer == customer_of(identity), cursor, limit, identity
-        )
+        o = self.t.orders.c
+        if identity.partner_id:
+            where = o.partner_id == identity.partner_id
+        else:
+            where = and_(o.customer == shop_customer(identity), o.partner_id.is_(None))
+        return await self._page(where, cursor, limit, identity)
 
     async def for_store(
         self, store_id: str, status: str | None, identity: Identity, cursor: str | None, limit: int
@@ -327,7 +365,7 @@ class OrdersService:
         if is_operator(identity):
             return
         if target == "cancelled":
-            if identity.kind == "user" and row.customer == identity.sub:
+            if row.partner_id is None and owns(row, identity):
                 return
         elif target in ("ready_for_pickup", "collected"):
             if identity.store_id is not None and identity.store_id == row.pickup_store_id:
@@ -335,3 +373,30 @@ class OrdersService:
         elif target in ("shipped", "delivered") and "orders:fulfil" in identity.scopes:
             return
         raise Forbidden(f"this caller may not mark the order {target}")
+
+
+def _customer(data: CheckoutRequest, identity: Identity) -> str:
+    """Who the order is for: a partner's own buyer (`partner:<partner>:<ref>`), else the
+    caller."""
+    if identity.partner_id:
+        return f"{PARTNER_CUSTOMER}{identity.partner_id}:{data.customer_ref}"
+    return customer_of(identity)
+
+
+def _partner_problems(data: CheckoutRequest, partner_id: str | None) -> list[dict[str, str]]:
+    """A marketplace order names its buyer, ships from the partner channel and uses no
+    loyalty account of the shop's; anyone else's order names no marketplace buyer."""
+    if partner_id is None:
+        if data.customer_ref is not None:
+            return [{"field": "customer_ref", "message": "only a partner's orders have one"}]
+        return []
+    problems = []
+    if data.customer_ref is None:
+        problems.append({"field": "customer_ref", "message": "a partner's order names its buyer"})
+    if data.channel != "partner":
+        problems.append({"field": "channel", "message": "a partner's orders are channel partner"})
+    if data.fulfilment != "ship":
+        problems.append({"field": "fulfilment", "message": "a partner's orders are shipped"})
+    if data.redeem is not None or data.member_id is not None:
+        problems.append({"field": "member_id", "message": "no loyalty account on partner orders"})
+    return problems

@@ -27,7 +27,7 @@ from services.kit.storage import as_utc
 from services.orders.errors import UnknownOrder, UnknownReturn
 from services.orders.idempotency import KeyedResponse, earlier_response, fingerprint
 from services.orders.leases import holder
-from services.orders.logic import is_operator, principal_of
+from services.orders.logic import is_operator, owns, principal_of, shop_customer
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -91,7 +91,7 @@ class ReturnsService:
         row = (
             await conn.execute(select(self.t.orders).where(self.t.orders.c.order_id == order_id))
         ).first()
-        mine = row is not None and identity.kind == "user" and row.customer == identity.sub
+        mine = row is not None and row.partner_id is None and owns(row, identity)
         if row is None or not (mine or identity.store_id is not None or is_operator(identity)):
             raise UnknownOrder(order_id)  # any store takes back online orders
         if row.status not in RETURNABLE:
@@ -299,7 +299,7 @@ class ReturnsService:
             ).first()
         visible = row is not None and (
             is_operator(identity)
-            or (identity.kind == "user" and row.customer == identity.sub)
+            or row.customer == shop_customer(identity)
             or (identity.store_id is not None and row.store_id == identity.store_id)
         )
         if row is None or not visible:

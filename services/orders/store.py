@@ -35,6 +35,8 @@ class OrderTables:
             metadata,
             Column("order_id", String(40), primary_key=True),
             Column("customer", String(200), nullable=False, index=True),
+            #: a marketplace partner's order: the partner owns it (not a shop account)
+            Column("partner_id", String(64), nullable=True, index=True),
             Column("channel", String(32), nullable=False),
             Column("fulfilment", String(8), nullable=False),
             Column("pickup_store_id", String(32), nullable=True, index=True),

@@ -86,6 +86,7 @@ def _view(
         updated_at=as_utc(row.updated_at),
         pickup_store_id=row.pickup_store_id,
         member_id=row.member_id,
+        partner_id=row.partner_id,
         points_redeemed=row.points,
         reason=row.reason if row.status == "rejected" else None,
         pickup_code=codes.code(row.order_id) if show_code else None,

@@ -88,7 +88,16 @@ async def test_plans_routes_breakers_and_limits_are_visible(
         r for r in routes if r["path"] == "/postings/orders"
     ).items()
     breakers = {b["upstream"]: b for b in (await c.get("/admin/v1/breakers", headers=admin)).json()}
-    assert set(breakers) == {"erp", "inventory", "pos", "loyalty", "orders", "web", "store"}
+    assert set(breakers) == {
+        "erp",
+        "inventory",
+        "pos",
+        "loyalty",
+        "orders",
+        "web",
+        "store",
+        "partner",
+    }
     assert breakers["erp"]["state"] == "closed"
     mesh.app.guards["erp"].breaker._open(0.0)
     listed = (await c.get("/admin/v1/breakers", headers=admin)).json()
@@ -101,6 +110,7 @@ async def test_plans_routes_breakers_and_limits_are_visible(
         "orders": "closed",
         "web": "closed",
         "store": "closed",
+        "partner": "closed",
     }
     reset = await c.post("/admin/v1/breakers/erp/reset", headers=admin)
     assert reset.json()["state"] == "closed"

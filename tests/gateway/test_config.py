@@ -27,6 +27,7 @@ def test_the_shipped_config_loads() -> None:
         "orders",
         "web",
         "store",
+        "partner",
     ]
 
 
