@@ -33,6 +33,7 @@ __all__ = [
     "CustomerRef",
     "DayClose",
     "Earning",
+    "Email",
     "ExpiryRun",
     "HoldRequest",
     "InventoryPosition",
@@ -42,9 +43,11 @@ __all__ = [
     "LocationId",
     "LocationKind",
     "LoyaltyAccount",
+    "MemberEmail",
     "MemberId",
     "MemberIn",
     "MemberLookup",
+    "MemberProfile",
     "Money",
     "Order",
     "OrderId",
@@ -481,10 +484,29 @@ class ExpiryRun(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class MemberLookup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """By card or by email (one of them). A POST, so neither lands in a URL or a log."""
+    """By card, by email or by the customer's JWT subject (one of them; the subject for
+    operators and customer service only). A POST, so none lands in a URL or a log."""
 
     card_number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}$")] | None = None
     email: Email | None = None
+    customer_sub: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+
+
+class MemberProfile(msgspec.Struct, frozen=True, kw_only=True):
+    """A member as customer service sees it: whose account it is, the email masked."""
+
+    member_id: str
+    tier: Tier
+    customer_sub: str | None = None
+    email_masked: str | None = None
+    balance: int
+    held: int
+    available: int
+
+
+class MemberEmail(msgspec.Struct, frozen=True, kw_only=True):
+    member_id: str
+    email: str
 
 
 ORDER_ID_PATTERN = r"^ord-[0-9a-f]{32}$"

@@ -21,7 +21,17 @@ __all__ = ["main"]
 
 SPEC_DIR = Path("openapi")
 #: the mesh mode's services, on consecutive ports after `--base-port` (8101, 8102, ...)
-MESH_SERVICES = ("erp", "inventory", "pos", "loyalty", "orders", "web", "store", "partner")
+MESH_SERVICES = (
+    "erp",
+    "inventory",
+    "pos",
+    "loyalty",
+    "orders",
+    "web",
+    "store",
+    "partner",
+    "care",
+)
 
 
 DEMO_PARTNER = "demo-partner"
@@ -50,7 +60,11 @@ retailmesh ({mode}) serving on {base}
                        -H 'content-type: application/json' -X POST {base}/v2/web/checkout \\
                        -d '{_ORDER}'
                   curl -H "Authorization: Bearer $ALICE" {base}/v2/web/orders
-  as a partner    curl -H 'X-API-Key: {demo_key}' {base}/v1/erp/inventory/SKU-000001
+  as a partner    curl -H 'X-API-Key: {demo_key}' \\
+                       '{base}/v1/partner/availability?skus=SKU-000001,SKU-000002'
+  as an agent     AGENT=$(.venv/bin/retailmesh token --sub agent-ann --scope "care:read")
+                  curl -H "Authorization: Bearer $AGENT" \\
+                       '{base}/v1/care/customers/alice?reason=call%201'
   as an operator  TOKEN=$(.venv/bin/retailmesh token --sub ops --role admin)
                   curl -H "Authorization: Bearer $TOKEN" {base}/v1/erp/postings
 """,

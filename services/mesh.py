@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from gateway.app import Gateway, GatewaySettings, create_gateway
 from gateway.config import load_config
 from gateway.spec import external_spec
+from services.care.app import CareSettings
+from services.care.app import create_app as create_care
 from services.erp.app import ErpSettings
 from services.erp.app import create_app as create_erp
 from services.inventory.app import InventorySettings
@@ -54,6 +56,7 @@ SERVICES: dict[str, tuple[type[Any], Callable[..., Litestar]]] = {
     "web": (WebSettings, create_web),
     "store": (StoreSettings, create_store),
     "partner": (PartnerSettings, create_partner),
+    "care": (CareSettings, create_care),
 }
 
 

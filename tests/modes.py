@@ -121,6 +121,9 @@ def start_servers(mode: str, tmp: Path) -> tuple[ServedApp, dict[str, ServedApp]
     services["partner"] = ServedApp(
         "services.partner.app:create_app_from_env", {**env, "SERVICE_URLS": shop}
     )
+    services["care"] = ServedApp(
+        "services.care.app:create_app_from_env", {**env, "SERVICE_URLS": shop}
+    )
     urls = ",".join(f"{n}={s.url}" for n, s in services.items())
     return ServedApp("services.mesh:gateway_from_env", {**env, "SERVICE_URLS": urls}), services
 

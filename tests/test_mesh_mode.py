@@ -45,7 +45,11 @@ def mesh_processes(
         "services.partner.app:create_app_from_env",
         {**env, "SERVICE_URLS": f"{deps},orders={orders.url}"},
     )
-    channels = f"web={web.url},store={store.url},partner={partner.url}"
+    care = ServedApp(
+        "services.care.app:create_app_from_env",
+        {**env, "SERVICE_URLS": f"{deps},orders={orders.url}"},
+    )
+    channels = f"web={web.url},store={store.url},partner={partner.url},care={care.url}"
     urls = f"{deps},pos={pos.url},orders={orders.url},{channels}"
     gateway = ServedApp("services.mesh:gateway_from_env", {**env, "SERVICE_URLS": urls})
     try:
@@ -56,11 +60,13 @@ def mesh_processes(
         web.start()
         store.start()
         partner.start()
+        care.start()
         gateway.start()
         token = dev_issuer(env).mint("ops", roles=["admin"])
         yield gateway.url, {"Authorization": f"Bearer {token}"}
     finally:
         gateway.stop()
+        care.stop()
         partner.stop()
         store.stop()
         web.stop()

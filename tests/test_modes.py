@@ -559,3 +559,109 @@ def test_a_partner_reads_stock_in_bulk_and_places_its_own_orders(mode: Mode) -> 
     # a shop customer is no partner
     shopper = mode.token("erin", "partner:orders", "inventory:read")
     assert mode.client.get("/v1/partner/orders", headers=shopper).status_code == 403
+
+
+def test_customer_service_finds_sees_acts_and_every_step_is_audited(mode: Mode) -> None:
+    """An agent finds bob by email, card or order, sees one view (email masked unless asked),
+    cancels his order; only a supervisor gives goodwill points and reads the audit, which
+    holds every lookup and action with who, which customer and why."""
+    agent = mode.token("agent-ann", "care:read")
+    supervisor = mode.token("sup-sam", "care:read", "care:write")
+    bob = mode.token("bob", "orders:write", "orders:read")
+    placed = mode.client.post(
+        "/v2/web/checkout",
+        json={"lines": [{"sku": "SKU-000031", "quantity": 1}], "payment_reference": "psp-bob"},
+        headers={**bob, "Idempotency-Key": f'"{uuid.uuid4()}"'},
+    )
+    assert placed.status_code == 201, placed.text
+    oid = placed.json()["order_id"]
+    settle_sync(
+        lambda: mode.client.get(f"/v2/web/orders/{oid}", headers=bob).json()["status"],
+        lambda status: status == "posted",
+    )
+    searches = [
+        {"email": "BOB@example.com", "reason": "call 1"},
+        {"card_number": "6012000000000002", "reason": "call 1"},
+        {"order_id": oid, "reason": "call 1"},
+    ]
+    for search in searches:
+        found = mode.client.post("/v1/care/customers/search", json=search, headers=agent)
+        assert found.status_code == 200, found.text
+        assert found.json() == {
+            "customer": "bob",
+            "member_id": "M-BOB",
+            "email_masked": "b***@example.com",
+        }
+    missing = mode.client.post(
+        "/v1/care/customers/search",
+        json={"email": "nobody@example.com", "reason": "call 2"},
+        headers=agent,
+    )
+    assert missing.status_code == 404
+    both = mode.client.post(
+        "/v1/care/customers/search",
+        json={"email": "bob@example.com", "order_id": oid, "reason": "call 2"},
+        headers=agent,
+    )
+    assert both.status_code == 422
+    view = mode.client.get("/v1/care/customers/bob", params={"reason": "call 1"}, headers=agent)
+    assert view.status_code == 200, view.text
+    seen = view.json()
+    assert seen["member"]["member_id"] == "M-BOB" and seen["email"] is None
+    assert seen["member"]["email_masked"] == "b***@example.com"
+    assert sum(e["points"] for e in seen["ledger"]) == seen["member"]["balance"]
+    mine = next(o for o in seen["orders"] if o["order"]["order_id"] == oid)
+    assert [p["kind"] for p in mine["postings"]] == ["order"] and mine["returns"] == []
+    assert [h["status"] for h in mine["order"]["history"]][-1] == "posted"
+    revealed = mode.client.get(
+        "/v1/care/customers/bob",
+        params={"reason": "call 1: confirm address", "reveal_email": "true"},
+        headers=agent,
+    )
+    assert revealed.json()["email"] == "bob@example.com"
+    cancelled = mode.client.post(
+        f"/v1/care/orders/{oid}/cancel", json={"reason": "customer asked"}, headers=agent
+    )
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    settle_sync(  # the refund is booked after the answer
+        lambda: [
+            p["kind"]
+            for o in mode.client.get(
+                "/v1/care/customers/bob", params={"reason": "call 1"}, headers=agent
+            ).json()["orders"]
+            if o["order"]["order_id"] == oid
+            for p in o["postings"]
+        ],
+        lambda kinds: sorted(kinds) == ["order", "refund"],
+    )
+    gift = {"points": 50, "reason": "sorry for the wait"}
+    key = {"Idempotency-Key": f'"{uuid.uuid4()}"'}
+    refused = mode.client.post(
+        "/v1/care/customers/bob/goodwill", json=gift, headers={**agent, **key}
+    )
+    assert refused.status_code == 403
+    before = seen["member"]["balance"]
+    for _ in range(2):  # a double click gives once
+        given = mode.client.post(
+            "/v1/care/customers/bob/goodwill", json=gift, headers={**supervisor, **key}
+        )
+        assert given.status_code == 200, given.text
+        assert given.json()["balance"] == before + 50
+    assert mode.client.get("/v1/care/audit", headers=agent).status_code == 403
+    entries = mode.client.get("/v1/care/audit", params={"limit": 200}, headers=supervisor).json()[
+        "items"
+    ]
+    by_ann = [e for e in entries if e["agent"] == "agent-ann"]
+    actions = [e["action"] for e in reversed(by_ann)]
+    # three searches found bob, one found nobody; the 422 was no lookup
+    assert actions[:4] == ["search", "search", "search", "search"]
+    assert [e["outcome"] for e in reversed(by_ann)][:4] == ["found", "found", "found", "not-found"]
+    assert actions[4:7] == ["view", "view", "reveal-email"]
+    assert "cancel" in actions and actions.count("view") >= 3
+    assert all(e["reason"] for e in by_ann)
+    assert all(e["customer"] == "bob" for e in by_ann if e["outcome"] != "not-found")
+    assert [e["action"] for e in entries if e["agent"] == "sup-sam"].count("goodwill") == 2
+    assert (
+        mode.client.post("/v1/care/customers/search", json=searches[0], headers=bob).status_code
+        == 403
+    )

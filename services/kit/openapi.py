@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+import contracts.care
 import contracts.models
 import contracts.partner
 import contracts.postings
@@ -39,6 +40,7 @@ def structs_of(*modules: ModuleType) -> list[type[msgspec.Struct]]:
 
 
 _CONTRACTS = structs_of(
+    contracts.care,
     contracts.models,
     contracts.partner,
     contracts.postings,

@@ -20,8 +20,10 @@ from contracts.models import (
     HoldRequest,
     Ledger,
     LoyaltyAccount,
+    MemberEmail,
     MemberIn,
     MemberLookup,
+    MemberProfile,
     PointsBooked,
     PointsHold,
     Reversal,
@@ -37,6 +39,7 @@ from services.loyalty.logic import LoyaltyService
 from services.loyalty.rules import load_rules
 from services.loyalty.seed import seed_loyalty
 from services.loyalty.store import LoyaltyTables
+from services.loyalty.vault import EmailVault
 from services.pos.events import POS_DECODER
 
 __all__ = ["LoyaltySettings", "create_app", "create_app_from_env"]
@@ -89,9 +92,34 @@ class MembersController(Controller):
         self, loyalty: Loyalty, identity: Caller, data: JSONBody[MemberLookup]
     ) -> LoyaltyAccount:
         require_scope(identity, "loyalty:lookup")
-        if (data.card_number is None) == (data.email is None):
-            raise Unprocessable("give a card_number or an email (one of them)")
-        return await loyalty.lookup(data.card_number, data.email)
+        given = [v for v in (data.card_number, data.email, data.customer_sub) if v is not None]
+        if len(given) != 1:
+            raise Unprocessable("give a card_number, an email or a customer_sub (one of them)")
+        if data.customer_sub is not None:
+            require_scope(identity, "loyalty:admin")  # a till finds members by card or email
+        return await loyalty.lookup(data)
+
+    @get(
+        "/{member_id:str}/profile",
+        summary="A member as customer service sees it: whose, the email masked (operators)",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def profile(
+        self, loyalty: Loyalty, identity: Caller, member_id: MemberParam
+    ) -> MemberProfile:
+        require_scope(identity, "loyalty:admin")
+        return await loyalty.profile(member_id)
+
+    @get(
+        "/{member_id:str}/email",
+        summary="A member's whole email address (operators; customer service records asking)",
+        responses=problem_responses(401, 403, 404),
+    )
+    async def email(
+        self, loyalty: Loyalty, identity: Caller, member_id: MemberParam
+    ) -> MemberEmail:
+        require_scope(identity, "loyalty:admin")
+        return await loyalty.email(member_id)
 
     @get(
         "/{member_id:str}",
@@ -233,7 +261,7 @@ def create_app(
         assert rt.db is not None and rt.bus is not None
         # lookups hash card numbers and emails with a key derived from the mesh secret
         key = hashlib.sha256(b"loyalty-lookup:" + settings.identity_key()).digest()
-        loyalty = LoyaltyService(rt.db, tables, rules, key)
+        loyalty = LoyaltyService(rt.db, tables, rules, key, EmailVault(settings.identity_key()))
         holder["loyalty"] = loyalty
         if settings.seed and settings.demo:
             await seed_loyalty(loyalty)

@@ -24,7 +24,10 @@ from contracts.models import (
     Ledger,
     LedgerEntry,
     LoyaltyAccount,
+    MemberEmail,
     MemberIn,
+    MemberLookup,
+    MemberProfile,
     PointsHold,
 )
 from services.kit.storage import as_utc
@@ -36,6 +39,7 @@ from services.loyalty.errors import (
     UnknownMember,
 )
 from services.loyalty.rules import EarningRules
+from services.loyalty.vault import EmailVault, mask_email
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -49,9 +53,15 @@ __all__ = ["LoyaltyService"]
 
 class LoyaltyService:
     def __init__(
-        self, db: Database, tables: LoyaltyTables, rules: EarningRules, lookup_key: bytes
+        self,
+        db: Database,
+        tables: LoyaltyTables,
+        rules: EarningRules,
+        lookup_key: bytes,
+        vault: EmailVault,
     ) -> None:
         self.db, self.t, self.rules, self._lookup_key = db, tables, rules, lookup_key
+        self.vault = vault
 
     def _hash(self, kind: str, value: str) -> str:
         normalized = value.strip().lower() if kind == "email" else value.strip()
@@ -73,6 +83,10 @@ class LoyaltyService:
                         if data.card_number
                         else None,
                         email_hash=self._hash("email", data.email) if data.email else None,
+                        email_masked=mask_email(data.email) if data.email else None,
+                        email_sealed=self.vault.seal(data.email, data.member_id)
+                        if data.email
+                        else None,
                         balance=0,
                         created_at=datetime.now(UTC),
                     )
@@ -139,19 +153,43 @@ class LoyaltyService:
             raise UnknownMember
         return await self.account(row.member_id, identity)
 
-    async def lookup(self, card_number: str | None, email: str | None) -> LoyaltyAccount:
-        column, value = (
-            (self.t.members.c.card_hash, self._hash("card", card_number))
-            if card_number
-            else (self.t.members.c.email_hash, self._hash("email", email or ""))
-        )
+    async def lookup(self, by: MemberLookup) -> LoyaltyAccount:
+        """The member a card, an email or a customer's subject names (the lowest member id
+        of a customer who holds several)."""
+        m = self.t.members.c
+        if by.card_number:
+            where = m.card_hash == self._hash("card", by.card_number)
+        elif by.email:
+            where = m.email_hash == self._hash("email", by.email)
+        else:
+            where = m.customer_sub == by.customer_sub
         async with self.db.read() as conn:
-            row = (
-                await conn.execute(select(self.t.members.c.member_id).where(column == value))
-            ).first()
+            query = select(m.member_id).where(where).order_by(m.member_id).limit(1)
+            row = (await conn.execute(query)).first()
         if row is None:
             raise UnknownMember
         return await self.account(row.member_id, None)
+
+    async def profile(self, member_id: str) -> MemberProfile:
+        account = await self.account(member_id, None)
+        async with self.db.read() as conn:
+            row = await self._member(conn, member_id)
+        return MemberProfile(
+            member_id=member_id,
+            tier=row.tier,
+            customer_sub=row.customer_sub,
+            email_masked=row.email_masked,
+            balance=account.balance,
+            held=account.held,
+            available=account.available,
+        )
+
+    async def email(self, member_id: str) -> MemberEmail:
+        async with self.db.read() as conn:
+            row = await self._member(conn, member_id)
+        if row is None or row.email_sealed is None:
+            raise UnknownMember
+        return MemberEmail(member_id=member_id, email=self.vault.open(row.email_sealed, member_id))
 
     async def ledger(self, member_id: str, identity: Identity | None) -> Ledger:
         await self.account(member_id, identity)

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -26,6 +27,9 @@ class LoyaltyTables:
             Column("customer_sub", String(200), nullable=True, index=True),
             Column("card_hash", String(64), nullable=True, unique=True),
             Column("email_hash", String(64), nullable=True, unique=True),
+            #: for customer service: the address masked, and sealed (services/loyalty/vault.py)
+            Column("email_masked", String(320), nullable=True),
+            Column("email_sealed", LargeBinary, nullable=True),
             #: the ledger's sum, kept with it in the same transaction
             Column("balance", BigInteger, nullable=False, server_default="0"),
             Column("created_at", DateTime(timezone=True), nullable=False),

@@ -141,11 +141,28 @@ class OrdersController(Controller):
         result = await orders.checkout(data, key, identity)
         return _json(request, result.status, result.body, result.replayed)  # type: ignore[return-value]
 
-    @get("/", summary="The caller's own orders, newest first", responses=problem_responses(401))
+    @get(
+        "/",
+        summary="The caller's own orders, newest first (operators: any customer's)",
+        responses=problem_responses(401, 403),
+    )
     async def mine(
-        self, orders: Orders, identity: Caller, cursor: Cursor = None, limit: Limit = 20
+        self,
+        orders: Orders,
+        identity: Caller,
+        cursor: Cursor = None,
+        limit: Limit = 20,
+        customer: Annotated[
+            str | None,
+            QueryParameter(
+                min_length=1, max_length=200, description="operators: this customer's orders"
+            ),
+        ] = None,
     ) -> OrderPage:
-        items, next_cursor = await orders.mine(identity, cursor, limit)
+        if customer is not None:
+            items, next_cursor = await orders.of_customer(customer, identity, cursor, limit)
+        else:
+            items, next_cursor = await orders.mine(identity, cursor, limit)
         return OrderPage(items=items, next_cursor=next_cursor)
 
     @get(
@@ -231,6 +248,19 @@ class ReturnsController(Controller):
     ) -> Response[Return]:
         result = await returns.accept(data, idempotency_key.strip('"'), identity)
         return _json(request, result.status, result.body, result.replayed)  # type: ignore[return-value]
+
+    @get(
+        "/",
+        summary="An order's returns, oldest first (operators)",
+        responses=problem_responses(401, 403),
+    )
+    async def of_order(
+        self,
+        returns: Returns,
+        identity: Caller,
+        order_id: Annotated[str, QueryParameter(pattern=ORDER_ID_PATTERN)],
+    ) -> list[Return]:
+        return await returns.of_order(order_id, identity)
 
     @get(
         "/{return_id:str}",

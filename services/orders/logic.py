@@ -318,6 +318,14 @@ class OrdersService:
             where = and_(o.customer == shop_customer(identity), o.partner_id.is_(None))
         return await self._page(where, cursor, limit, identity)
 
+    async def of_customer(
+        self, customer: str, identity: Identity, cursor: str | None, limit: int
+    ) -> tuple[list[Order], str | None]:
+        """Any customer's orders: operators and customer service only."""
+        if not is_operator(identity):
+            raise Forbidden("another customer's orders are listed for operators")
+        return await self._page(self.t.orders.c.customer == customer, cursor, limit, identity)
+
     async def for_store(
         self, store_id: str, status: str | None, identity: Identity, cursor: str | None, limit: int
     ) -> tuple[list[Order], str | None]:

@@ -306,6 +306,20 @@ class ReturnsService:
             raise UnknownReturn(return_id)
         return return_view(row)
 
+    async def of_order(self, order_id: str, identity: Identity) -> list[Return]:
+        """An order's returns, oldest first (operators and customer service)."""
+        if not is_operator(identity):
+            raise Forbidden("the returns of an order are listed for operators")
+        r = self.t.returns.c
+        async with self.db.read() as conn:
+            query = (
+                select(self.t.returns)
+                .where(r.source_kind == "order", r.source_id == order_id)
+                .order_by(r.created_at)
+            )
+            rows = (await conn.execute(query)).all()
+        return [return_view(row) for row in rows]
+
 
 class _Row(msgspec.Struct, kw_only=True):
     return_id: str

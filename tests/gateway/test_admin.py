@@ -97,6 +97,7 @@ async def test_plans_routes_breakers_and_limits_are_visible(
         "web",
         "store",
         "partner",
+        "care",
     }
     assert breakers["erp"]["state"] == "closed"
     mesh.app.guards["erp"].breaker._open(0.0)
@@ -111,6 +112,7 @@ async def test_plans_routes_breakers_and_limits_are_visible(
         "web": "closed",
         "store": "closed",
         "partner": "closed",
+        "care": "closed",
     }
     reset = await c.post("/admin/v1/breakers/erp/reset", headers=admin)
     assert reset.json()["state"] == "closed"

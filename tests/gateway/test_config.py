@@ -28,6 +28,7 @@ def test_the_shipped_config_loads() -> None:
         "web",
         "store",
         "partner",
+        "care",
     ]
 
 

@@ -1,0 +1,103 @@
+"""The customer-service experience API: what an agent searches for, sees, and does, and the
+audit of it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from contracts.models import (
+    Email,
+    LedgerEntry,
+    MemberProfile,
+    Order,
+    OrderId,
+    Page,
+    Return,
+)
+from contracts.postings import PostingRecord
+
+__all__ = [
+    "AuditEntry",
+    "AuditPage",
+    "CareAction",
+    "CareCustomer",
+    "CareOrder",
+    "CareSearch",
+    "CareView",
+    "Goodwill",
+    "Reason",
+]
+
+#: why the agent looks or acts: a ticket, a call; every lookup and action records it
+Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=200)]
+CardNumber = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}$")]
+
+
+class CareSearch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Find a customer by email, member card or order id (one of them), and say why."""
+
+    reason: Reason
+    email: Email | None = None
+    card_number: CardNumber | None = None
+    order_id: OrderId | None = None
+
+
+class CareCustomer(msgspec.Struct, frozen=True, kw_only=True):
+    """Who was found: the customer (their account's subject) and their loyalty member, the
+    email masked."""
+
+    customer: str
+    member_id: str | None = None
+    email_masked: str | None = None
+
+
+class CareOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """An order with its status history, what the ERP booked for it (the order posting and
+    any refunds) and its returns with their settlement."""
+
+    order: Order
+    postings: list[PostingRecord]
+    returns: list[Return]
+
+
+class CareView(msgspec.Struct, frozen=True, kw_only=True):
+    """One view of a customer: orders (newest first, up to 20), loyalty account and ledger."""
+
+    customer: str
+    member: MemberProfile | None = None
+    #: the whole address, only when the agent asked for it (`reveal_email`); recorded
+    email: str | None = None
+    ledger: list[LedgerEntry] = []
+    orders: list[CareOrder] = []
+
+
+class CareAction(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    reason: Reason
+
+
+class Goodwill(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Points given to a customer as a gesture (supervisors), with the reason."""
+
+    points: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+    reason: Reason
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    at: datetime
+    #: the agent's subject
+    agent: str
+    action: Literal["search", "view", "reveal-email", "cancel", "goodwill"]
+    #: the customer looked at or acted for (None for a search that found nobody)
+    customer: str | None = None
+    #: what was searched by or acted on (an order id, a member id; never an email)
+    subject: str | None = None
+    reason: str
+    #: what came of it: found, not-found, the answer's status
+    outcome: str
+
+
+class AuditPage(Page, frozen=True, kw_only=True):
+    items: list[AuditEntry]
