@@ -1,4 +1,5 @@
-"""The OpenAPI document of an app, with its models' schemas exactly as msgspec validates them.
+"""The OpenAPI document of an app, with its models' schemas exactly as msgspec validates them,
+and the documented examples of the experience APIs' contracts (contracts/examples.py).
 
 Litestar generates component schemas itself and drops constraints that sit on the items of
 a container (`list[Annotated[str, Meta(pattern=...)]]` becomes `items: {type: string}`), so a
@@ -21,6 +22,7 @@ import contracts.postings
 import contracts.problems
 import contracts.store
 import contracts.web
+from contracts.examples import EXAMPLES
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -56,9 +58,12 @@ def openapi_document(app: Litestar, extra: Iterable[type[msgspec.Struct]] = ()) 
         [*_CONTRACTS, *extra], ref_template="#/components/schemas/{name}"
     )
     schemas = spec.get("components", {}).get("schemas", {})
+    examples = {struct.__name__: example for struct, example in EXAMPLES.items()}
     for name in list(schemas):
         if name in exact:
             schemas[name] = exact[name]
+        if name in examples:
+            schemas[name] = {**schemas[name], "examples": [examples[name]]}
     for item in spec.get("paths", {}).values():
         for operation in item.values():
             for parameter in operation.get("parameters", ()) if isinstance(operation, dict) else ():

@@ -1,0 +1,157 @@
+"""A contract test per channel: each documented example (contracts/examples.py) is valid for
+its contract, is published in the gateway's spec, and has the shape of what the live API
+answers (the same fields, nested alike), against the embedded mesh on a real socket."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pytest
+
+from contracts.care import AuditEntry, CareCustomer, CareSearch, Goodwill
+from contracts.examples import EXAMPLES
+from contracts.models import CheckoutRequest, LoyaltyAccount, Order, OrderReturnRequest
+from contracts.partner import PartnerAvailability, PartnerOrderRequest
+from contracts.store import StoreStock, TillMember
+from contracts.web import WebProductPageV1, WebProductV1, WebProductV2
+from tests.modes import Mode, running_mode
+from tests.support import settle_sync
+
+
+@pytest.fixture(scope="module")
+def mode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mode]:
+    with running_mode("embedded", tmp_path_factory.mktemp("contracts")) as running:
+        yield running
+
+
+def _shape(value: Any) -> Any:
+    """The structure of a JSON value: keys nested alike, lists by their first item."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    if isinstance(value, bool) or value is None:
+        return type(value).__name__
+    return "number" if isinstance(value, (int, float)) else type(value).__name__
+
+
+def _documented(struct: type[msgspec.Struct]) -> dict[str, Any]:
+    """The example of `struct`, checked valid: a request example is accepted as it is (its
+    contract refuses unknown fields); a response example is exactly what the contract writes
+    (no field missing, none unknown)."""
+    example = EXAMPLES[struct]
+    value = msgspec.convert(example, struct)
+    if not struct.__struct_config__.forbid_unknown_fields:
+        assert msgspec.to_builtins(value) == example, struct.__name__
+    return example
+
+
+def _matches(struct: type[msgspec.Struct], answer: Any) -> None:
+    """The live answer holds to the contract and has the documented example's shape."""
+    msgspec.convert(answer.json(), struct)
+    assert _shape(answer.json()) == _shape(_documented(struct)), struct.__name__
+
+
+def _published(mode: Mode, *structs: type[msgspec.Struct]) -> None:
+    schemas = mode.client.get("/openapi.json").json()["components"]["schemas"]
+    for struct in structs:
+        assert schemas[struct.__name__]["examples"] == [EXAMPLES[struct]], struct.__name__
+
+
+def test_the_web_channels_examples(mode: Mode) -> None:
+    _published(mode, WebProductV1, WebProductPageV1, WebProductV2, CheckoutRequest, Order)
+    _matches(WebProductV1, mode.client.get("/v1/web/products/SKU-000005"))
+    _matches(WebProductPageV1, mode.client.get("/v1/web/products", params={"limit": 1}))
+    v2 = mode.client.get("/v2/web/products/SKU-000005", params={"store": "STORE-003"})
+    _matches(WebProductV2, v2)
+    alice = mode.token("alice", "orders:write", "orders:read", "orders:return")
+    placed = mode.client.post(
+        "/v2/web/checkout",
+        json=_documented(CheckoutRequest),
+        headers={**alice, "Idempotency-Key": f'"{uuid.uuid4()}"'},
+    )
+    assert placed.status_code == 201, placed.text
+    oid = placed.json()["order_id"]
+    posted = settle_sync(
+        lambda: mode.client.get(f"/v2/web/orders/{oid}", headers=alice),
+        lambda r: r.json()["status"] == "posted",
+    )
+    _matches(Order, posted)
+    _matches(LoyaltyAccount, mode.client.get("/v2/web/loyalty", headers=alice))
+    for step in ("ship", "deliver"):
+        assert mode.client.post(f"/v1/orders/orders/{oid}/{step}", headers=mode.admin).is_success
+    back = {**_documented(OrderReturnRequest), "order_id": oid}
+    returned = mode.client.post(
+        "/v2/web/returns", json=back, headers={**alice, "Idempotency-Key": f'"{uuid.uuid4()}"'}
+    )
+    assert returned.status_code == 201, returned.text
+
+
+def test_the_store_channels_examples(mode: Mode) -> None:
+    _published(mode, StoreStock, TillMember)
+    till = mode.token("till-2", "inventory:read", "loyalty:lookup", store_id="STORE-002")
+    _matches(StoreStock, mode.client.get("/v1/store/stock/SKU-000005", headers=till))
+    member = mode.client.post(
+        "/v1/store/members/lookup", json={"email": "alice@example.com"}, headers=till
+    )
+    _matches(TillMember, member)
+
+
+def test_the_partner_channels_examples(mode: Mode) -> None:
+    _published(mode, PartnerAvailability, PartnerOrderRequest)
+    partner = f"p-{uuid.uuid4().hex[:8]}"
+    assert mode.client.post(
+        "/admin/v1/partners", json={"id": partner, "name": "Market"}, headers=mode.admin
+    ).is_success
+    key = {
+        "X-API-Key": mode.client.post(
+            "/admin/v1/keys",
+            json={"partner_id": partner, "scopes": ["inventory:read", "partner:orders"]},
+            headers=mode.admin,
+        ).json()["key"]
+    }
+    bulk = mode.client.get(
+        "/v1/partner/availability", params={"skus": "SKU-000001,SKU-000002"}, headers=key
+    )
+    _matches(PartnerAvailability, bulk)
+    placed = mode.client.post(
+        "/v1/partner/orders",
+        json=_documented(PartnerOrderRequest),
+        headers={**key, "Idempotency-Key": f'"{uuid.uuid4()}"'},
+    )
+    assert placed.status_code == 201, placed.text
+    assert msgspec.convert(placed.json(), Order).partner_id == partner
+
+
+def test_the_care_channels_examples(mode: Mode) -> None:
+    _published(mode, CareSearch, CareCustomer, Goodwill, AuditEntry)
+    agent = mode.token("agent-ann", "care:read")
+    supervisor = mode.token("sup-sam", "care:read", "care:write")
+    found = mode.client.post(
+        "/v1/care/customers/search", json=_documented(CareSearch), headers=agent
+    )
+    _matches(CareCustomer, found)
+    view = mode.client.get(
+        "/v1/care/customers/alice", params={"reason": "call 4711"}, headers=agent
+    )
+    assert view.status_code == 200, view.text
+    given = mode.client.post(
+        "/v1/care/customers/alice/goodwill",
+        json=_documented(Goodwill),
+        headers={**supervisor, "Idempotency-Key": f'"{uuid.uuid4()}"'},
+    )
+    _matches(LoyaltyAccount, given)
+    audit = mode.client.get(
+        "/v1/care/audit", params={"customer": "alice", "limit": 50}, headers=supervisor
+    )
+    viewed = next(e for e in audit.json()["items"] if e["action"] == "view")
+    assert _shape(viewed) == _shape(_documented(AuditEntry))
+    msgspec.convert(viewed, AuditEntry)
+
+
+def test_every_example_is_valid_for_its_contract() -> None:
+    for struct in EXAMPLES:
+        _documented(struct)
