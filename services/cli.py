@@ -53,7 +53,8 @@ retailmesh ({mode}) serving on {base}
   dev JWT         .venv/bin/retailmesh token --sub alice --scope "erp:stock erp:post"
   web shop        curl {base}/v2/web/products/SKU-000005?store=STORE-003
                   curl '{base}/v2/web/products?q=jacket&limit=5'
-  as alice        (demo customer, loyalty member M-ALICE; bob is M-BOB)
+  as alice        (demo customer, member M-ALICE, past orders: one delivered, a pick-up at
+                  STORE-002; bob is M-BOB; agents: any --sub with --scope care:read)
                   ALICE=$(.venv/bin/retailmesh token --sub alice --scope "{_SHOPPER}")
                   curl -H "Authorization: Bearer $ALICE" {base}/v2/web/loyalty
                   curl -H "Authorization: Bearer $ALICE" -H 'Idempotency-Key: "try-1"' \\

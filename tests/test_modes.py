@@ -665,3 +665,27 @@ def test_customer_service_finds_sees_acts_and_every_step_is_audited(mode: Mode) 
         mode.client.post("/v1/care/customers/search", json=searches[0], headers=bob).status_code
         == 403
     )
+
+
+def test_the_demo_story_gives_the_demo_customers_past_orders(mode: Mode) -> None:
+    """With DEMO on, a first start places the demo customers' past orders through the
+    orders service itself and moves them to their states (README: as a web developer)."""
+
+    def states(sub: str) -> list[tuple[str, str]]:
+        answer = mode.client.get("/v2/web/orders", headers=mode.token(sub, "orders:read"))
+        return sorted(
+            (o["lines"][0]["sku"], o["status"])
+            for o in answer.json()["items"]
+            if o["payment_reference"].startswith("psp-demo-")
+        )
+
+    alice = settle_sync(
+        lambda: states("alice"),
+        lambda seen: seen == [("SKU-000007", "delivered"), ("SKU-000012", "posted")],
+    )
+    assert alice == [("SKU-000007", "delivered"), ("SKU-000012", "posted")]
+    bob = settle_sync(
+        lambda: states("bob"),
+        lambda seen: seen == [("SKU-000031", "posted"), ("SKU-000033", "cancelled")],
+    )
+    assert bob == [("SKU-000031", "posted"), ("SKU-000033", "cancelled")]

@@ -43,6 +43,7 @@ from services.kit.periodic import Periodic
 from services.kit.registry import Registry
 from services.kit.requestid import request_id
 from services.kit.settings import Settings
+from services.orders.demo import DemoStory
 from services.orders.downstream import Downstream
 from services.orders.effects import OrderEffects, RedisLossWatch
 from services.orders.gate import CheckoutGate
@@ -390,6 +391,10 @@ def create_app(
         rt.add_worker(Resumer(return_driver, rt.db, tables.returns, settings.saga_sweep_s))
         ttl = timedelta(hours=settings.idempotency_ttl_h)
         rt.add_worker(Periodic("idempotency key purge", 600, lambda: orders.purge_keys(ttl)))
+        if settings.seed and settings.demo:
+            story = DemoStory(orders)
+            if await story.wanted():
+                rt.add_worker(Periodic("demo story", 1.0, story.advance, delay_first=True))
         # After a loss of Redis the reservations come back before any overdue order is
         # posted (one worker, in this order): a posting commits its order's reservations.
         watch = None
