@@ -48,7 +48,9 @@ _WINDOWS = (("burst", 1), ("minute", 60), ("day", 86400))
 #       ttl_burst, ttl_minute, ttl_day, then the m requests' weights in order
 # Returns per request, group by group: admitted (1/0), then the three counts after the
 # decision. Each request is decided in turn, as if alone: admitted when every window has
-# room for its weight after the ones admitted before it.
+# room for its weight after the ones admitted before it. In the burst window a request
+# weighs at most the whole burst: a bulk read heavier than a second's burst takes that
+# second, rather than being refused for ever; the minute and the day count all of it.
 _SCRIPT = """
 local groups = tonumber(ARGV[1])
 local a = 2
@@ -60,12 +62,13 @@ for i = 0, groups - 1 do
   local c1 = tonumber(redis.call('GET', k1) or '0')
   local c2 = tonumber(redis.call('GET', k2) or '0')
   local c3 = tonumber(redis.call('GET', k3) or '0')
-  local added = 0
+  local added, added1 = 0, 0
   for j = 1, m do
     local weight = tonumber(ARGV[a + 6 + j])
-    if c1 + weight <= l1 and c2 + weight <= l2 and c3 + weight <= l3 then
-      c1, c2, c3 = c1 + weight, c2 + weight, c3 + weight
-      added = added + weight
+    local w1 = math.min(weight, l1)
+    if c1 + w1 <= l1 and c2 + weight <= l2 and c3 + weight <= l3 then
+      c1, c2, c3 = c1 + w1, c2 + weight, c3 + weight
+      added, added1 = added + weight, added1 + w1
       out[#out + 1] = 1
     else
       out[#out + 1] = 0
@@ -75,7 +78,7 @@ for i = 0, groups - 1 do
     out[#out + 1] = c3
   end
   if added > 0 then
-    if redis.call('INCRBY', k1, added) == added then redis.call('EXPIRE', k1, ARGV[a + 4]) end
+    if redis.call('INCRBY', k1, added1) == added1 then redis.call('EXPIRE', k1, ARGV[a + 4]) end
     if redis.call('INCRBY', k2, added) == added then redis.call('EXPIRE', k2, ARGV[a + 5]) end
     if redis.call('INCRBY', k3, added) == added then redis.call('EXPIRE', k3, ARGV[a + 6]) end
   end
@@ -114,14 +117,21 @@ class Decision(msgspec.Struct, frozen=True):
         return f'"{self.window}";r={self.remaining};t={self.reset_s}'.encode()
 
 
+def _spends(weight: int, limits: tuple[int, int, int]) -> tuple[int, int, int]:
+    """What a request of `weight` uses of each window: at most the whole burst there."""
+    return (min(weight, limits[0]), weight, weight)
+
+
 def _decide(
     policy: PlanPolicy, admitted: bool, counts: tuple[int, int, int], weight: int, now: float
 ) -> Decision:
     best: tuple[float, str, int, int] | None = None
-    for (label, window), limit, count in zip(_WINDOWS, policy.limits, counts, strict=True):
+    spends = _spends(weight, policy.limits)
+    windows = zip(_WINDOWS, policy.limits, counts, spends, strict=True)
+    for (label, window), limit, count, spend in windows:
         remaining = max(limit - count, 0)
         reset = max(1, math.ceil(window - (now % window)))
-        if not admitted and count + weight > limit:
+        if not admitted and count + spend > limit:
             return Decision(False, label, remaining, reset)
         ratio = remaining / limit
         if best is None or ratio < best[0]:
@@ -238,10 +248,14 @@ class Limiter:
             count = seen[1] if seen is not None and seen[0] == index else 0
             counts.append(count)
             keys.append((key, index))
-        admitted = all(c + weight <= limit for c, limit in zip(counts, policy.limits, strict=True))
+        spends = _spends(weight, policy.limits)
+        admitted = all(
+            c + spend <= limit
+            for c, spend, limit in zip(counts, spends, policy.limits, strict=True)
+        )
         if admitted:
             for n, (key, index) in enumerate(keys):
-                counts[n] += weight
+                counts[n] += spends[n]
                 self._local[key] = (index, counts[n])
             if len(self._local) > 200_000:
                 self._local.clear()

@@ -378,6 +378,13 @@ def test_a_customer_checks_out_follows_and_returns_through_the_web_shop(mode: Mo
     assert mode.client.get(f"/v2/web/returns/{rid}", headers=bob).status_code == 404
     till = mode.token("till-1", "orders:read", store_id="STORE-001")
     assert mode.client.get("/v2/web/orders", headers=till).status_code == 403
+    # a shopper cannot order on the partner channel (its stock and its limits)
+    bulk = {**body, "channel": "partner", "lines": [{"sku": "SKU-000007", "quantity": 40}]}
+    sneaky = mode.client.post(
+        "/v2/web/checkout", json=bulk, headers={**bob, "Idempotency-Key": f'"{uuid.uuid4()}"'}
+    )
+    assert sneaky.status_code == 422, sneaky.text
+    assert "channel" in [e["field"] for e in sneaky.json()["errors"]]
 
 
 def test_a_customer_sees_their_own_points_on_the_web_shop(mode: Mode) -> None:
@@ -553,9 +560,27 @@ def test_a_partner_reads_stock_in_bulk_and_places_its_own_orders(mode: Mode) -> 
     theirs = mode.client.get(f"/v1/partner/orders/{oid}", headers=other_key)
     assert theirs.status_code == 404, theirs.text
     assert mode.client.get("/v1/partner/orders", headers=other_key).json()["items"] == []
-    spoof = mode.token(f"partner:{partner}:buyer-77", "orders:read")
+    spoof = mode.token(f"partner:{partner}:buyer-77", "orders:read", "orders:write")
     assert mode.client.get(f"/v2/web/orders/{oid}", headers=spoof).status_code == 404
     assert mode.client.get("/v2/web/orders", headers=spoof).json()["items"] == []
+    lost = mode.client.post(  # it could never see such an order again
+        "/v2/web/checkout",
+        json={"lines": body["lines"], "payment_reference": "psp-spoof"},
+        headers={**spoof, "Idempotency-Key": f'"{uuid.uuid4()}"'},
+    )
+    assert lost.status_code == 403, lost.text
+    # a partner's token with a shopper's subject reads no shopper's points
+    as_alice = mode.token("alice", "inventory:read", partner_id=partner)
+    assert mode.client.get("/v1/loyalty/accounts/mine", headers=as_alice).status_code == 404
+    assert mode.client.get("/v1/loyalty/members/M-ALICE", headers=as_alice).status_code == 404
+    # a full bulk read (100 SKUs) fits the partner's plan: it takes one second's burst and
+    # counts 100 in the day
+    fresh, fresh_key = _partner(mode)
+    hundred = ",".join(f"SKU-{n:06d}" for n in range(1, 101))
+    full = mode.client.get("/v1/partner/availability", params={"skus": hundred}, headers=fresh_key)
+    assert full.status_code == 200, full.text
+    assert len(full.json()["items"]) == 100
+    assert day_use(mode, f"partner:{fresh}") == 100
     # a shop customer is no partner
     shopper = mode.token("erin", "partner:orders", "inventory:read")
     assert mode.client.get("/v1/partner/orders", headers=shopper).status_code == 403
@@ -647,20 +672,39 @@ def test_customer_service_finds_sees_acts_and_every_step_is_audited(mode: Mode) 
         )
         assert given.status_code == 200, given.text
         assert given.json()["balance"] == before + 50
+    more = mode.client.post(  # the same key for another grant: refused, not given quietly
+        "/v1/care/customers/bob/goodwill",
+        json={**gift, "points": 5000},
+        headers={**supervisor, **key},
+    )
+    assert more.status_code == 422 and more.json()["type"].endswith("/idempotency-key-reused")
     assert mode.client.get("/v1/care/audit", headers=agent).status_code == 403
     entries = mode.client.get("/v1/care/audit", params={"limit": 200}, headers=supervisor).json()[
         "items"
     ]
     by_ann = [e for e in entries if e["agent"] == "agent-ann"]
     actions = [e["action"] for e in reversed(by_ann)]
-    # three searches found bob, one found nobody; the 422 was no lookup
-    assert actions[:4] == ["search", "search", "search", "search"]
-    assert [e["outcome"] for e in reversed(by_ann)][:4] == ["found", "found", "found", "not-found"]
-    assert actions[4:7] == ["view", "view", "reveal-email"]
+    # three searches found bob, one found nobody, one was refused (two keys at once)
+    assert actions[:5] == ["search"] * 5
+    assert [e["outcome"] for e in reversed(by_ann)][:5] == [
+        "found",
+        "found",
+        "found",
+        "not-found",
+        "refused: one of three",
+    ]
+    assert actions[5:8] == ["view", "view", "reveal-email"]
     assert "cancel" in actions and actions.count("view") >= 3
     assert all(e["reason"] for e in by_ann)
-    assert all(e["customer"] == "bob" for e in by_ann if e["outcome"] != "not-found")
-    assert [e["action"] for e in entries if e["agent"] == "sup-sam"].count("goodwill") == 2
+    assert {e["customer"] for e in by_ann} == {"bob", None}  # None: found nobody, refused
+    assert [e["outcome"] for e in by_ann if e["customer"] is None] == [
+        "refused: one of three",
+        "not-found",
+    ]
+    grants = [e["outcome"] for e in reversed(entries) if e["agent"] == "sup-sam"]
+    assert grants == ["50 points", "replayed", "refused: key reused"]
+    ledger = mode.client.get("/v2/web/loyalty/ledger", headers=mode.token("bob")).json()
+    assert [e["reason"] for e in ledger["entries"] if e["points"] == 50] == ["goodwill"]
     assert (
         mode.client.post("/v1/care/customers/search", json=searches[0], headers=bob).status_code
         == 403
@@ -672,7 +716,9 @@ def test_the_demo_story_gives_the_demo_customers_past_orders(mode: Mode) -> None
     orders service itself and moves them to their states (README: as a web developer)."""
 
     def states(sub: str) -> list[tuple[str, str]]:
-        answer = mode.client.get("/v2/web/orders", headers=mode.token(sub, "orders:read"))
+        # as an operator: a customer's own polling would meet their plan's burst limit
+        answer = mode.client.get("/v1/orders/orders", params={"customer": sub}, headers=mode.admin)
+        assert answer.status_code == 200, answer.text
         return sorted(
             (o["lines"][0]["sku"], o["status"])
             for o in answer.json()["items"]

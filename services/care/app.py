@@ -14,6 +14,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidat
 from contracts.care import AuditPage, CareAction, CareCustomer, CareSearch, CareView, Goodwill
 from contracts.models import ORDER_ID_PATTERN, LoyaltyAccount, Order
 from services.care.audit import AuditLog
+from services.care.grants import GrantKeys
 from services.care.logic import AGENT, SUPERVISOR, CareDesk, agent_of
 from services.kit.app import Runtime, create_service_app
 from services.kit.errors import problem_responses
@@ -102,6 +103,8 @@ class CareController(Controller):
         "/customers/{customer:str}/goodwill",
         status_code=200,
         summary="Give a customer goodwill points (supervisors; Idempotency-Key required)",
+        description="Once per supervisor and key: the same request again answers the account "
+        "and grants nothing more; another request under that key is 422.",
         responses=problem_responses(401, 403, 404, 422, 503),
     )
     async def goodwill(
@@ -144,16 +147,18 @@ def create_app(
 ) -> Litestar:
     runtime = Runtime("care", settings, registry)
     audit = AuditLog(runtime.metadata)
+    grants = GrantKeys(runtime.metadata)
     holder: dict[str, CareDesk] = {}
 
     async def start(rt: Runtime) -> None:
-        audit.db = rt.db
+        audit.db = grants.db = rt.db
         holder["desk"] = CareDesk(
             rt.registry.client("orders"),
             rt.registry.client("loyalty"),
             rt.registry.client("erp"),
             rt.identity,
             audit,
+            grants,
         )
 
     def provide_desk() -> CareDesk:

@@ -10,7 +10,6 @@ unless the agent asks for the whole address, which is recorded as its own action
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
@@ -26,6 +25,7 @@ from services.kit.registry import ServiceCallError
 if TYPE_CHECKING:
     from contracts.care import CareSearch, Goodwill
     from services.care.audit import AuditLog
+    from services.care.grants import GrantKeys
     from services.kit.identity import IdentityCodec
     from services.kit.registry import ServiceClient, ServiceResponse
 
@@ -56,6 +56,13 @@ class CustomerNotFound(NotFound):
     slug, title = "customer-not-found", "Customer not found"
 
 
+class KeyReused(Unprocessable):
+    slug, title = "idempotency-key-reused", "Idempotency-Key reused"
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used for another grant")
+
+
 class CareDesk:
     def __init__(
         self,
@@ -64,17 +71,19 @@ class CareDesk:
         erp: ServiceClient,
         codec: IdentityCodec,
         audit: AuditLog,
+        grants: GrantKeys,
     ) -> None:
         self.orders, self.loyalty, self.erp = orders, loyalty, erp
-        self.codec, self.audit = codec, audit
+        self.codec, self.audit, self.grants = codec, audit, grants
 
     # search
 
     async def search(self, agent: str, data: CareSearch) -> CareCustomer:
         given = [v for v in (data.email, data.card_number, data.order_id) if v is not None]
-        if len(given) != 1:
-            raise Unprocessable("search by an email, a card_number or an order_id (one of them)")
         subject = data.order_id or ("card" if data.card_number else "email")
+        if len(given) != 1:
+            await self.audit.record(agent, "search", data.reason, "refused: one of three")
+            raise Unprocessable("search by an email, a card_number or an order_id (one of them)")
         try:
             found = await self._find(data)
         except CustomerNotFound:
@@ -168,23 +177,30 @@ class CareDesk:
     async def goodwill(
         self, agent: str, customer: str, key: str, data: Goodwill
     ) -> ServiceResponse:
-        """Points for the customer's member, once per Idempotency-Key of this agent."""
+        """Points for the customer's member, once per agent and Idempotency-Key: the same
+        request again is a replay, another one under that key a 422."""
         profile = await self._profile_of(customer)
         if profile is None:
             await self.audit.record(agent, "goodwill", data.reason, "not-found", customer=customer)
             raise CustomerNotFound(f"{customer} has no loyalty account")
-        source = "goodwill-" + hashlib.sha256(f"{agent}\n{key}".encode()).hexdigest()[:40]
+        claimed = await self.grants.claim(agent, key, customer, data)
+        if claimed is None:
+            await self.audit.record(
+                agent, "goodwill", data.reason, "refused: key reused", customer=customer
+            )
+            raise KeyReused()
+        source, first = claimed
+        # the customer's ledger says what it is; who and why stay in the audit
         r = await self._call(
             self.loyalty,
             "POST",
             f"/members/{profile.member_id}/adjustments",
-            json={
-                "source_id": source,
-                "points": data.points,
-                "reason": f"goodwill from {agent}: {data.reason}"[:200],
-            },
+            json={"source_id": source, "points": data.points, "reason": "goodwill"},
         )
-        outcome = f"{data.points} points" if r.status == 200 else f"refused {r.status}"
+        if r.status != 200:
+            outcome = f"refused {r.status}"
+        else:
+            outcome = f"{data.points} points" if first else "replayed"
         await self.audit.record(
             agent, "goodwill", data.reason, outcome, customer=customer, subject=profile.member_id
         )

@@ -188,6 +188,10 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
     else:
         slug, title = _HTTP_SLUGS.get(status, "http-" + str(status)), phrase
     detail = exc.detail if exc.detail and exc.detail != phrase else title
+    if slug == "validation" and detail.startswith("Validation failed for "):
+        # Litestar names the service's own path there; the client called another (its
+        # `instance` names that one)
+        detail = "Validation failed: the errors name each field"
     problem = _Problem(
         status_code=status,
         type_=problem_type(slug),

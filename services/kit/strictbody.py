@@ -69,7 +69,7 @@ async def strict_body(request: Request[Any, Any, Any]) -> None:
     repeated = _repeated_query_parameter(request.scope.get("query_string", b""))
     if repeated is not None:
         raise ValidationException(
-            detail=f"Validation failed for {request.method} {request.url.path}",
+            detail="Validation failed: the errors name each field",
             extra=[{"key": repeated, "message": "given more than once", "source": "query"}],
         )
     body_type = _body_type(request.route_handler)
@@ -94,7 +94,7 @@ async def strict_body(request: Request[Any, Any, Any]) -> None:
         document = None  # msgspec stops at the interpreter's depth: too deep either way
     if document is None or _too_deep(document, MAX_DEPTH):
         raise ValidationException(
-            detail=f"Validation failed for {request.method} {request.url.path}",
+            detail="Validation failed: the errors name each field",
             extra=[
                 {"key": "", "message": f"nested deeper than {MAX_DEPTH} levels", "source": "body"}
             ],
@@ -106,7 +106,7 @@ async def strict_body(request: Request[Any, Any, Any]) -> None:
         message = match.group(1) if match else str(exc)
         path = (match.group(2) or "").lstrip(".") if match else ""
         raise ValidationException(
-            detail=f"Validation failed for {request.method} {request.url.path}",
+            detail="Validation failed: the errors name each field",
             extra=[{"key": path, "message": message, "source": "body"}],
         ) from None
 

@@ -119,7 +119,7 @@ class LoyaltyService:
         """A customer sees only their own account; operators and services see any."""
         if identity is None or identity.is_admin or identity.kind == "service":
             return True
-        return identity.sub is not None and row.customer_sub == identity.sub
+        return _shopper(identity) and row.customer_sub == identity.sub
 
     async def account(self, member_id: str, identity: Identity | None) -> LoyaltyAccount:
         async with self.db.read() as conn:
@@ -138,7 +138,7 @@ class LoyaltyService:
     async def of_customer(self, identity: Identity) -> LoyaltyAccount:
         """The signed-in customer's own account (by their JWT subject; the lowest member id
         if they hold several), or UnknownMember."""
-        if identity.sub is None or identity.kind != "user":
+        if not _shopper(identity):
             raise UnknownMember
         async with self.db.read() as conn:
             row = (
@@ -473,3 +473,13 @@ class LoyaltyService:
             status=target,  # type: ignore[arg-type]
             expires_at=current.expires_at,
         )
+
+
+def _shopper(identity: Identity) -> bool:
+    """A signed-in customer: not a partner's token nor a till's, whatever their subject."""
+    return (
+        identity.kind == "user"
+        and identity.sub is not None
+        and identity.partner_id is None
+        and identity.store_id is None
+    )

@@ -36,6 +36,15 @@ from services.orders.errors import (
 from services.orders.idempotency import KeyedResponse, KeyLookups, fingerprint
 from services.orders.leases import holder
 from services.orders.lifecycle import can_move, move
+from services.orders.ownership import (
+    check_customer,
+    customer_for,
+    is_operator,
+    owns,
+    partner_problems,
+    principal_of,
+    shop_customer,
+)
 from services.orders.rules import CheckoutRules
 from services.orders.views import view_in
 
@@ -52,56 +61,12 @@ if TYPE_CHECKING:
     from services.orders.store import OrderTables
     from services.orders.views import PickupCodes
 
-__all__ = [
-    "OrdersService",
-    "customer_of",
-    "is_operator",
-    "owns",
-    "principal_of",
-    "shop_customer",
-]
+__all__ = ["OrdersService"]
 
 log = logging.getLogger("retailmesh.orders")
 _encoder = msgspec.json.Encoder()
 MAX_PICKUP_FAILURES = 5
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-#: how a marketplace partner's customer is named on its orders: never a shop account
-PARTNER_CUSTOMER = "partner:"
-
-
-def principal_of(identity: Identity) -> str:
-    """Whose idempotency keys these are: a partner's, whichever of its keys or tokens sends
-    them (a retry after a key rotation is still a replay), else the consumer's."""
-    if identity.partner_id:
-        return "partner:" + identity.partner_id
-    return f"{identity.kind}:{identity.consumer}"
-
-
-def customer_of(identity: Identity) -> str:
-    return identity.sub or identity.consumer
-
-
-def shop_customer(identity: Identity) -> str | None:
-    """The shop account the caller signed in as (their JWT subject); None for a partner, a
-    till, a service, and for a subject spelled like a partner's customer."""
-    sub = identity.sub
-    if identity.kind != "user" or identity.partner_id or sub is None:
-        return None
-    return None if sub.startswith(PARTNER_CUSTOMER) else sub
-
-
-def owns(row: Any, identity: Identity) -> bool:
-    """The caller is the order's customer: its partner for a marketplace order, the signed-in
-    customer for a shop order."""
-    if row.partner_id is not None:
-        return bool(identity.partner_id == row.partner_id)
-    return bool(row.customer == shop_customer(identity))
-
-
-def is_operator(identity: Identity) -> bool:
-    return identity.is_admin or identity.kind == "service" or "orders:admin" in identity.scopes
 
 
 class OrdersService:
@@ -157,13 +122,14 @@ class OrdersService:
             errors.append({"field": "pickup_store_id", "message": "only for fulfilment pickup"})
         if data.redeem and data.member_id and data.redeem.member_id != data.member_id:
             errors.append({"field": "member_id", "message": "not the redemption's member"})
-        errors += _partner_problems(data, partner_id)
+        errors += partner_problems(data, partner_id)
         if errors:
             raise BadOrder("the order cannot be taken as it is", errors=errors)
         total = sum(line.quantity * line.unit_price.amount for line in lines)
         return lines, Money(total, lines[0].unit_price.currency)
 
     async def checkout(self, data: CheckoutRequest, key: str, identity: Identity) -> KeyedResponse:
+        check_customer(identity)
         principal = principal_of(identity)
         digest = fingerprint(data)
         earlier = await self._earlier(principal, key, digest)
@@ -191,7 +157,7 @@ class OrdersService:
         now = datetime.now(UTC)
         values: dict[str, Any] = {
             "order_id": order_id,
-            "customer": _customer(data, identity),
+            "customer": customer_for(data, identity),
             "partner_id": identity.partner_id,
             "channel": data.channel,
             "fulfilment": data.fulfilment,
@@ -381,30 +347,3 @@ class OrdersService:
         elif target in ("shipped", "delivered") and "orders:fulfil" in identity.scopes:
             return
         raise Forbidden(f"this caller may not mark the order {target}")
-
-
-def _customer(data: CheckoutRequest, identity: Identity) -> str:
-    """Who the order is for: a partner's own buyer (`partner:<partner>:<ref>`), else the
-    caller."""
-    if identity.partner_id:
-        return f"{PARTNER_CUSTOMER}{identity.partner_id}:{data.customer_ref}"
-    return customer_of(identity)
-
-
-def _partner_problems(data: CheckoutRequest, partner_id: str | None) -> list[dict[str, str]]:
-    """A marketplace order names its buyer, ships from the partner channel and uses no
-    loyalty account of the shop's; anyone else's order names no marketplace buyer."""
-    if partner_id is None:
-        if data.customer_ref is not None:
-            return [{"field": "customer_ref", "message": "only a partner's orders have one"}]
-        return []
-    problems = []
-    if data.customer_ref is None:
-        problems.append({"field": "customer_ref", "message": "a partner's order names its buyer"})
-    if data.channel != "partner":
-        problems.append({"field": "channel", "message": "a partner's orders are channel partner"})
-    if data.fulfilment != "ship":
-        problems.append({"field": "fulfilment", "message": "a partner's orders are shipped"})
-    if data.redeem is not None or data.member_id is not None:
-        problems.append({"field": "member_id", "message": "no loyalty account on partner orders"})
-    return problems

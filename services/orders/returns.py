@@ -27,7 +27,7 @@ from services.kit.storage import as_utc
 from services.orders.errors import UnknownOrder, UnknownReturn
 from services.orders.idempotency import KeyedResponse, earlier_response, fingerprint
 from services.orders.leases import holder
-from services.orders.logic import is_operator, owns, principal_of, shop_customer
+from services.orders.ownership import is_operator, owns, principal_of, shop_customer
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection

@@ -173,3 +173,24 @@ async def test_a_consumers_concurrent_requests_are_decided_in_turn_as_if_alone(
     ]
     assert [used for _, used, _ in await limiter.usage("a")] == [10, 10, 10]
     assert [used for _, used, _ in await limiter.usage("b")] == [2, 2, 2]
+
+
+async def test_a_request_heavier_than_the_burst_takes_the_second_and_counts_in_full(
+    redis_client: Any, redis_prefix: str
+) -> None:
+    """A bulk read of 100 items on a plan of 20 a second: admitted when the second is
+    untouched (it takes all of it), counted 100 in the minute and the day; the next
+    request in that second is refused. The same when Redis is away (counted locally)."""
+    policy = PlanPolicy("p", PlanConfig(burst_per_second=20, per_minute=600, daily_quota=1000))
+    for limiter in (Limiter(redis_client, redis_prefix), Limiter(None, redis_prefix)):
+        first = await limiter.check("bulk", policy, 100)
+        if first.window == "burst" and not first.admitted:  # a second's edge: the next one
+            first = await limiter.check("bulk", policy, 100)
+        assert first.admitted
+        used = {window: n for window, n, _ in await limiter.usage("bulk")}
+        assert (used["minute"], used["day"]) == (100, 100)
+        assert used["burst"] in (0, 20)  # 0 once the second has turned
+        refused = await limiter.check("bulk", policy, 501)  # 601 > the minute's 600
+        assert not refused.admitted
+        used = {window: n for window, n, _ in await limiter.usage("bulk")}
+        assert used["minute"] == 100  # a refused request counts nothing
