@@ -11,9 +11,20 @@ from typing import Any
 import msgspec
 import pytest
 
-from contracts.care import AuditEntry, CareCustomer, CareSearch, Goodwill
+from contracts.care import AuditEntry, CareCustomer, CareSearch, CareView, Goodwill
 from contracts.examples import EXAMPLES
-from contracts.models import CheckoutRequest, LoyaltyAccount, Order, OrderReturnRequest
+from contracts.models import (
+    BatchResult,
+    CheckoutRequest,
+    CollectRequest,
+    Ledger,
+    LoyaltyAccount,
+    MemberLookup,
+    Order,
+    OrderReturnRequest,
+    Return,
+    TransactionBatch,
+)
 from contracts.partner import PartnerAvailability, PartnerOrderRequest
 from contracts.store import StoreStock, TillMember
 from contracts.web import WebProductPageV1, WebProductV1, WebProductV2
@@ -63,6 +74,7 @@ def _published(mode: Mode, *structs: type[msgspec.Struct]) -> None:
 
 def test_the_web_channels_examples(mode: Mode) -> None:
     _published(mode, WebProductV1, WebProductPageV1, WebProductV2, CheckoutRequest, Order)
+    _published(mode, OrderReturnRequest, Return, LoyaltyAccount, Ledger)
     _matches(WebProductV1, mode.client.get("/v1/web/products/SKU-000005"))
     _matches(WebProductPageV1, mode.client.get("/v1/web/products", params={"limit": 1}))
     v2 = mode.client.get("/v2/web/products/SKU-000005", params={"store": "STORE-003"})
@@ -88,16 +100,30 @@ def test_the_web_channels_examples(mode: Mode) -> None:
         "/v2/web/returns", json=back, headers={**alice, "Idempotency-Key": f'"{uuid.uuid4()}"'}
     )
     assert returned.status_code == 201, returned.text
+    rid = returned.json()["return_id"]
+    refunded = settle_sync(
+        lambda: mode.client.get(f"/v2/web/returns/{rid}", headers=alice),
+        lambda r: r.json()["status"] == "refunded",
+    )
+    _matches(Return, refunded)
+    _matches(Ledger, mode.client.get("/v2/web/loyalty/ledger", headers=alice))
 
 
 def test_the_store_channels_examples(mode: Mode) -> None:
-    _published(mode, StoreStock, TillMember)
-    till = mode.token("till-2", "inventory:read", "loyalty:lookup", store_id="STORE-002")
+    _published(mode, StoreStock, TillMember, MemberLookup, TransactionBatch, BatchResult)
+    _published(mode, CollectRequest)
+    _documented(CollectRequest)  # a code is the customer's: no live hand-over here
+    scopes = ("inventory:read", "loyalty:lookup", "pos:write")
+    till = mode.token("till-2", *scopes, store_id="STORE-002")
     _matches(StoreStock, mode.client.get("/v1/store/stock/SKU-000005", headers=till))
     member = mode.client.post(
-        "/v1/store/members/lookup", json={"email": "alice@example.com"}, headers=till
+        "/v1/store/members/lookup", json=_documented(MemberLookup), headers=till
     )
     _matches(TillMember, member)
+    uploaded = mode.client.post(
+        "/v1/store/transactions/batches", json=_documented(TransactionBatch), headers=till
+    )
+    _matches(BatchResult, uploaded)
 
 
 def test_the_partner_channels_examples(mode: Mode) -> None:
@@ -127,7 +153,7 @@ def test_the_partner_channels_examples(mode: Mode) -> None:
 
 
 def test_the_care_channels_examples(mode: Mode) -> None:
-    _published(mode, CareSearch, CareCustomer, Goodwill, AuditEntry)
+    _published(mode, CareSearch, CareCustomer, Goodwill, AuditEntry, CareView)
     agent = mode.token("agent-ann", "care:read")
     supervisor = mode.token("sup-sam", "care:read", "care:write")
     found = mode.client.post(
@@ -138,6 +164,8 @@ def test_the_care_channels_examples(mode: Mode) -> None:
         "/v1/care/customers/alice", params={"reason": "call 4711"}, headers=agent
     )
     assert view.status_code == 200, view.text
+    msgspec.convert(view.json(), CareView)  # its lists vary with the customer's history
+    assert set(view.json()) == set(_documented(CareView))
     given = mode.client.post(
         "/v1/care/customers/alice/goodwill",
         json=_documented(Goodwill),
