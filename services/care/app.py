@@ -4,7 +4,6 @@ see one view of their orders, refunds, returns and points, and cancel an order; 
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 from litestar import Controller, Litestar, Request, Response, get, post
@@ -12,14 +11,15 @@ from litestar.di import Provide
 from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidation
 
 from contracts.care import AuditPage, CareAction, CareCustomer, CareSearch, CareView, Goodwill
-from contracts.models import ORDER_ID_PATTERN, LoyaltyAccount, Order
+from contracts.models import LoyaltyAccount, Order
 from services.care.audit import AuditLog
 from services.care.grants import GrantKeys
 from services.care.logic import AGENT, SUPERVISOR, CareDesk, agent_of
-from services.kit.app import Runtime, create_service_app
+from services.kit.app import Runtime, app_from_env, create_service_app
 from services.kit.errors import problem_responses
 from services.kit.idempotency_key import IdempotencyKey
 from services.kit.identity import Identity
+from services.kit.order_params import OrderParam
 from services.kit.registry import Registry
 from services.kit.relay import answered
 from services.kit.settings import Settings
@@ -29,7 +29,6 @@ __all__ = ["CareSettings", "create_app", "create_app_from_env"]
 Desk = SkipValidation[CareDesk]
 Audit = SkipValidation[AuditLog]
 Caller = SkipValidation[Identity]
-OrderParam = Annotated[str, PathParameter(pattern=ORDER_ID_PATTERN)]
 CustomerParam = Annotated[
     str,
     PathParameter(
@@ -189,8 +188,4 @@ def create_app(
 
 
 def create_app_from_env() -> Litestar:
-    from services.kit.logs import configure_logging
-
-    settings = CareSettings.from_env(os.environ)
-    configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return app_from_env(CareSettings, create_app)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -36,7 +35,7 @@ from services.erp.backend import CloudConditions, ErpBackend, ReferenceErpBacken
 from services.erp.errors import UnknownSku
 from services.erp.seed import seed_erp
 from services.erp.store import ErpTables
-from services.kit.app import Runtime, create_service_app
+from services.kit.app import Runtime, app_from_env, create_service_app
 from services.kit.errors import problem_responses
 from services.kit.identity import Identity, require_scope
 from services.kit.registry import Registry
@@ -262,8 +261,4 @@ def create_app(
 
 def create_app_from_env() -> Litestar:
     """Factory for an ASGI server (`granian --factory services.erp.app:create_app_from_env`)."""
-    from services.kit.logs import configure_logging
-
-    settings = ErpSettings.from_env(os.environ)
-    configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return app_from_env(ErpSettings, create_app)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Annotated, Any
 
@@ -26,7 +25,7 @@ from services.inventory.events import ERP_DECODER, handle_erp_event
 from services.inventory.logic import AtsService, load_ats_config
 from services.inventory.memory import MemoryAtsStore
 from services.inventory.store import AtsStore
-from services.kit.app import Runtime, create_service_app
+from services.kit.app import Runtime, app_from_env, create_service_app
 from services.kit.errors import problem_responses
 from services.kit.identity import Identity, require_scope
 from services.kit.registry import Registry
@@ -312,8 +311,4 @@ def create_app(
 
 
 def create_app_from_env() -> Litestar:
-    from services.kit.logs import configure_logging
-
-    settings = InventorySettings.from_env(os.environ)
-    configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return app_from_env(InventorySettings, create_app)

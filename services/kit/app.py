@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from litestar import Litestar, Request, Response, get
@@ -42,9 +42,10 @@ if TYPE_CHECKING:
     from services.kit.settings import Settings
     from services.kit.supervisor import Worker
 
-__all__ = ["Health", "Readiness", "Runtime", "create_service_app"]
+__all__ = ["Health", "Readiness", "Runtime", "app_from_env", "create_service_app"]
 
 log = logging.getLogger("retailmesh.service")
+SettingsT = TypeVar("SettingsT", bound="Settings")
 
 
 class Health(msgspec.Struct, frozen=True):
@@ -274,3 +275,17 @@ def create_service_app(
         logging_config=None,
         debug=False,
     )
+
+
+def app_from_env(
+    settings_type: type[SettingsT], create_app: Callable[[SettingsT], Litestar]
+) -> Litestar:
+    """A service's app from the process environment, logging configured: what each
+    service's `create_app_from_env` (the factory an ASGI server calls) returns."""
+    import os
+
+    from services.kit.logs import configure_logging
+
+    settings = settings_type.from_env(os.environ)
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -31,6 +31,7 @@ __all__ = [
     "Identity",
     "IdentityCodec",
     "SigningClient",
+    "caller_token",
     "require_scope",
 ]
 
@@ -176,6 +177,13 @@ class SigningClient:
         return await self._client.request(
             method, path, params=params, json=json, headers=out, timeout=timeout
         )
+
+
+def caller_token(request: Request[Any, Any, Any]) -> str:
+    """The identity header the gateway signed for this request (verified by the service's
+    guard): an experience API passes it on to call the services behind as its caller, so
+    that their ownership rules decide."""
+    return str(request.headers[IDENTITY_HEADER])
 
 
 def require_scope(identity: Identity, scope: str) -> None:

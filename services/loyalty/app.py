@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from typing import Annotated, Any
 
 import msgspec
@@ -28,7 +27,7 @@ from contracts.models import (
     PointsHold,
     Reversal,
 )
-from services.kit.app import Runtime, create_service_app
+from services.kit.app import Runtime, app_from_env, create_service_app
 from services.kit.errors import Unprocessable, problem_responses
 from services.kit.identity import Identity, require_scope
 from services.kit.periodic import Periodic
@@ -300,8 +299,4 @@ def create_app(
 
 
 def create_app_from_env() -> Litestar:
-    from services.kit.logs import configure_logging
-
-    settings = LoyaltySettings.from_env(os.environ)
-    configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return app_from_env(LoyaltySettings, create_app)

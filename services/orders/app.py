@@ -4,7 +4,6 @@ across inventory (stock), loyalty (points) and the ERP (postings)."""
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -21,9 +20,7 @@ from litestar.params import (
 from contracts.events import ORDERS_STREAM, Envelope, OrderEvent, OrderStatusChanged
 from contracts.models import (
     LOCATION_PATTERN,
-    ORDER_CURSOR_PATTERN,
     ORDER_ID_PATTERN,
-    RETURN_ID_PATTERN,
     CheckoutRequest,
     CollectRequest,
     Order,
@@ -34,11 +31,12 @@ from contracts.models import (
     ReturnRequest,
 )
 from contracts.problems import PROBLEM_MEDIA_TYPE
-from services.kit.app import Runtime, create_service_app
+from services.kit.app import Runtime, app_from_env, create_service_app
 from services.kit.catalogue import Catalogue
 from services.kit.errors import problem_responses, public_path
 from services.kit.idempotency_key import IdempotencyKey
 from services.kit.identity import Identity, require_scope
+from services.kit.order_params import OrderCursor, OrderParam, PageLimit, ReturnParam
 from services.kit.periodic import Periodic
 from services.kit.registry import Registry
 from services.kit.requestid import request_id
@@ -60,15 +58,8 @@ __all__ = ["OrdersSettings", "create_app", "create_app_from_env"]
 Orders = SkipValidation[OrdersService]
 Returns = SkipValidation[ReturnsService]
 Effects = SkipValidation[OrderEffects]
-ReturnParam = Annotated[str, PathParameter(pattern=RETURN_ID_PATTERN)]
 Caller = SkipValidation[Identity]
-OrderParam = Annotated[str, PathParameter(pattern=ORDER_ID_PATTERN)]
 StoreParam = Annotated[str, PathParameter(pattern=LOCATION_PATTERN)]
-Cursor = Annotated[
-    str | None,
-    QueryParameter(pattern=ORDER_CURSOR_PATTERN, description="next_cursor of the last page"),
-]
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size")]
 ORDERS_DECODER: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Envelope[OrderEvent])
 
 
@@ -151,8 +142,8 @@ class OrdersController(Controller):
         self,
         orders: Orders,
         identity: Caller,
-        cursor: Cursor = None,
-        limit: Limit = 20,
+        cursor: OrderCursor = None,
+        limit: PageLimit = 20,
         customer: Annotated[
             str | None,
             QueryParameter(
@@ -302,8 +293,8 @@ class StoreOrdersController(Controller):
         identity: Caller,
         store_id: StoreParam,
         status: Annotated[OrderStatus | None, QueryParameter()] = None,
-        cursor: Cursor = None,
-        limit: Limit = 20,
+        cursor: OrderCursor = None,
+        limit: PageLimit = 20,
     ) -> OrderPage:
         items, next_cursor = await orders.for_store(store_id, status, identity, cursor, limit)
         return OrderPage(items=items, next_cursor=next_cursor)
@@ -453,8 +444,4 @@ def create_app(
 
 
 def create_app_from_env() -> Litestar:
-    from services.kit.logs import configure_logging
-
-    settings = OrdersSettings.from_env(os.environ)
-    configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return app_from_env(OrdersSettings, create_app)

@@ -3,19 +3,19 @@ status, for the calling partner only."""
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 from litestar import Controller, Litestar, Request, Response, get, post
 from litestar.di import Provide
-from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidation
+from litestar.params import JSONBody, QueryParameter, SkipValidation
 
-from contracts.models import ORDER_CURSOR_PATTERN, ORDER_ID_PATTERN, Order, OrderPage
+from contracts.models import Order, OrderPage
 from contracts.partner import PartnerAvailability, PartnerOrderRequest
-from services.kit.app import Runtime, create_service_app
+from services.kit.app import Runtime, app_from_env, create_service_app
 from services.kit.errors import problem_responses
 from services.kit.idempotency_key import IdempotencyKey
-from services.kit.identity import IDENTITY_HEADER, Identity
+from services.kit.identity import Identity, caller_token
+from services.kit.order_params import OrderCursor, OrderParam, PageLimit
 from services.kit.registry import Registry
 from services.kit.relay import answered, relay
 from services.kit.settings import Settings
@@ -25,12 +25,6 @@ __all__ = ["PartnerSettings", "create_app", "create_app_from_env"]
 
 Desk = SkipValidation[PartnerDesk]
 Caller = SkipValidation[Identity]
-OrderParam = Annotated[str, PathParameter(pattern=ORDER_ID_PATTERN)]
-Cursor = Annotated[
-    str | None,
-    QueryParameter(pattern=ORDER_CURSOR_PATTERN, description="next_cursor of the last page"),
-]
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size")]
 #: 1 to 100 SKUs, comma-separated; each counts as one request in the partner's rate limit
 SkuList = Annotated[
     str,
@@ -47,7 +41,7 @@ class PartnerSettings(Settings, frozen=True, kw_only=True):
 
 def _caller(request: Request[Any, Any, Any], identity: Identity) -> str:
     require_partner(identity)
-    return str(request.headers[IDENTITY_HEADER])
+    return caller_token(request)
 
 
 class PartnerController(Controller):
@@ -97,8 +91,8 @@ class PartnerController(Controller):
         request: Request[Any, Any, Any],
         desk: Desk,
         identity: Caller,
-        cursor: Cursor = None,
-        limit: Limit = 20,
+        cursor: OrderCursor = None,
+        limit: PageLimit = 20,
     ) -> Response[OrderPage]:
         return await relay(request, desk.orders_page(_caller(request, identity), cursor, limit))
 
@@ -144,8 +138,4 @@ def create_app(
 
 
 def create_app_from_env() -> Litestar:
-    from services.kit.logs import configure_logging
-
-    settings = PartnerSettings.from_env(os.environ)
-    configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return app_from_env(PartnerSettings, create_app)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 
@@ -24,7 +23,7 @@ from contracts.models import (
     TransactionPage,
 )
 from contracts.postings import MAX_BATCH_POSTINGS
-from services.kit.app import Runtime, create_service_app
+from services.kit.app import Runtime, app_from_env, create_service_app
 from services.kit.catalogue import Catalogue
 from services.kit.coalesce import Coalescer
 from services.kit.erp_postings import ErpPostings
@@ -288,8 +287,4 @@ def create_app(
 
 
 def create_app_from_env() -> Litestar:
-    from services.kit.logs import configure_logging
-
-    settings = PosSettings.from_env(os.environ)
-    configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return app_from_env(PosSettings, create_app)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 import msgspec
@@ -11,8 +10,6 @@ from litestar.di import Provide
 from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidation
 
 from contracts.models import (
-    ORDER_CURSOR_PATTERN,
-    ORDER_ID_PATTERN,
     SKU_PATTERN,
     BatchResult,
     CollectRequest,
@@ -25,10 +22,11 @@ from contracts.models import (
     TransactionBatch,
 )
 from contracts.store import StoreStock, TillMember
-from services.kit.app import Runtime, create_service_app
+from services.kit.app import Runtime, app_from_env, create_service_app
 from services.kit.errors import problem_responses
 from services.kit.idempotency_key import IdempotencyKey
-from services.kit.identity import IDENTITY_HEADER, Identity
+from services.kit.identity import Identity, caller_token
+from services.kit.order_params import OrderCursor, OrderParam, PageLimit
 from services.kit.periodic import Periodic
 from services.kit.places import StoreDirectory
 from services.kit.registry import Registry
@@ -40,13 +38,7 @@ __all__ = ["StoreSettings", "create_app", "create_app_from_env"]
 
 Desk = SkipValidation[StoreDesk]
 Caller = SkipValidation[Identity]
-OrderParam = Annotated[str, PathParameter(pattern=ORDER_ID_PATTERN)]
 SkuParam = Annotated[str, PathParameter(pattern=SKU_PATTERN, description="SKU")]
-Cursor = Annotated[
-    str | None,
-    QueryParameter(pattern=ORDER_CURSOR_PATTERN, description="next_cursor of the last page"),
-]
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size")]
 Stores = Annotated[int, QueryParameter(ge=1, le=10, description="This store and the nearest")]
 
 
@@ -60,7 +52,7 @@ class StoreSettings(Settings, frozen=True, kw_only=True):
 def _till(request: Request[Any, Any, Any], identity: Identity) -> tuple[str, str]:
     """The till's identity header (to call the services as the till) and its store."""
     store_id = till_store(identity)
-    return str(request.headers[IDENTITY_HEADER]), store_id
+    return caller_token(request), store_id
 
 
 class TillController(Controller):
@@ -96,8 +88,8 @@ class TillController(Controller):
         desk: Desk,
         identity: Caller,
         status: Annotated[OrderStatus | None, QueryParameter()] = None,
-        cursor: Cursor = None,
-        limit: Limit = 20,
+        cursor: OrderCursor = None,
+        limit: PageLimit = 20,
     ) -> Response[OrderPage]:
         till, store_id = _till(request, identity)
         return await relay(request, desk.pickups(till, store_id, status, cursor, limit))
@@ -236,8 +228,4 @@ def create_app(
 
 
 def create_app_from_env() -> Litestar:
-    from services.kit.logs import configure_logging
-
-    settings = StoreSettings.from_env(os.environ)
-    configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return app_from_env(StoreSettings, create_app)

@@ -9,7 +9,6 @@ matches answers 304 without a body.
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 import msgspec
@@ -19,9 +18,10 @@ from litestar.params import PathParameter, QueryParameter, SkipValidation
 
 from contracts.models import LOCATION_PATTERN, SKU_PATTERN
 from contracts.web import WebProductPageV1, WebProductPageV2, WebProductV1, WebProductV2
-from services.kit.app import Runtime, create_service_app
+from services.kit.app import Runtime, app_from_env, create_service_app
 from services.kit.conditional import NOT_MODIFIED, cacheable
 from services.kit.errors import problem_responses
+from services.kit.order_params import PageLimit
 from services.kit.periodic import Periodic
 from services.kit.registry import Registry
 from services.kit.settings import Settings
@@ -47,7 +47,6 @@ CategoryParam = Annotated[
 Cursor = Annotated[
     str | None, QueryParameter(pattern=SKU_PATTERN, description="next_cursor of the last page")
 ]
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size")]
 StoreParam = Annotated[
     str | None,
     QueryParameter(
@@ -95,7 +94,7 @@ class ProductsV1Controller(Controller):
         q: Text = None,
         category: CategoryParam = None,
         cursor: Cursor = None,
-        limit: Limit = 20,
+        limit: PageLimit = 20,
     ) -> Response[WebProductPageV1]:
         page = await shop.list_v1(q, category, cursor, limit)
         return cacheable(request, page, max_age)
@@ -128,7 +127,7 @@ class ProductsV2Controller(Controller):
         q: Text = None,
         category: CategoryParam = None,
         cursor: Cursor = None,
-        limit: Limit = 20,
+        limit: PageLimit = 20,
         store: StoreParam = None,
         postcode: Postcode = None,
         country: Country = "NL",
@@ -219,8 +218,4 @@ def create_app(
 
 
 def create_app_from_env() -> Litestar:
-    from services.kit.logs import configure_logging
-
-    settings = WebSettings.from_env(os.environ)
-    configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return app_from_env(WebSettings, create_app)

@@ -3,15 +3,12 @@ the client's `Idempotency-Key`, passed through), their orders, returns and point
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidation
+from litestar.params import JSONBody, SkipValidation
 
 from contracts.models import (
-    ORDER_CURSOR_PATTERN,
-    ORDER_ID_PATTERN,
-    RETURN_ID_PATTERN,
     CheckoutRequest,
     Ledger,
     LoyaltyAccount,
@@ -22,7 +19,8 @@ from contracts.models import (
 )
 from services.kit.errors import problem_responses
 from services.kit.idempotency_key import IdempotencyKey
-from services.kit.identity import IDENTITY_HEADER, Identity
+from services.kit.identity import Identity, caller_token
+from services.kit.order_params import OrderCursor, OrderParam, PageLimit, ReturnParam
 from services.kit.relay import relay
 from services.web.customer import CustomerDesk, require_customer
 
@@ -30,19 +28,12 @@ __all__ = ["CustomerV1Controller", "CustomerV2Controller"]
 
 Desk = SkipValidation[CustomerDesk]
 Caller = SkipValidation[Identity]
-OrderParam = Annotated[str, PathParameter(pattern=ORDER_ID_PATTERN)]
-ReturnParam = Annotated[str, PathParameter(pattern=RETURN_ID_PATTERN)]
-Cursor = Annotated[
-    str | None,
-    QueryParameter(pattern=ORDER_CURSOR_PATTERN, description="next_cursor of the last page"),
-]
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size")]
 
 
 def _caller(request: Request[Any, Any, Any], identity: Identity) -> str:
     """The customer's identity header, to call the services behind as them."""
     require_customer(identity)
-    return str(request.headers[IDENTITY_HEADER])
+    return caller_token(request)
 
 
 class _CustomerRoutes(Controller):
@@ -77,8 +68,8 @@ class _CustomerRoutes(Controller):
         request: Request[Any, Any, Any],
         desk: Desk,
         identity: Caller,
-        cursor: Cursor = None,
-        limit: Limit = 20,
+        cursor: OrderCursor = None,
+        limit: PageLimit = 20,
     ) -> Response[OrderPage]:
         return await relay(request, desk.orders_page(_caller(request, identity), cursor, limit))
 
