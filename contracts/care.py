@@ -4,7 +4,7 @@ audit of it."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
@@ -18,6 +18,7 @@ from contracts.models import (
     Return,
 )
 from contracts.postings import PostingRecord
+from contracts.rules import Checked, ExactlyOne
 
 __all__ = [
     "AuditEntry",
@@ -36,13 +37,15 @@ Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=200)]
 CardNumber = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}$")]
 
 
-class CareSearch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class CareSearch(Checked, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Find a customer by email, member card or order id (one of them), and say why."""
 
+    RULES: ClassVar = (ExactlyOne(("email", "card_number", "order_id")),)
+
     reason: Reason
-    email: Email | None = None
-    card_number: CardNumber | None = None
-    order_id: OrderId | None = None
+    email: Email | msgspec.UnsetType = msgspec.UNSET
+    card_number: CardNumber | msgspec.UnsetType = msgspec.UNSET
+    order_id: OrderId | msgspec.UnsetType = msgspec.UNSET
 
 
 class CareCustomer(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,9 +8,11 @@ client built against an older contract keeps working when a field is added.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
+
+from contracts.rules import Checked, ExactlyOne, OnlyWhen
 
 __all__ = [
     "LOCATION_PATTERN",
@@ -263,16 +265,19 @@ class AvailabilityResult(msgspec.Struct, frozen=True, kw_only=True):
     unknown_skus: list[str]
 
 
-class ReservationRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ReservationRequest(Checked, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Hold units of one SKU for an order: at a location, or anywhere in a channel (the first
-    of the channel's locations, in its configured order, that has all of them)."""
+    of the channel's locations, in its configured order, that has all of them). One of
+    `channel` and `location_id`."""
+
+    RULES: ClassVar = (ExactlyOne(("channel", "location_id")),)
 
     reservation_id: ReservationId
     sku: Sku
     quantity: Annotated[int, msgspec.Meta(ge=1, le=10_000)]
     owner: PostingId
-    channel: Channel | None = None
-    location_id: LocationId | None = None
+    channel: Channel | msgspec.UnsetType = msgspec.UNSET
+    location_id: LocationId | msgspec.UnsetType = msgspec.UNSET
     ttl_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] | None = None
 
 
@@ -483,13 +488,19 @@ class ExpiryRun(msgspec.Struct, frozen=True, kw_only=True):
     points: int
 
 
-class MemberLookup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class MemberLookup(Checked, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """By card, by email or by the customer's JWT subject (one of them; the subject for
     operators and customer service only). A POST, so none lands in a URL or a log."""
 
-    card_number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}$")] | None = None
-    email: Email | None = None
-    customer_sub: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    RULES: ClassVar = (ExactlyOne(("card_number", "email", "customer_sub")),)
+
+    card_number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}$")] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    email: Email | msgspec.UnsetType = msgspec.UNSET
+    customer_sub: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
 
 
 class MemberProfile(msgspec.Struct, frozen=True, kw_only=True):
@@ -556,15 +567,18 @@ class PointsRedemption(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     points: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
 
 
-class CheckoutRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """An order from a storefront. Prices come from the ERP's catalogue, not the client."""
+class CheckoutRequest(Checked, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An order from a storefront. Prices come from the ERP's catalogue, not the client.
+    `pickup_store_id` names the store of a pick-up, and is only for one."""
+
+    RULES: ClassVar = (OnlyWhen("pickup_store_id", "fulfilment", "pickup", default="ship"),)
 
     lines: Annotated[list[OrderLineIn], msgspec.Meta(min_length=1, max_length=50)]
     payment_reference: PaymentReference
     channel: Channel = "web"
     #: ship from the channel's locations, or pick up at a store (its stock)
     fulfilment: Literal["ship", "pickup"] = "ship"
-    pickup_store_id: LocationId | None = None
+    pickup_store_id: LocationId | msgspec.UnsetType = msgspec.UNSET
     redeem: PointsRedemption | None = None
     #: the customer's loyalty member, to earn points (the redemption's member, if any)
     member_id: MemberId | None = None
@@ -630,13 +644,16 @@ class ReturnLineIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     disposition: Literal["restock", "damaged"] = "restock"
 
 
-class ReturnRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ReturnRequest(Checked, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Return lines of an online order (`order_id`) or of a store sale (`receipt`, the till
-    transaction id). At a store, the store is the caller's (its till's identity)."""
+    transaction id), one of them. At a store, the store is the caller's (its till's
+    identity)."""
+
+    RULES: ClassVar = (ExactlyOne(("order_id", "receipt")),)
 
     lines: Annotated[list[ReturnLineIn], msgspec.Meta(min_length=1, max_length=50)]
-    order_id: OrderId | None = None
-    receipt: TransactionId | None = None
+    order_id: OrderId | msgspec.UnsetType = msgspec.UNSET
+    receipt: TransactionId | msgspec.UnsetType = msgspec.UNSET
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
 

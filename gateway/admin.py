@@ -17,7 +17,7 @@ from gateway.auth.jwt import JwtRejected
 from gateway.auth.keys import ApiKey, KeyRefused, Partner, list_partners
 from gateway.config import PlanConfig
 from gateway.resilience import BreakerState
-from services.kit.errors import NotFound, Unprocessable, problem_responses
+from services.kit.errors import Invalid, NotFound, Unprocessable, problem_responses
 from services.kit.events import Backlog, DeadLetter
 
 if TYPE_CHECKING:
@@ -33,6 +33,10 @@ Scope = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9:._-]{0,63}$")]
 KeyId = Annotated[str, PathParameter(pattern=r"^key_[0-9a-f]{16}$")]
 StreamName = Annotated[str, PathParameter(pattern=r"^[a-z][a-z0-9._-]{0,63}$")]
 _ADMIN = problem_responses(401, 403)
+
+
+class UnknownPartner(Unprocessable):
+    slug, title = "unknown-partner", "Unknown partner"
 
 
 class PartnerIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -133,11 +137,20 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
         ) -> list[ApiKey]:
             return await gateway.key_store.list(db(), partner_id)
 
-        @post("/keys", summary="Mint a key: shown once", responses=problem_responses(401, 403, 422))
+        @post(
+            "/keys",
+            summary="Mint a key: shown once",
+            description="The plans and the scopes each allows are in the schema (from the "
+            "gateway's configuration). 422 `unknown-partner`: register the partner first.",
+            responses=problem_responses(401, 403, 422),
+        )
         async def create_key(self, data: JSONBody[KeyIn]) -> KeyCreated:
-            problem = gateway.config.key_scope_problem(data.plan, list(data.scopes))
+            field, problem = gateway.config.key_scope_problem(data.plan, list(data.scopes))
             if problem is not None:
-                raise Unprocessable(problem, plans=sorted(gateway.config.plans))
+                raise Invalid(
+                    "Validation failed: the errors name each field",
+                    errors=[{"field": field, "message": problem, "source": "body"}],
+                )
             try:
                 new = await gateway.key_store.create(
                     db(),
@@ -151,7 +164,7 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
                     env=data.env,
                 )
             except KeyRefused as exc:
-                raise Unprocessable(str(exc)) from None
+                raise UnknownPartner(str(exc)) from None
             return KeyCreated(key=new.key, record=new.record)
 
         @post(

@@ -168,19 +168,20 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             for scope in route.scopes
         }
 
-    def key_scope_problem(self, plan: str, scopes: list[str]) -> str | None:
-        """Why a key on `plan` may not hold `scopes`, or None when it may."""
+    def key_scope_problem(self, plan: str, scopes: list[str]) -> tuple[str, str | None]:
+        """Which field, and why, a key on `plan` may not hold `scopes` (None when it may).
+        `gateway.spec` publishes the same rules in the key's schema."""
         if self.plans and plan not in self.plans:
-            return f"unknown plan {plan!r} (plans: {', '.join(sorted(self.plans))})"
+            return "plan", f"unknown plan {plan!r} (plans: {', '.join(sorted(self.plans))})"
         known = self.key_scopes()
         unknown = sorted(set(scopes) - known)
         if unknown:
-            return f"no route takes a key with the scope {', '.join(unknown)}"
+            return "scopes", f"no route takes a key with the scope {', '.join(unknown)}"
         allowed = self.plans[plan].key_scopes if self.plans else None
         beyond = sorted(set(scopes) - set(allowed)) if allowed is not None else []
         if beyond:
-            return f"plan {plan} does not allow the scope {', '.join(beyond)}"
-        return None
+            return "scopes", f"plan {plan} does not allow the scope {', '.join(beyond)}"
+        return "", None
 
     def validate(self) -> GatewayConfig:
         seen: set[str] = set()

@@ -131,6 +131,8 @@ def external_spec(
                 "name": f"{api.name} {version.version}",
                 "description": f"{api.title or api.name}, {version.version} ({version.status})",
             }
+    if "KeyIn" in schemas:
+        schemas["KeyIn"] = _key_rules(config, schemas["KeyIn"])
     return {
         "openapi": "3.1.0",
         "info": {
@@ -159,6 +161,31 @@ def external_spec(
         },
         "tags": [tags[k] for k in sorted(tags)],
     }
+
+
+def _key_rules(config: GatewayConfig, schema: dict[str, Any]) -> dict[str, Any]:
+    """A key's plan and scopes as the configuration allows them (what
+    `GatewayConfig.key_scope_problem` checks): a declared plan; scopes that a key route asks
+    for; on a plan with `key_scopes`, only those."""
+    schema = copy.deepcopy(schema)
+    props = schema["properties"]
+    default = props["plan"].get("default")
+    if config.plans:
+        props["plan"]["enum"] = sorted(config.plans)
+    props["scopes"]["items"]["enum"] = sorted(config.key_scopes())
+    rules = []
+    for name, plan in sorted(config.plans.items()):
+        if plan.key_scopes is None:
+            continue
+        condition: dict[str, Any] = {"properties": {"plan": {"const": name}}}
+        if name != default:
+            condition["required"] = ["plan"]
+        allowed = sorted(set(plan.key_scopes) & config.key_scopes())
+        scopes = {"items": {"enum": allowed}} if allowed else {"maxItems": 0}
+        rules.append({"if": condition, "then": {"properties": {"scopes": scopes}}})
+    if rules:
+        schema["allOf"] = rules
+    return schema
 
 
 def dumps(spec: dict[str, Any]) -> str:

@@ -317,7 +317,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
         if args.action == "create":
             scopes = [s for item in args.scope for s in item.replace(",", " ").split()]
-            problem = config.key_scope_problem(args.plan, scopes)
+            _, problem = config.key_scope_problem(args.plan, scopes)
             if problem is not None:
                 print(problem, file=sys.stderr)
                 return 2

@@ -6,16 +6,14 @@ InventoryError (ServiceError)
 ├── UnknownReservation      404 unknown-reservation
 ├── InsufficientStock       409 insufficient-stock   (names the shortfall)
 ├── ReservationConflict     409 reservation-conflict (reused id, or settled already)
-├── BadReservation          422 bad-reservation      (channel and location both or neither)
 └── PositionsUnavailable    503 positions-unavailable (ERP down, nothing fresh enough)
 """
 
 from __future__ import annotations
 
-from services.kit.errors import Conflict, NotFound, ServiceError, Unavailable, Unprocessable
+from services.kit.errors import Conflict, NotFound, ServiceError, Unavailable
 
 __all__ = [
-    "BadReservation",
     "InsufficientStock",
     "InventoryError",
     "PositionsUnavailable",
@@ -66,10 +64,6 @@ class InsufficientStock(Conflict, InventoryError):
 
 class ReservationConflict(Conflict, InventoryError):
     slug, title = "reservation-conflict", "Reservation conflict"
-
-
-class BadReservation(Unprocessable, InventoryError):
-    slug, title = "bad-reservation", "Bad reservation"
 
 
 class PositionsUnavailable(Unavailable, InventoryError):

@@ -21,7 +21,6 @@ from contracts.models import (
 )
 from services.inventory.cache import PositionCache
 from services.inventory.errors import (
-    BadReservation,
     InsufficientStock,
     PositionsUnavailable,
     ReservationConflict,
@@ -146,11 +145,9 @@ class AtsService:
     ) -> tuple[Reservation, bool]:
         """Hold units for `principal` (who made the reservation: only it, and operators,
         may read, confirm or release it; the same id by another principal is a conflict)."""
-        if (request.channel is None) == (request.location_id is None):
-            raise BadReservation("give a channel or a location_id (one of them)")
-        if request.location_id is not None:
+        if request.location_id:
             locations = [request.location_id]
-        else:
+        else:  # the other of the two (the body's rules)
             locations = self.channel_locations(request.channel or "")
         fingerprint = hashlib.sha256(
             msgspec.json.encode(request) + b"|" + principal.encode()

@@ -2,6 +2,8 @@
 
     ServiceError                 500 internal
     ├── BadRequest               400 bad-request
+    │   └── Invalid              400 validation (a rule the published schema states, checked
+    │                                 in code: it depends on the configuration)
     ├── Forbidden                403 forbidden
     ├── NotFound                 404 not-found
     ├── Conflict                 409 conflict
@@ -44,6 +46,7 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "Forbidden",
+    "Invalid",
     "NotFound",
     "NotReady",
     "ServiceError",
@@ -93,6 +96,13 @@ class ServiceError(Exception):
 
 class BadRequest(ServiceError):
     status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Invalid(BadRequest):
+    """Input the published schema refuses, found invalid by code rather than by the decoder
+    (the schema is built from the configuration): the same answer as a decoder's refusal."""
+
+    slug, title = "validation", "Invalid request"
 
 
 class Forbidden(ServiceError):

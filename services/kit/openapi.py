@@ -1,5 +1,6 @@
 """The OpenAPI document of an app, with its models' schemas exactly as msgspec validates them,
-and the documented examples of the experience APIs' contracts (contracts/examples.py).
+the rules across their fields (contracts/rules.py) and the documented examples of the
+experience APIs' contracts (contracts/examples.py).
 
 Litestar generates component schemas itself and drops constraints that sit on the items of
 a container (`list[Annotated[str, Meta(pattern=...)]]` becomes `items: {type: string}`), so a
@@ -23,6 +24,7 @@ import contracts.problems
 import contracts.store
 import contracts.web
 from contracts.examples import EXAMPLES
+from contracts.rules import rule_schema
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -59,9 +61,10 @@ def openapi_document(app: Litestar, extra: Iterable[type[msgspec.Struct]] = ()) 
     )
     schemas = spec.get("components", {}).get("schemas", {})
     examples = {struct.__name__: example for struct, example in EXAMPLES.items()}
+    rules = {struct.__name__: rule_schema(struct) for struct in [*_CONTRACTS, *extra]}
     for name in list(schemas):
         if name in exact:
-            schemas[name] = exact[name]
+            schemas[name] = {**exact[name], **rules.get(name, {})}
         if name in examples:
             schemas[name] = {**schemas[name], "examples": [examples[name]]}
     for item in spec.get("paths", {}).values():

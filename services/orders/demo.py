@@ -76,7 +76,7 @@ class DemoStory:
             lines=[OrderLineIn(sku=sku, quantity=quantity)],
             payment_reference=f"psp-{key}",
             fulfilment="pickup" if store else "ship",
-            pickup_store_id=store,
+            pickup_store_id=store or msgspec.UNSET,
         )
         who = Identity(kind="user", consumer=customer, sub=customer)
         placed = await self.orders.checkout(request, key, who)

@@ -97,7 +97,7 @@ class OrdersService:
             data.channel,
             [line.quantity for line in data.lines],
             data.fulfilment,
-            data.pickup_store_id,
+            data.pickup_store_id or None,
         )
         seen: set[str] = set()
         lines: list[OrderLine] = []
@@ -116,10 +116,6 @@ class OrdersService:
             lines.append(OrderLine(sku=line.sku, quantity=line.quantity, unit_price=product.price))
         if not errors and len({line.unit_price.currency for line in lines}) > 1:
             errors.append({"field": "lines", "message": "the lines are priced in two currencies"})
-        if data.fulfilment == "pickup" and data.pickup_store_id is None:
-            errors.append({"field": "pickup_store_id", "message": "a pick-up needs the store"})
-        if data.fulfilment == "ship" and data.pickup_store_id is not None:
-            errors.append({"field": "pickup_store_id", "message": "only for fulfilment pickup"})
         if data.redeem and data.member_id and data.redeem.member_id != data.member_id:
             errors.append({"field": "member_id", "message": "not the redemption's member"})
         errors += partner_problems(data, partner_id)
@@ -161,7 +157,7 @@ class OrdersService:
             "partner_id": identity.partner_id,
             "channel": data.channel,
             "fulfilment": data.fulfilment,
-            "pickup_store_id": data.pickup_store_id,
+            "pickup_store_id": data.pickup_store_id or None,
             "status": "pending",
             "stage": "reserve",
             "lines": _encoder.encode(lines),
@@ -182,7 +178,7 @@ class OrdersService:
             customer=values["customer"],
             channel=data.channel,
             fulfilment=data.fulfilment,
-            pickup_store_id=data.pickup_store_id,
+            pickup_store_id=data.pickup_store_id or None,
         )
         key_row = {
             "principal": principal,

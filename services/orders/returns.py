@@ -184,11 +184,6 @@ class ReturnsService:
         return out
 
     async def accept(self, data: ReturnRequest, key: str, identity: Identity) -> KeyedResponse:
-        if (data.order_id is None) == (data.receipt is None):
-            raise Unprocessable(
-                "name the order_id or the receipt (one of them)",
-                errors=[{"field": "order_id", "message": "or receipt, one of them"}],
-            )
         principal = "returns|" + principal_of(identity)
         digest = fingerprint(data)
         earlier = await self._earlier(principal, key, digest)

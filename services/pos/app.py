@@ -27,7 +27,7 @@ from services.kit.app import Runtime, app_from_env, create_service_app
 from services.kit.catalogue import Catalogue
 from services.kit.coalesce import Coalescer
 from services.kit.erp_postings import ErpPostings
-from services.kit.errors import Unprocessable, problem_responses
+from services.kit.errors import problem_responses
 from services.kit.identity import Identity
 from services.kit.periodic import Periodic
 from services.kit.registry import Registry
@@ -175,13 +175,13 @@ class StoresController(Controller):
         return TransactionPage(items=items)
 
     @post(
-        "/{store_id:str}/days/{day:str}/close",
+        "/{store_id:str}/days/{day:date}/close",
         status_code=200,
         summary="Close a store's day: summarize its transactions for the ERP (summary mode)",
         description="Idempotent: transactions are summarized once; closing again picks up "
         "those that arrived since (a till that synced late). 409 when this POS posts per "
         "transaction.",
-        responses=problem_responses(401, 403, 409, 422),
+        responses=problem_responses(401, 403, 404, 409),
     )
     async def close_day(
         self,
@@ -189,16 +189,9 @@ class StoresController(Controller):
         identity: Caller,
         request: Request[Any, Any, Any],
         store_id: StoreParam,
-        day: Annotated[str, PathParameter(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")],
+        day: Annotated[date, PathParameter(description="YYYY-MM-DD")],
     ) -> DayClose:
-        try:
-            when = date.fromisoformat(day)
-        except ValueError:
-            raise Unprocessable(
-                f"{day} is not a date",
-                errors=[{"field": "day", "message": "not a calendar date", "source": "path"}],
-            ) from None
-        return await pos.close_day(store_id, when, identity, request_id(request.scope))
+        return await pos.close_day(store_id, day, identity, request_id(request.scope))
 
     @get(
         "/{store_id:str}/gaps",

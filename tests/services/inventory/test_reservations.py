@@ -20,7 +20,7 @@ def reservation(n: int | str, **kw: Any) -> dict[str, Any]:
         "location_id": "DC-NORTH",
     }
     body.update(kw)
-    return body
+    return {k: v for k, v in body.items() if v is not None}  # None: leave the field out
 
 
 async def ats(mesh: Mesh, channel: str = "web") -> dict[str, Any]:
@@ -100,8 +100,14 @@ async def test_channel_reservation_takes_the_first_location_with_enough(mesh: Me
 
 
 async def test_bad_reservations(mesh: Mesh) -> None:
+    # channel and location_id: one of them, a rule the published schema states (oneOf)
     both = await mesh.inventory.post("/reservations", json=reservation("d", channel="web"))
-    assert both.status_code == 422
+    neither = await mesh.inventory.post("/reservations", json=reservation("d", location_id=None))
+    null = await mesh.inventory.post("/reservations", json={**reservation("d"), "channel": None})
+    for r in (both, neither, null):
+        assert r.status_code == 400, r.text
+        assert r.json()["type"].endswith("/validation")
+    assert "exactly one of channel, location_id" in both.json()["detail"] + str(both.json())
     unknown = await mesh.inventory.post("/reservations", json=reservation("e", sku="SKU-999999"))
     assert unknown.status_code == 404
     nobody = await mesh.inventory.post("/reservations", json=reservation("f"), auth=None)

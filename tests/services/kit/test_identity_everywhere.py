@@ -28,10 +28,22 @@ def operations(spec: dict[str, Any]) -> Iterator[tuple[str, str]]:
     for path, item in spec["paths"].items():
         if path in OPEN:
             continue
-        for method in item:
+        for method, op in item.items():
             if method in {"get", "post", "put", "patch", "delete"}:
-                # a value every path parameter here accepts (ids, SKUs, dates are strings)
-                yield method.upper(), re.sub(r"\{[^}]+\}", "SKU-000001", path)
+                # a value every path parameter here accepts: ids and SKUs are strings
+                dates = {
+                    p["name"]
+                    for p in op.get("parameters", ())
+                    if p["in"] == "path" and p["schema"].get("format") == "date"
+                }
+                yield (
+                    method.upper(),
+                    re.sub(
+                        r"\{([^}]+)\}",
+                        lambda m, dates=dates: "2026-01-01" if m[1] in dates else "SKU-000001",
+                        path,
+                    ),
+                )
 
 
 def forged(identity: Identity) -> str:

@@ -95,12 +95,20 @@ async def test_another_customers_points_cannot_be_redeemed(shop: Shop) -> None:
     assert (await shop.account("M-DAN"))["balance"] == 500
 
 
-async def test_unknown_skus_and_bad_fulfilment_are_422_and_create_nothing(shop: Shop) -> None:
+async def test_unknown_skus_are_422_a_pickup_without_store_400_and_nothing_is_created(
+    shop: Shop,
+) -> None:
     r = await shop.checkout("frank", cart(("SKU-999999", 1)))
     assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "lines[0].sku"
-    r = await shop.checkout("frank", cart((SKU, 1), fulfilment="pickup"))
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "pickup_store_id"
+    # the store of a pick-up, and only of one: a rule of the published schema (if/then/else)
+    for bad in (
+        cart((SKU, 1), fulfilment="pickup"),
+        cart((SKU, 1), pickup_store_id="STORE-001"),
+    ):
+        r = await shop.checkout("frank", bad)
+        assert r.status_code == 400 and r.json()["type"].endswith("/validation"), r.text
+        assert "pickup_store_id" in r.json()["errors"][0]["message"]
     mine = await shop.gateway.get("/v1/orders/orders", headers=shop.token("frank"))
     assert mine.status_code == 200 and mine.json()["items"] == []
 
