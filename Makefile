@@ -52,10 +52,14 @@ test: install
 	$(PY) -m compileall -q gateway services contracts tests bench
 	$(PY) -m pytest -n $(TEST_WORKERS)
 
-# The long runs: schemathesis with many more examples per operation, and the integrity
-# model test (money, stock, points) with 300 sequences of up to 40 steps.
+# The long runs: schemathesis with many more examples per operation, in-process and as QA
+# runs it (every check and phase, stateful over the spec's links, through the gateway of each
+# mode, a credential per role: tests/qa_fuzz.py), and the integrity model test (money,
+# stock, points) with 300 sequences of up to 40 steps.
 fuzz: install
 	FUZZ_MAX_EXAMPLES=500 $(PY) -m pytest tests/test_contracts_fuzz.py
+	$(PY) -m tests.qa_fuzz --mode embedded --max-examples 200
+	$(PY) -m tests.qa_fuzz --mode mesh --max-examples 100
 	MODEL_EXAMPLES=300 MODEL_STEPS=40 $(PY) -m pytest tests/test_integrity_model.py
 
 lint: install

@@ -308,7 +308,9 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
         async def replay(
             self,
             stream: StreamName,
-            letter_id: Annotated[str, PathParameter(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")],
+            # a Redis stream id: two unsigned 64-bit numbers; 19 digits keep each below 2**64
+            # (a 20-digit one past it was a Redis error, answered 500)
+            letter_id: Annotated[str, PathParameter(pattern=r"^[0-9]{1,19}-[0-9]{1,19}$")],
         ) -> Response[dict[str, str]]:
             if stream not in STREAMS:
                 raise NotFound(f"no stream {stream}", streams=sorted(STREAMS))

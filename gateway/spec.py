@@ -9,6 +9,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from gateway.links import add_links
 from gateway.routes import RouteTable
 
 if TYPE_CHECKING:
@@ -133,6 +134,7 @@ def external_spec(
             }
     if "KeyIn" in schemas:
         schemas["KeyIn"] = _key_rules(config, schemas["KeyIn"])
+    add_links(paths)
     return {
         "openapi": "3.1.0",
         "info": {

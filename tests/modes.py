@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -79,12 +79,16 @@ class Mode:
         return state
 
 
-def start_servers(mode: str, tmp: Path) -> tuple[ServedApp, dict[str, ServedApp]]:
+def start_servers(
+    mode: str, tmp: Path, config_edit: Callable[[str], str] | None = None
+) -> tuple[ServedApp, dict[str, ServedApp]]:
+    """The servers of a mode (not started), on the published gateway config, edited by
+    `config_edit` if given."""
     tmp.mkdir(parents=True, exist_ok=True)
     config = tmp / "gateway.toml"
+    text = (Path(__file__).parent.parent / "deploy/config/gateway.toml").read_text()
     config.write_text(
-        f"body_timeout_s = {BODY_TIMEOUT_S}\n"
-        + (Path(__file__).parent.parent / "deploy/config/gateway.toml").read_text()
+        f"body_timeout_s = {BODY_TIMEOUT_S}\n" + (config_edit(text) if config_edit else text)
     )
     env = {
         "DATA_DIR": str(tmp / "data"),
@@ -186,10 +190,12 @@ def day_use(mode: Mode, consumer: str) -> int:
 
 
 @contextmanager
-def running_mode(name: str, tmp: Path) -> Iterator[Mode]:
+def running_mode(
+    name: str, tmp: Path, config_edit: Callable[[str], str] | None = None
+) -> Iterator[Mode]:
     """One mode, started; every server it starts is stopped (and its Redis keys deleted),
     whatever happens in between."""
-    gateway, services = start_servers(name, tmp)
+    gateway, services = start_servers(name, tmp, config_edit)
     started: list[ServedApp] = []
     try:
         for server in [*services.values(), gateway]:

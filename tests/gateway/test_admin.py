@@ -162,6 +162,12 @@ async def test_dead_letters_are_listed_and_replayed(
     entries = await redis_client.xrange(mesh_env["REDIS_PREFIX"] + "events.erp")
     assert entries[-1][1][b"id"] == b"ev-1"
     assert (await c.get("/admin/v1/dead-letters/events.nope", headers=admin)).status_code == 404
+    # an id no stream can hold (past 64 bits) is refused as invalid, not a Redis error (a 500)
+    replay = "/admin/v1/dead-letters/events.erp/{}/replay"
+    beyond = await c.post(replay.format("92580733584034270568-2"), headers=admin)
+    assert beyond.status_code == 400, beyond.text
+    largest = await c.post(replay.format("9999999999999999999-2"), headers=admin)
+    assert largest.status_code == 404, largest.text
 
 
 async def test_metrics_count_requests_refusals_and_breakers(
