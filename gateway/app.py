@@ -40,6 +40,7 @@ from gateway.intake import (
 )
 from gateway.limits import Limiter, PlanPolicy
 from gateway.metrics import GatewayMetrics
+from gateway.problem_pages import problem_handlers
 from gateway.problems import send_problem
 from gateway.routes import RouteTable, weight_of
 from gateway.upstream import UpstreamPool
@@ -199,7 +200,7 @@ class Gateway:
         async def docs() -> Response[str]:
             return Response(_DOCS_HTML, media_type=MediaType.HTML)
 
-        handlers: list[Any] = [openapi, docs, admin_controller(self)]
+        handlers: list[Any] = [openapi, docs, admin_controller(self), *problem_handlers()]
         if not (self.settings.jwt_jwks_url or self.settings.jwt_jwks_file):
 
             @get(

@@ -16,6 +16,8 @@ import pytest
 import schemathesis
 from schemathesis import GenerationMode
 
+from contracts.problem_types import by_slug
+from contracts.problems import PROBLEM_TYPE_BASE
 from services.mesh import build_embedded
 from tests.conftest import dev_issuer
 from tests.modes import forget_keys
@@ -63,7 +65,14 @@ schema.config.generation.update(
 
 @schema.parametrize()
 def test_every_published_operation_survives_fuzzing(case: schemathesis.Case) -> None:
-    case.call_and_validate(headers=ADMIN)
+    response = case.call_and_validate(headers=ADMIN)
+    headers = {name.lower(): values for name, values in response.headers.items()}
+    if headers.get("content-type", [""])[0].startswith("application/problem+json"):
+        # every problem the fuzzer meets is a type of the catalogue, with its status and title
+        problem = response.json()
+        entry = by_slug(problem["type"].removeprefix(PROBLEM_TYPE_BASE))
+        assert entry is not None, problem
+        assert (entry.status, entry.title) == (problem["status"], problem["title"]), problem
 
 
 @pytest.fixture(scope="module", autouse=True)

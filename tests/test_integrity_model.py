@@ -89,13 +89,13 @@ KNOWN_PROBLEMS = {
     "not-found",
     "unknown-order",
     "unknown-return",
-    "unprocessable",
+    "not-returnable",
+    "return-window-closed",
     "validation",
     "conflict",
     "forbidden",
     "not-your-store",
     "unknown-reservation",
-    "reservation-not-found",
     "rate-limited",
 }
 

@@ -57,7 +57,7 @@ class CustomerNotFound(NotFound):
 
 
 class KeyReused(Unprocessable):
-    slug, title = "idempotency-key-reused", "Idempotency-Key reused"
+    slug, title = "idempotency-key-reused", "Idempotency-Key reused with another request"
 
     def __init__(self) -> None:
         super().__init__("this Idempotency-Key was used for another grant")

@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from contracts.problem_types import by_slug
 from contracts.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, FieldError, Problem
 from services.kit.requestid import request_id
 
@@ -55,6 +56,7 @@ __all__ = [
     "Unprocessable",
     "problem_details_plugin",
     "problem_responses",
+    "problem_title",
     "problem_type",
     "public_path",
 ]
@@ -64,6 +66,13 @@ log = logging.getLogger("retailmesh.errors")
 
 def problem_type(slug: str) -> str:
     return PROBLEM_TYPE_BASE + slug
+
+
+def problem_title(slug: str) -> str:
+    """The one title of a type (RFC 9457 section 3.1.3: it does not change from occurrence
+    to occurrence), from the catalogue."""
+    entry = by_slug(slug)
+    return entry.title if entry is not None else "Error"
 
 
 class ServiceError(Exception):
@@ -135,15 +144,22 @@ class NotReady(Unavailable):
 
 _HTTP_SLUGS = {
     400: "bad-request",
-    401: "unauthorized",
+    401: "unauthenticated",
     403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
+    406: "not-acceptable",
+    408: "body-timeout",
     409: "conflict",
     413: "payload-too-large",
+    414: "uri-too-long",
     415: "unsupported-media-type",
     429: "rate-limited",
+    431: "headers-too-large",
+    500: "internal",
+    502: "bad-gateway",
     503: "unavailable",
+    504: "upstream-timeout",
 }
 
 
@@ -196,7 +212,9 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
             # Litestar names a missing parameter only in its message: make it a field error.
             extra["errors"] = [{"field": missing[2], "message": "required", "source": missing[1]}]
     else:
-        slug, title = _HTTP_SLUGS.get(status, "http-" + str(status)), phrase
+        # a status without its own type takes its class's: every type is in the catalogue
+        slug = _HTTP_SLUGS.get(status) or ("internal" if status >= 500 else "bad-request")
+        title = problem_title(slug)
     detail = exc.detail if exc.detail and exc.detail != phrase else title
     if slug == "validation" and detail.startswith("Validation failed for "):
         # Litestar names the service's own path there; the client called another (its
@@ -230,7 +248,7 @@ def _store_unavailable(detail: str) -> _Problem:
     return _Problem(
         status_code=503,
         type_=problem_type("store-unavailable"),
-        title="Service unavailable",
+        title=problem_title("store-unavailable"),
         detail=detail,
         headers={"Retry-After": "1"},
     )

@@ -20,6 +20,7 @@ import contracts.care
 import contracts.models
 import contracts.partner
 import contracts.postings
+import contracts.problem_types
 import contracts.problems
 import contracts.store
 import contracts.web
@@ -48,6 +49,7 @@ _CONTRACTS = structs_of(
     contracts.models,
     contracts.partner,
     contracts.postings,
+    contracts.problem_types,
     contracts.problems,
     contracts.store,
     contracts.web,

@@ -39,12 +39,12 @@ from contracts.models import (
 )
 from contracts.postings import OrderPosting, PostingLine, RefundPosting
 from services.kit.erp_postings import ErpPostings
-from services.kit.errors import Unavailable, Unprocessable
+from services.kit.errors import Unavailable
 from services.kit.events import RetryLater, verdict
 from services.kit.events.delivery import retry_after_s
 from services.kit.identity import IDENTITY_HEADER, Identity
 from services.kit.registry import ServiceCallError
-from services.orders.errors import UnknownReceipt
+from services.orders.errors import NotReturnable, UnknownReceipt
 
 if TYPE_CHECKING:
     from contracts.models import OrderLine, ReturnLine
@@ -207,7 +207,7 @@ class Downstream:
         if slug == "insufficient-stock":
             raise Refused(409, "out-of-stock", f"not enough {line.sku} to reserve {line.quantity}")
         if slug in ("unknown-sku", "unknown-channel"):
-            raise Refused(422, slug, f"inventory refused {line.sku}: {slug}")
+            raise Refused(422, "bad-order", f"inventory refused {line.sku}: {slug}")
         raise Refused(409, "stock-refused", f"inventory answered {r.status} ({slug})")
 
     async def confirm_stock(self, order: SagaOrder, index: int) -> None:
@@ -237,7 +237,7 @@ class Downstream:
         if slug == "insufficient-points":
             raise Refused(422, "insufficient-points", f"not enough points to redeem {order.points}")
         if slug == "unknown-member":
-            raise Refused(422, "unknown-member", "no such loyalty member for this customer")
+            raise Refused(422, "member-not-found", "no such loyalty member for this customer")
         raise Refused(409, "points-refused", f"loyalty answered {r.status} ({slug})")
 
     async def capture_points(self, order: SagaOrder) -> None:
@@ -258,7 +258,7 @@ class Downstream:
             self.loyalty, "GET", f"/members/{order.member_id}", self._customer(order)
         )
         if r.status == 404:
-            raise Refused(422, "unknown-member", "no such loyalty member for this customer")
+            raise Refused(422, "member-not-found", "no such loyalty member for this customer")
         if r.status != 200:
             raise Refused(409, "points-refused", f"loyalty answered {r.status}")
 
@@ -381,7 +381,7 @@ class Downstream:
             raise UnknownReceipt(receipt)
         if r.status == 409:
             problem = msgspec.json.decode(r.body, type=dict[str, Any])
-            raise Unprocessable(
+            raise NotReturnable(
                 "these lines cannot be returned",
                 errors=[{"field": "lines", "message": str(problem.get("detail", ""))}],
                 code=problem.get("code"),

@@ -11,6 +11,8 @@ OrdersError (ServiceError)
 ├── WrongPickupCode         403 wrong-pickup-code
 ├── IdempotencyKeyReused    422 idempotency-key-reused (same key, another body)
 ├── BadOrder                422 bad-order (unknown SKUs, mixed currencies…)
+├── NotReturnable           422 not-returnable (lines not in the purchase, or returned already)
+├── ReturnWindowClosed      422 return-window-closed
 ├── SagaStalled             503 order-in-progress (a step's service does not answer yet)
 └── CheckoutBusy            503 checkout-busy (shed: too many checkouts at once)
 """
@@ -34,8 +36,10 @@ __all__ = [
     "IdempotencyKeyReused",
     "IllegalTransition",
     "MissingIdempotencyKey",
+    "NotReturnable",
     "OrdersError",
     "OutOfStock",
+    "ReturnWindowClosed",
     "SagaStalled",
     "UnknownOrder",
     "UnknownReceipt",
@@ -111,6 +115,14 @@ class IdempotencyKeyReused(Unprocessable, OrdersError):
 
 class BadOrder(Unprocessable, OrdersError):
     slug, title = "bad-order", "The order cannot be taken"
+
+
+class NotReturnable(Unprocessable, OrdersError):
+    slug, title = "not-returnable", "Lines cannot be returned"
+
+
+class ReturnWindowClosed(Unprocessable, OrdersError):
+    slug, title = "return-window-closed", "Return window closed"
 
 
 class SagaStalled(Unavailable, OrdersError):

@@ -22,9 +22,9 @@ from sqlalchemy import insert, select, text
 
 from contracts.events import ORDERS_STREAM, ReturnStatusChanged, envelope
 from contracts.models import Money, OrderLine, RecordedTransaction, Return, ReturnLine
-from services.kit.errors import Conflict, Forbidden, Unprocessable
+from services.kit.errors import Conflict, Forbidden
 from services.kit.storage import as_utc
-from services.orders.errors import UnknownOrder, UnknownReturn
+from services.orders.errors import NotReturnable, ReturnWindowClosed, UnknownOrder, UnknownReturn
 from services.orders.idempotency import KeyedResponse, earlier_response, fingerprint
 from services.orders.leases import holder
 from services.orders.ownership import is_operator, owns, principal_of, shop_customer
@@ -180,7 +180,7 @@ class ReturnsService:
                 )
             )
         if errors:
-            raise Unprocessable("these lines cannot be returned", errors=errors)
+            raise NotReturnable("these lines cannot be returned", errors=errors)
         return out
 
     async def accept(self, data: ReturnRequest, key: str, identity: Identity) -> KeyedResponse:
@@ -228,7 +228,7 @@ class ReturnsService:
                 return again
             source = receipt or await self._order_source(conn, source_id, identity)
             if now - source.bought_at > self.window:
-                raise Unprocessable(
+                raise ReturnWindowClosed(
                     f"the return window of {self.window.days} days has closed",
                     errors=[
                         {

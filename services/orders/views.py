@@ -14,7 +14,7 @@ import msgspec
 from sqlalchemy import select
 
 from contracts.models import Money, Order, OrderLine, OrderStatusEntry
-from services.kit.errors import problem_type
+from services.kit.errors import problem_title, problem_type
 from services.kit.storage import as_utc
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def problem_body(row: Any) -> bytes:
     return msgspec.json.encode(
         {
             "type": problem_type(row.reject_slug or "rejected"),
-            "title": "Order rejected",
+            "title": problem_title(row.reject_slug or "rejected"),
             "status": status,
             "detail": row.reason or "the order was rejected",
             "order_id": row.order_id,

@@ -84,14 +84,14 @@ async def test_an_order_earns_points_for_the_customers_own_member_only(shop: Sho
     ledger = (await shop.loyalty.get("/members/M-KIM/ledger")).json()["entries"]
     assert [(e["kind"], e["source_id"]) for e in ledger][-1] == ("earn", r.json()["order_id"])
     other = await shop.checkout("lee", cart((SKU, 1), member_id="M-KIM"))
-    assert other.status_code == 422 and other.json()["type"].endswith("/unknown-member")
+    assert other.status_code == 422 and other.json()["type"].endswith("/member-not-found")
 
 
 async def test_another_customers_points_cannot_be_redeemed(shop: Shop) -> None:
     await shop.set_on_hand(SKU, "DC-NORTH", 10)
     await shop.enrol("M-DAN", "dan", 500)
     r = await shop.checkout("eve", cart((SKU, 1), redeem={"member_id": "M-DAN", "points": 100}))
-    assert r.status_code == 422 and r.json()["type"].endswith("/unknown-member")
+    assert r.status_code == 422 and r.json()["type"].endswith("/member-not-found")
     assert (await shop.account("M-DAN"))["balance"] == 500
 
 
