@@ -34,6 +34,66 @@ _GATEWAY_ERRORS = {
 }
 
 
+#: The headers the gateway writes on answers (components.headers), by when it writes them.
+_HEADERS: dict[str, dict[str, Any]] = {
+    "RateLimit": {
+        "description": "What is left of the plan's tightest window and when it resets "
+        '(draft-ietf-httpapi-ratelimit-headers), e.g. `"burst";r=19;t=1`. On every answer '
+        "to a request counted against a plan.",
+        "schema": {"type": "string", "maxLength": 200},
+    },
+    "RateLimit-Policy": {
+        "description": "The plan's windows: burst per second, per minute and per day, e.g. "
+        '`"burst";q=20;w=1, "minute";q=600;w=60`. With `RateLimit`.',
+        "schema": {"type": "string", "maxLength": 400},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before trying again (RFC 9110 section 10.2.3).",
+        "schema": {"type": "integer", "format": "int32", "minimum": 0, "maximum": 86400},
+    },
+    "X-Request-Id": {
+        "description": "The request's id, in the logs of every service it reached; quote it "
+        "to support. A client's own (8 to 128 of `[A-Za-z0-9._:-]`) is kept.",
+        "schema": {"type": "string", "maxLength": 128},
+    },
+    "Deprecation": {
+        "description": "When this version was deprecated (RFC 9745), e.g. `@1767225600`.",
+        "schema": {"type": "string", "maxLength": 32},
+    },
+    "Sunset": {
+        "description": "When this version stops answering (RFC 8594), an HTTP-date.",
+        "schema": {"type": "string", "maxLength": 64},
+    },
+    "Link": {
+        "description": 'The successor version of this path, `rel="successor-version"`.',
+        "schema": {"type": "string", "maxLength": 400},
+    },
+}
+
+
+def _header(name: str, *, required: bool = False) -> dict[str, Any]:
+    ref: dict[str, Any] = {"$ref": f"#/components/headers/{name}"}
+    return {**ref, "required": True} if required else ref
+
+
+def _document_headers(operation: dict[str, Any]) -> None:
+    """The headers of each answer, as the gateway writes them: the request id on every one;
+    the plan's use on every answer to a counted request (a success or a client error: the
+    gateway counts before it forwards); `Retry-After` on 429 and 503; the version's
+    lifecycle on a deprecated version's answers."""
+    for status, response in operation.get("responses", {}).items():
+        headers = response.setdefault("headers", {})
+        headers["X-Request-Id"] = _header("X-Request-Id")
+        if status[0] in "24":
+            headers["RateLimit"] = _header("RateLimit")
+            headers["RateLimit-Policy"] = _header("RateLimit-Policy")
+        if status in ("429", "503"):
+            headers["Retry-After"] = _header("Retry-After", required=status == "429")
+        if operation.get("deprecated"):
+            for name in ("Deprecation", "Sunset", "Link"):
+                headers[name] = _header(name)
+
+
 def _problem_response(description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -135,6 +195,10 @@ def external_spec(
     if "KeyIn" in schemas:
         schemas["KeyIn"] = _key_rules(config, schemas["KeyIn"])
     add_links(paths)
+    for item in paths.values():
+        for method, operation in item.items():
+            if method in _METHODS:
+                _document_headers(operation)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -145,6 +209,7 @@ def external_spec(
         "servers": [{"url": "/"}],
         "paths": dict(sorted(paths.items())),
         "components": {
+            "headers": _HEADERS,
             "schemas": dict(sorted(schemas.items())),
             "securitySchemes": {
                 "ApiKey": {
