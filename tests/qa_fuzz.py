@@ -31,6 +31,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import redis
 
 from tests.modes import Mode, running_mode
 
@@ -42,6 +45,10 @@ PARTNER = ["erp:stock", "inventory:read", "inventory:reserve", "partner:orders"]
 CARE = ["care:read", "care:write"]
 #: what a positive (schema-valid) case may be answered, besides success
 BUSINESS_STATUSES = ["2xx", "3xx", "403", "404", "409", "422"]
+#: what QA's returnable orders hold
+RETURNED_SKUS = ["SKU-000007", "SKU-000008", "SKU-000009"]
+#: the till's store
+TILL_STORE = "STORE-002"
 
 
 def qa_config(text: str) -> str:
@@ -60,7 +67,7 @@ def _credentials(mode: Mode) -> dict[str, dict[str, str]]:
     day = 86_400  # a long run outlives the usual hour
     return {
         "customer": mode.token("alice", *SHOPPER, ttl_s=day),
-        "till": mode.token("till-qa", *TILL, store_id="STORE-002", ttl_s=day),
+        "till": mode.token("till-qa", *TILL, store_id=TILL_STORE, ttl_s=day),
         # the partner's token, not an API key: the fuzzer revokes and rotates the keys it
         # finds in the admin API's listing, its own among them
         "partner": mode.token("qa-app", *PARTNER, partner_id=partner["id"], ttl_s=day),
@@ -70,7 +77,8 @@ def _credentials(mode: Mode) -> dict[str, dict[str, str]]:
 
 
 _ROLES = {
-    "customer": r"^/v[0-9]+/web/",
+    # the orders API's own checkout and list too: a shopper's
+    "customer": r"^/v[0-9]+/web/|^/v1/loyalty/accounts/mine$|^/v1/orders/orders$",
     "till": r"^/v[0-9]+/store/",
     "partner": r"^/v[0-9]+/partner/",
     "care": r"^/v[0-9]+/care/",
@@ -87,36 +95,154 @@ def _toml(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _demo_orders(mode: Mode, creds: dict[str, dict[str, str]]) -> dict[str, list[str]]:
-    """Alice's orders from the demo story (told in the background as the mesh starts): the
-    delivered one she may return, and all of them, for QA's data."""
+def _demo_orders(mode: Mode, creds: dict[str, dict[str, str]]) -> list[str]:
+    """Alice's orders from the demo story (told in the background as the mesh starts)."""
     deadline = time.monotonic() + 60
     while True:
         page = mode.client.get("/v2/web/orders", headers=creds["customer"]).json()
-        orders = {o["status"]: o["order_id"] for o in page.get("items", [])}
-        if "delivered" in orders and len(orders) >= 2:
-            return {"delivered": [orders["delivered"]], "all": sorted(orders.values())}
+        statuses = {o["status"] for o in page.get("items", [])}
+        if {"delivered", "posted"} <= statuses:
+            return sorted(o["order_id"] for o in page["items"])
         if time.monotonic() > deadline:
             raise RuntimeError(f"the demo story was not told: {page}")
         time.sleep(0.2)
 
 
-def _dictionaries(orders: dict[str, list[str]]) -> list[str]:
-    """Values that exist in the seeded mesh, given half the time where a field takes them, so
-    that every operation is reached past its lookups (the rest stays random)."""
+def _place(mode: Mode, creds: dict[str, dict[str, str]], key: str, body: dict[str, object]) -> str:
+    """One of alice's orders, placed on the web shop and waited for until posted."""
+    r = mode.client.post(
+        "/v2/web/checkout",
+        json={"payment_reference": f"psp-{key}", **body},
+        headers={**creds["customer"], "Idempotency-Key": f'"{key}"'},
+    )
+    r.raise_for_status()
+    order_id: str = r.json()["order_id"]
+    deadline = time.monotonic() + 60
+    path = f"/v1/orders/orders/{order_id}"
+    while mode.client.get(path, headers=creds["operator"]).json()["status"] != "posted":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{order_id} was not posted")
+        time.sleep(0.1)
+    return order_id
+
+
+def _move(mode: Mode, who: dict[str, str], path: str) -> None:
+    mode.client.post(path, headers=who).raise_for_status()
+
+
+def _seed_data(mode: Mode, creds: dict[str, dict[str, str]], scale: int) -> dict[str, list[Any]]:
+    """What the run's data points at, made through the API as a shop would make it: alice's
+    delivered orders with units to return through every phase (`scale` of them), shipped
+    ones to deliver, pick-ups at the till's store (some ready to collect), a partner's order,
+    and dead letters to replay."""
+    returnable, shipped, pickups = [], [], []
+    for n in range(scale):
+        lines = [{"sku": sku, "quantity": 10} for sku in RETURNED_SKUS]
+        order_id = _place(mode, creds, f"qa-returnable-{n}", {"lines": lines})
+        _move(mode, creds["operator"], f"/v1/orders/orders/{order_id}/ship")
+        _move(mode, creds["operator"], f"/v1/orders/orders/{order_id}/deliver")
+        returnable.append(order_id)
+    for n in range(3):
+        order_id = _place(
+            mode, creds, f"qa-shipped-{n}", {"lines": [{"sku": RETURNED_SKUS[0], "quantity": 1}]}
+        )
+        _move(mode, creds["operator"], f"/v1/orders/orders/{order_id}/ship")
+        shipped.append(order_id)
+    for n in range(4):
+        body = {
+            "lines": [{"sku": RETURNED_SKUS[0], "quantity": 1}],
+            "fulfilment": "pickup",
+            "pickup_store_id": TILL_STORE,
+        }
+        order_id = _place(mode, creds, f"qa-pickup-{n}", body)
+        if n % 2:
+            _move(mode, creds["till"], f"/v1/store/pickups/{order_id}/ready")
+        pickups.append(order_id)
+    partner = mode.client.post(
+        "/v1/partner/orders",
+        json={
+            "customer_ref": "qa-buyer-1",
+            "lines": [{"sku": RETURNED_SKUS[0], "quantity": 1}],
+            "payment_reference": "psp-qa-partner",
+        },
+        headers={**creds["partner"], "Idempotency-Key": '"qa-partner-1"'},
+    )
+    partner.raise_for_status()
+    return {
+        "orders": [*_demo_orders(mode, creds), *returnable, *shipped, *pickups],
+        "returnable": returnable,
+        "shipped": shipped,
+        "pickups": pickups,
+        "partner_orders": [partner.json()["order_id"]],
+        "letters": _dead_letters(mode, 2 * scale),
+    }
+
+
+def _dead_letters(mode: Mode, count: int) -> list[str]:
+    """Letters in the ERP stream's dead-letter queue, as a consumer writes them (a replay
+    puts the junk event back, and it comes back as a new letter)."""
+    env = mode.gateway.env
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    try:
+        return [
+            client.xadd(
+                env["REDIS_PREFIX"] + "dlq.events.erp",
+                {
+                    "stream": "events.erp",
+                    "group": "ats",
+                    "msg_id": "1-0",
+                    "event_id": f"qa-{n}",
+                    "type": "StockAdjusted",
+                    "event": b'{"id": "qa"}',
+                    "error": "RuntimeError: QA's letter",
+                    "attempts": 5,
+                    "failed_at": "2026-11-30T00:00:00+00:00",
+                },
+            ).decode()
+            for n in range(count)
+        ]
+    finally:
+        client.close()
+
+
+def _binding(key: str, dictionary: str, probability: float) -> str:
+    return f"{_toml(key)} = {_toml({'dictionary': dictionary, 'probability': probability})}"
+
+
+def _operation(path_regex: str, method: str, bindings: dict[str, str]) -> list[str]:
+    """Bindings for some operations only, most of the time. (Schemathesis matches the regex
+    from the path's start.)"""
+    return [
+        "[[operations]]",
+        f"include-path-regex = {_toml(path_regex)}",
+        f"include-method = {_toml(method)}",
+        "[operations.parameters]",
+        *(_binding(key, name, 0.8) for key, name in bindings.items()),
+        "",
+    ]
+
+
+def _dictionaries(data: dict[str, list[Any]]) -> list[str]:
+    """Values that exist in the seeded mesh, given half the time where a field takes them
+    (most of the time where an operation needs them to get past its lookups), so that every
+    operation is reached; the rest stays random."""
     values = {
+        **data,
         "skus": [f"SKU-{n:06d}" for n in range(1, 21)],
         "quantities": [1, 2],
         "stores": [f"STORE-{n:03d}" for n in range(1, 10)],
         "members": ["M-ALICE", "M-BOB"],
-        "orders": orders["all"],
-        "returnable": orders["delivered"],
-        "returned_skus": ["SKU-000007"],  # what alice's delivered order holds
+        "alice": ["M-ALICE"],
+        "returned_skus": RETURNED_SKUS,
+        "web": ["web"],
+        "ship": ["ship"],
+        "few_points": [100],
+        "streams": ["events.erp"],
     }
     lines = []
     for name, items in values.items():
         lines += [f"[dictionaries.{name}]", f"values = {_toml(items)}", ""]
-    bindings = {
+    everywhere = {
         "body.lines[*].sku": "skus",
         "body.lines[*].quantity": "quantities",
         "body.sku": "skus",
@@ -131,22 +257,41 @@ def _dictionaries(orders: dict[str, list[str]]) -> list[str]:
         "body.order_id": "orders",
     }
     lines.append("[parameters]")
-    lines += [
-        f'"{key}" = {{ dictionary = "{name}", probability = 0.5 }}'
-        for key, name in bindings.items()
-    ]
-    return [*lines, ""]
+    lines += [_binding(key, name, 0.5) for key, name in everywhere.items()]
+    lines.append("")
+    # a checkout of alice's: her member, a few of her points, shipped on the web
+    checkout = {
+        "body.member_id": "alice",
+        "body.redeem.member_id": "alice",
+        "body.redeem.points": "few_points",
+        "body.channel": "web",
+        "body.lines[*].quantity": "quantities",
+    }
+    lines += _operation(r".*/checkout$|^/v1/orders/orders$|^/v1/partner/orders$", "POST", checkout)
+    returns = {
+        "body.order_id": "returnable",
+        "body.lines[*].sku": "returned_skus",
+        "body.lines[*].quantity": "quantities",
+    }
+    lines += _operation(r".*/returns$", "POST", returns)
+    lines += _operation(r".*/deliver$", "POST", {"path.order_id": "shipped"})
+    lines += _operation(r"^/v1/store/pickups/", "POST", {"path.order_id": "pickups"})
+    lines += _operation(r"^/v1/partner/orders/", "GET", {"path.order_id": "partner_orders"})
+    lines += _operation(
+        r".*/replay$", "POST", {"path.stream": "streams", "path.letter_id": "letters"}
+    )
+    return lines
 
 
 def _schemathesis_config(
     creds: dict[str, dict[str, str]],
-    orders: dict[str, list[str]],
+    data: dict[str, list[Any]],
     path: Path,
     *,
     strict: bool,
 ) -> Path:
     lines = [
-        *_dictionaries(orders),
+        *_dictionaries(data),
         "[checks.positive_data_acceptance]",
         f"expected-statuses = {_toml(BUSINESS_STATUSES)}",
         "",
@@ -188,9 +333,8 @@ def run(
     tmp = Path(tempfile.mkdtemp(prefix="rm-qa-"))
     with running_mode(mode_name, tmp, qa_config) as mode:
         creds = _credentials(mode)
-        config = _schemathesis_config(
-            creds, _demo_orders(mode, creds), tmp / "schemathesis.toml", strict=strict
-        )
+        data = _seed_data(mode, creds, scale=max(4, max_examples // 10))
+        config = _schemathesis_config(creds, data, tmp / "schemathesis.toml", strict=strict)
         command = [
             sys.executable,
             "-m",
