@@ -12,7 +12,6 @@ import msgspec
 from contracts.care import AuditEntry, CareCustomer, CareSearch, CareView, Goodwill
 from contracts.models import (
     BatchResult,
-    CheckoutRequest,
     CollectRequest,
     Ledger,
     LoyaltyAccount,
@@ -24,7 +23,7 @@ from contracts.models import (
 )
 from contracts.partner import PartnerAvailability, PartnerOrderRequest
 from contracts.store import StoreStock, TillMember
-from contracts.web import WebProductPageV1, WebProductV1, WebProductV2
+from contracts.web import WebCheckoutRequest, WebProductPageV1, WebProductV1, WebProductV2
 
 __all__ = ["EXAMPLES"]
 
@@ -137,7 +136,7 @@ EXAMPLES: dict[type[msgspec.Struct], dict[str, Any]] = {
         ],
         "near": "STORE-003",
     },
-    CheckoutRequest: {
+    WebCheckoutRequest: {
         "lines": [{"sku": "SKU-000005", "quantity": 1}],
         "payment_reference": "psp-web-1",
         "member_id": "M-ALICE",

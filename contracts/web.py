@@ -1,5 +1,6 @@
 """The web shop's experience API: products as a shop page shows them, in two versions, and
-what a signed-in customer sends (their checkout is the orders API's `CheckoutRequest`).
+what a signed-in customer sends (`WebCheckoutRequest`: the orders API's checkout, on the web
+channel, without what only partners send).
 
 v1 answers one network-wide quantity (what can be shipped) and an in-stock flag; v2 splits
 it into ship availability and pick-up availability at the stores nearest the shopper. v1's
@@ -8,15 +9,27 @@ it into ship availability and pick-up availability at the stores nearest the sho
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
-from contracts.models import Category, LocationId, Money, Page, Sku
+from contracts.models import (
+    Category,
+    LocationId,
+    MemberId,
+    Money,
+    OrderLineIn,
+    Page,
+    PaymentReference,
+    PointsRedemption,
+    Sku,
+)
+from contracts.rules import Checked, OnlyWhen
 
 __all__ = [
     "PickupAvailability",
     "ShipAvailability",
+    "WebCheckoutRequest",
     "WebProductPageV1",
     "WebProductPageV2",
     "WebProductV1",
@@ -73,3 +86,19 @@ class WebProductV2(msgspec.Struct, frozen=True, kw_only=True):
 
 class WebProductPageV2(Page, frozen=True, kw_only=True):
     items: list[WebProductV2]
+
+
+class WebCheckoutRequest(Checked, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A signed-in customer's basket, on the web channel. Prices come from the catalogue.
+    `pickup_store_id` names the store of a pick-up, and is only for one."""
+
+    RULES: ClassVar = (OnlyWhen("pickup_store_id", "fulfilment", "pickup", default="ship"),)
+
+    lines: Annotated[list[OrderLineIn], msgspec.Meta(min_length=1, max_length=50)]
+    payment_reference: PaymentReference
+    #: ship from the web channel's locations, or pick up at a store (its stock)
+    fulfilment: Literal["ship", "pickup"] = "ship"
+    pickup_store_id: LocationId | msgspec.UnsetType = msgspec.UNSET
+    redeem: PointsRedemption | None = None
+    #: the customer's loyalty member, to earn points (the redemption's member, if any)
+    member_id: MemberId | None = None

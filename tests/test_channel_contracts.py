@@ -15,7 +15,6 @@ from contracts.care import AuditEntry, CareCustomer, CareSearch, CareView, Goodw
 from contracts.examples import EXAMPLES
 from contracts.models import (
     BatchResult,
-    CheckoutRequest,
     CollectRequest,
     Ledger,
     LoyaltyAccount,
@@ -27,7 +26,7 @@ from contracts.models import (
 )
 from contracts.partner import PartnerAvailability, PartnerOrderRequest
 from contracts.store import StoreStock, TillMember
-from contracts.web import WebProductPageV1, WebProductV1, WebProductV2
+from contracts.web import WebCheckoutRequest, WebProductPageV1, WebProductV1, WebProductV2
 from tests.modes import Mode, running_mode
 from tests.support import settle_sync
 
@@ -73,7 +72,7 @@ def _published(mode: Mode, *structs: type[msgspec.Struct]) -> None:
 
 
 def test_the_web_channels_examples(mode: Mode) -> None:
-    _published(mode, WebProductV1, WebProductPageV1, WebProductV2, CheckoutRequest, Order)
+    _published(mode, WebProductV1, WebProductPageV1, WebProductV2, WebCheckoutRequest, Order)
     _published(mode, OrderReturnRequest, Return, LoyaltyAccount, Ledger)
     _matches(WebProductV1, mode.client.get("/v1/web/products/SKU-000005"))
     _matches(WebProductPageV1, mode.client.get("/v1/web/products", params={"limit": 1}))
@@ -82,7 +81,7 @@ def test_the_web_channels_examples(mode: Mode) -> None:
     alice = mode.token("alice", "orders:write", "orders:read", "orders:return")
     placed = mode.client.post(
         "/v2/web/checkout",
-        json=_documented(CheckoutRequest),
+        json=_documented(WebCheckoutRequest),
         headers={**alice, "Idempotency-Key": f'"{uuid.uuid4()}"'},
     )
     assert placed.status_code == 201, placed.text

@@ -78,7 +78,7 @@ def _story(models: ModuleType, shopper: Any, visitor: Any) -> None:
     assert isinstance(product, models.WebProductV2)
     assert product.sku == "SKU-000005" and product.pickup[0].store_id == "STORE-003"
 
-    cart = models.CheckoutRequest(
+    cart = models.WebCheckoutRequest(
         lines=[models.OrderLineIn(sku="SKU-000005", quantity=1)],
         payment_reference="psp-generated-1",
     )

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from contracts.models import ReturnRequest
+from contracts.models import CheckoutRequest, ReturnRequest
 from services.kit.errors import Forbidden
 from services.kit.identity import IDENTITY_HEADER
+from services.web.logic import SHIP_CHANNEL
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Mapping
 
-    from contracts.models import CheckoutRequest, OrderReturnRequest
+    from contracts.models import OrderReturnRequest
+    from contracts.web import WebCheckoutRequest
     from services.kit.identity import Identity
     from services.kit.registry import ServiceClient, ServiceResponse
 
@@ -37,11 +39,22 @@ class CustomerDesk:
     def __init__(self, orders: ServiceClient, loyalty: ServiceClient) -> None:
         self.orders, self.loyalty = orders, loyalty
 
-    def checkout(self, caller: str, key: str, data: CheckoutRequest) -> Awaitable[ServiceResponse]:
+    def checkout(
+        self, caller: str, key: str, data: WebCheckoutRequest
+    ) -> Awaitable[ServiceResponse]:
+        order = CheckoutRequest(
+            lines=data.lines,
+            payment_reference=data.payment_reference,
+            channel=SHIP_CHANNEL,  # the web shop's
+            fulfilment=data.fulfilment,
+            pickup_store_id=data.pickup_store_id,
+            redeem=data.redeem,
+            member_id=data.member_id,
+        )
         return self.orders.request(
             "POST",
             "/orders",
-            json=data,
+            json=order,
             headers={IDENTITY_HEADER: caller, "Idempotency-Key": key},
             timeout=CHECKOUT_TIMEOUT_S,
         )

@@ -9,7 +9,6 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, SkipValidation
 
 from contracts.models import (
-    CheckoutRequest,
     Ledger,
     LoyaltyAccount,
     Order,
@@ -17,6 +16,7 @@ from contracts.models import (
     OrderReturnRequest,
     Return,
 )
+from contracts.web import WebCheckoutRequest
 from services.kit.errors import problem_responses
 from services.kit.idempotency_key import IdempotencyKey
 from services.kit.identity import Identity, caller_token
@@ -51,7 +51,7 @@ class _CustomerRoutes(Controller):
         request: Request[Any, Any, Any],
         desk: Desk,
         identity: Caller,
-        data: JSONBody[CheckoutRequest],
+        data: JSONBody[WebCheckoutRequest],
         idempotency_key: IdempotencyKey,
     ) -> Response[Order]:
         return await relay(
