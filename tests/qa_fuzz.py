@@ -108,13 +108,18 @@ def _demo_orders(mode: Mode, creds: dict[str, dict[str, str]]) -> list[str]:
         time.sleep(0.2)
 
 
-def _place(mode: Mode, creds: dict[str, dict[str, str]], key: str, body: dict[str, object]) -> str:
-    """One of alice's orders, placed on the web shop and waited for until posted."""
+def _place(
+    mode: Mode, creds: dict[str, dict[str, str]], key: str, body: dict[str, object]
+) -> str | None:
+    """One of alice's orders, placed on the web shop and waited for until posted (None:
+    out of stock there)."""
     r = mode.client.post(
         "/v2/web/checkout",
         json={"payment_reference": f"psp-{key}", **body},
         headers={**creds["customer"], "Idempotency-Key": f'"{key}"'},
     )
+    if r.status_code == 409:
+        return None
     r.raise_for_status()
     order_id: str = r.json()["order_id"]
     deadline = time.monotonic() + 60
@@ -135,28 +140,36 @@ def _seed_data(mode: Mode, creds: dict[str, dict[str, str]], scale: int) -> dict
     delivered orders with units to return through every phase (`scale` of them), shipped
     ones to deliver, pick-ups at the till's store (some ready to collect), a partner's order,
     points holds to capture or release, and dead letters to replay."""
-    returnable, shipped, pickups = [], [], []
+    returnable, shipped, pickups, codes = [], [], [], []
     for n in range(scale):
         lines = [{"sku": sku, "quantity": 10} for sku in RETURNED_SKUS]
         order_id = _place(mode, creds, f"qa-returnable-{n}", {"lines": lines})
+        assert order_id is not None, "the distribution centres hold hundreds of each SKU"
         _move(mode, creds["operator"], f"/v1/orders/orders/{order_id}/ship")
         _move(mode, creds["operator"], f"/v1/orders/orders/{order_id}/deliver")
         returnable.append(order_id)
     for n in range(3):
-        order_id = _place(
-            mode, creds, f"qa-shipped-{n}", {"lines": [{"sku": RETURNED_SKUS[0], "quantity": 1}]}
-        )
+        body = {"lines": [{"sku": RETURNED_SKUS[0], "quantity": 1}]}
+        order_id = _place(mode, creds, f"qa-shipped-{n}", body)
+        assert order_id is not None
         _move(mode, creds["operator"], f"/v1/orders/orders/{order_id}/ship")
         shipped.append(order_id)
-    for n in range(4):
+    # pick-ups of one unit of whatever the till's store holds, half of them ready
+    for n in range(1, 21):
+        if len(pickups) == 2 * min(scale, 8):
+            break
         body = {
-            "lines": [{"sku": RETURNED_SKUS[0], "quantity": 1}],
+            "lines": [{"sku": f"SKU-{n:06d}", "quantity": 1}],
             "fulfilment": "pickup",
             "pickup_store_id": TILL_STORE,
         }
         order_id = _place(mode, creds, f"qa-pickup-{n}", body)
-        if n % 2:
+        if order_id is None:
+            continue
+        if len(pickups) % 2:
             _move(mode, creds["till"], f"/v1/store/pickups/{order_id}/ready")
+            view = mode.client.get(f"/v2/web/orders/{order_id}", headers=creds["customer"])
+            codes.append(view.json()["pickup_code"])
         pickups.append(order_id)
     partner = mode.client.post(
         "/v1/partner/orders",
@@ -178,6 +191,7 @@ def _seed_data(mode: Mode, creds: dict[str, dict[str, str]], scale: int) -> dict
         hold.raise_for_status()
         holds.append(hold.json()["hold_id"])
     return {
+        "codes": codes,
         "holds": holds,
         "orders": [*_demo_orders(mode, creds), *returnable, *shipped, *pickups],
         "returnable": returnable,
@@ -286,7 +300,9 @@ def _dictionaries(data: dict[str, list[Any]]) -> list[str]:
     }
     lines += _operation(r"/returns$", returns)
     lines += _operation(r"/deliver$", {"path.order_id": "shipped"})
-    lines += _operation(r"^/v1/store/pickups/", {"path.order_id": "pickups"})
+    lines += _operation(
+        r"^/v1/store/pickups/", {"path.order_id": "pickups", "body.pickup_code": "codes"}
+    )
     lines += _operation(r"^/v1/partner/orders/", {"path.order_id": "partner_orders"})
     lines += _operation(r"^/v1/loyalty/holds/", {"path.hold_id": "holds"})
     lines += _operation(r"/replay$", {"path.stream": "streams", "path.letter_id": "letters"})
@@ -343,7 +359,7 @@ def run(
     tmp = Path(tempfile.mkdtemp(prefix="rm-qa-"))
     with running_mode(mode_name, tmp, qa_config) as mode:
         creds = _credentials(mode)
-        data = _seed_data(mode, creds, scale=max(4, max_examples // 10))
+        data = _seed_data(mode, creds, scale=min(10, max(4, max_examples // 10)))
         config = _schemathesis_config(creds, data, tmp / "schemathesis.toml", strict=strict)
         command = [
             sys.executable,

@@ -27,6 +27,7 @@ __all__ = [
     "ServedApp",
     "ensure_redis",
     "free_port",
+    "patiently",
     "redis_answers",
     "settle",
     "settle_sync",
@@ -326,3 +327,12 @@ def ensure_redis() -> str:
         url = server.url
     _redis_for_run.append(url)
     return url
+
+
+async def patiently(call: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+    """Call until the answer is not 429, waiting what `Retry-After` says in between."""
+    while True:
+        r = await call()
+        if r.status_code != 429:
+            return r
+        await asyncio.sleep(int(r.headers["retry-after"]))

@@ -5,13 +5,11 @@ with the catalogue's status and title, and the gateway serves each at its URL. T
 from __future__ import annotations
 
 import ast
-import asyncio
 import importlib
 import pkgutil
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 import gateway
@@ -20,6 +18,7 @@ from contracts.problem_types import CATALOGUE, by_slug
 from contracts.problems import PROBLEM_TYPE_BASE
 from services.kit.errors import _HTTP_SLUGS, ServiceError
 from tests.conftest import Running
+from tests.support import patiently
 
 ROOT = Path(__file__).parent.parent
 
@@ -98,22 +97,13 @@ def test_the_catalogue_lists_each_type_once_with_its_uri() -> None:
         assert 400 <= entry.status <= 599 and entry.title and entry.meaning
 
 
-async def _patiently(call: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
-    """Until the answer is not 429, waiting what `Retry-After` says."""
-    while True:
-        r = await call()
-        if r.status_code != 429:
-            return r
-        await asyncio.sleep(int(r.headers["retry-after"]))
-
-
 async def test_the_gateway_serves_each_type_at_its_url(mesh: Running) -> None:
     listed = await mesh.client.get("/problems")
     assert listed.status_code == 200, listed.text
     assert [t["slug"] for t in listed.json()] == [t.slug for t in CATALOGUE]
     for entry in CATALOGUE:
         # the gateway's own pages are limited per address too: a burst waits its turn
-        page = await _patiently(lambda slug=entry.slug: mesh.client.get(f"/problems/{slug}"))
+        page = await patiently(lambda slug=entry.slug: mesh.client.get(f"/problems/{slug}"))
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert entry.title in page.text and str(entry.status) in page.text
     unknown = await mesh.client.get("/problems/no-such-type")

@@ -16,7 +16,7 @@ import pytest
 from services.kit.identity import IDENTITY_HEADER, Identity
 from services.mesh import build_embedded
 from tests.conftest import Running, dev_issuer
-from tests.support import IdentityAuth
+from tests.support import IdentityAuth, patiently
 
 INVENTORY_TOML = """
 [channels.web]
@@ -163,15 +163,6 @@ def cart(*lines: tuple[str, int], **kw: Any) -> dict[str, Any]:
         "payment_reference": f"psp-{uuid.uuid4().hex[:16]}",
         **kw,
     }
-
-
-async def patiently(call: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
-    """Call until the answer is not 429, waiting what `Retry-After` says in between."""
-    while True:
-        r = await call()
-        if r.status_code != 429:
-            return r
-        await asyncio.sleep(int(r.headers["retry-after"]))
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> None:
