@@ -58,9 +58,9 @@ test: install
 # stock, points) with 300 sequences of up to 40 steps.
 fuzz: install
 	FUZZ_MAX_EXAMPLES=500 $(PY) -m pytest tests/test_contracts_fuzz.py
+	MODEL_EXAMPLES=300 MODEL_STEPS=40 $(PY) -m pytest tests/test_integrity_model.py
 	$(PY) -m tests.qa_fuzz --mode embedded --max-examples 200
 	$(PY) -m tests.qa_fuzz --mode mesh --max-examples 100
-	MODEL_EXAMPLES=300 MODEL_STEPS=40 $(PY) -m pytest tests/test_integrity_model.py
 
 lint: install
 	$(VENV)/bin/ruff format --check .

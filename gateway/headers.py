@@ -14,6 +14,10 @@ from services.kit.requestid import request_id
 
 __all__ = ["response_headers", "upstream_headers"]
 
+# ids from a generator of its own: the module-level one is shared with whatever else
+# runs in the process (a test's generator drawing examples, for one)
+_ids = random.Random()
+
 _HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -48,7 +52,7 @@ _TRACEPARENT = re.compile(rb"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-
 
 def _new_traceparent() -> bytes:
     # W3C trace ids need uniqueness, not secrecy: the PRNG, not a system call per request.
-    trace, span = random.getrandbits(128) or 1, random.getrandbits(64) or 1
+    trace, span = _ids.getrandbits(128) or 1, _ids.getrandbits(64) or 1
     return f"00-{trace:032x}-{span:016x}-01".encode()
 
 

@@ -21,6 +21,10 @@ import msgspec
 
 __all__ = ["BreakerState", "CircuitBreaker", "ConcurrencyLimit", "RetryBudget", "backoff_s"]
 
+# jitter from a generator of its own: the module-level one is shared with whatever
+# else runs in the process (a test's generator drawing examples, for one)
+_jitter = random.Random()
+
 State = Literal["closed", "open", "half_open"]
 
 
@@ -191,4 +195,4 @@ class RetryBudget:
 
 def backoff_s(attempt: int, base_s: float, cap_s: float = 1.0) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2^attempt)]."""
-    return random.uniform(0, min(cap_s, base_s * (2**attempt)))
+    return _jitter.uniform(0, min(cap_s, base_s * (2**attempt)))

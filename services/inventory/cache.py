@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheStatus", "Entry", "PositionCache"]
 
+# jitter from a generator of its own: the module-level one is shared with whatever
+# else runs in the process (a test's generator drawing examples, for one)
+_jitter = random.Random()
+
 
 class Entry(msgspec.Struct, frozen=True):
     """A SKU's cached positions: on hand and version per location, and reservations."""
@@ -180,7 +184,7 @@ class PositionCache:
     def _maybe_refresh_early(self, sku: str, entry: Entry, now: float) -> None:
         # XFetch: refresh when now - delta * beta * ln(rand) passes the expiry.
         expiry = entry.fetched_at + self.refresh_s
-        jitter = -max(entry.delta, 0.001) * self.beta * math.log(random.random() or 1e-12)
+        jitter = -max(entry.delta, 0.001) * self.beta * math.log(_jitter.random() or 1e-12)
         if now + jitter >= expiry and sku not in self._inflight and sku not in self._refreshing:
             self.stats["early_refresh"] += 1
             self._refresh_in_background(sku)

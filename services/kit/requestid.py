@@ -13,6 +13,10 @@ from typing import Any
 
 __all__ = ["REQUEST_ID_HEADER", "request_id", "request_started_at"]
 
+# ids from a generator of its own: the module-level one is shared with whatever else
+# runs in the process (a test's generator drawing examples, for one)
+_ids = random.Random()
+
 REQUEST_ID_HEADER = b"x-request-id"
 _SCOPE_KEY = "retailmesh.request_id"
 _STARTED_KEY = "retailmesh.started_at"
@@ -33,7 +37,7 @@ def request_id(scope: dict[str, Any] | Any) -> str:
             break
     if rid is None:
         # Unique, not secret: the PRNG is enough and costs no system call (uuid4 does).
-        rid = f"{random.getrandbits(128):032x}"
+        rid = f"{_ids.getrandbits(128):032x}"
     scope[_SCOPE_KEY] = rid
     scope.setdefault(_STARTED_KEY, time.perf_counter())
     return rid

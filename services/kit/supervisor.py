@@ -25,6 +25,10 @@ import msgspec
 
 __all__ = ["Liveness", "Supervisor", "Worker", "WorkerState"]
 
+# jitter from a generator of its own: the module-level one is shared with whatever
+# else runs in the process (a test's generator drawing examples, for one)
+_jitter = random.Random()
+
 log = logging.getLogger("retailmesh.workers")
 
 
@@ -116,7 +120,7 @@ class Supervisor:
             live.restarts += 1
             delay = min(self.max_backoff_s, self.backoff_s * 2 ** min(live.failures - 1, 16))
             try:
-                async with asyncio.timeout(delay * random.uniform(0.5, 1.0)):
+                async with asyncio.timeout(delay * _jitter.uniform(0.5, 1.0)):
                     await self._stopping.wait()
             except TimeoutError:
                 pass
