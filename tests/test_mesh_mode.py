@@ -32,7 +32,9 @@ def mesh_processes(
     )
     loyalty = ServedApp("services.loyalty.app:create_app_from_env", env)
     deps = f"erp={erp.url},inventory={inventory.url},loyalty={loyalty.url}"
-    orders = ServedApp("services.orders.app:create_app_from_env", {**env, "SERVICE_URLS": deps})
+    orders = ServedApp(  # the POS too: a store sale's return by its receipt
+        "services.orders.app:create_app_from_env", {**env, "SERVICE_URLS": f"{deps},pos={pos.url}"}
+    )
     web = ServedApp(
         "services.web.app:create_app_from_env",
         {**env, "SERVICE_URLS": f"{deps},orders={orders.url}"},
