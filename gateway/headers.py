@@ -6,17 +6,13 @@ replaced). Headers the gateway owns are never taken from the client."""
 
 from __future__ import annotations
 
-import random
 import re
 from typing import Any
 
 from services.kit.requestid import request_id
+from services.kit.rng import rng
 
 __all__ = ["response_headers", "upstream_headers"]
-
-# ids from a generator of its own: the module-level one is shared with whatever else
-# runs in the process (a test's generator drawing examples, for one)
-_ids = random.Random()
 
 _HOP_BY_HOP = frozenset(
     {
@@ -52,7 +48,7 @@ _TRACEPARENT = re.compile(rb"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-
 
 def _new_traceparent() -> bytes:
     # W3C trace ids need uniqueness, not secrecy: the PRNG, not a system call per request.
-    trace, span = _ids.getrandbits(128) or 1, _ids.getrandbits(64) or 1
+    trace, span = rng.getrandbits(128) or 1, rng.getrandbits(64) or 1
     return f"00-{trace:032x}-{span:016x}-01".encode()
 
 

@@ -12,18 +12,15 @@ aiobreaker) do not do for asyncio without wrapping every call in their exception
 
 from __future__ import annotations
 
-import random
 import time
 from collections import deque
 from typing import Literal
 
 import msgspec
 
-__all__ = ["BreakerState", "CircuitBreaker", "ConcurrencyLimit", "RetryBudget", "backoff_s"]
+from services.kit.rng import rng
 
-# jitter from a generator of its own: the module-level one is shared with whatever
-# else runs in the process (a test's generator drawing examples, for one)
-_jitter = random.Random()
+__all__ = ["BreakerState", "CircuitBreaker", "ConcurrencyLimit", "RetryBudget", "backoff_s"]
 
 State = Literal["closed", "open", "half_open"]
 
@@ -195,4 +192,4 @@ class RetryBudget:
 
 def backoff_s(attempt: int, base_s: float, cap_s: float = 1.0) -> float:
     """Full jitter: uniform in [0, min(cap, base * 2^attempt)]."""
-    return _jitter.uniform(0, min(cap_s, base_s * (2**attempt)))
+    return rng.uniform(0, min(cap_s, base_s * (2**attempt)))

@@ -259,7 +259,6 @@ def _dictionaries(data: dict[str, list[Any]]) -> list[str]:
         "alice": ["M-ALICE"],
         "returned_skus": RETURNED_SKUS,
         "web": ["web"],
-        "ship": ["ship"],
         "few_points": [100],
         "streams": ["events.erp"],
     }

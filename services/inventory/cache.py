@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import random
 import time
 from collections import Counter
 from typing import TYPE_CHECKING
@@ -26,16 +25,13 @@ import msgspec
 from contracts.models import PositionsQuery, PositionsResult
 from services.inventory.errors import PositionsUnavailable
 from services.kit.registry import ServiceCallError
+from services.kit.rng import rng
 
 if TYPE_CHECKING:
     from services.inventory.store import AtsStore
     from services.kit.registry import ServiceClient
 
 __all__ = ["CacheStatus", "Entry", "PositionCache"]
-
-# jitter from a generator of its own: the module-level one is shared with whatever
-# else runs in the process (a test's generator drawing examples, for one)
-_jitter = random.Random()
 
 
 class Entry(msgspec.Struct, frozen=True):
@@ -184,7 +180,7 @@ class PositionCache:
     def _maybe_refresh_early(self, sku: str, entry: Entry, now: float) -> None:
         # XFetch: refresh when now - delta * beta * ln(rand) passes the expiry.
         expiry = entry.fetched_at + self.refresh_s
-        jitter = -max(entry.delta, 0.001) * self.beta * math.log(_jitter.random() or 1e-12)
+        jitter = -max(entry.delta, 0.001) * self.beta * math.log(rng.random() or 1e-12)
         if now + jitter >= expiry and sku not in self._inflight and sku not in self._refreshing:
             self.stats["early_refresh"] += 1
             self._refresh_in_background(sku)

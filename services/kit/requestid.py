@@ -6,16 +6,13 @@ exception handler, the access log) reads the same value without a context variab
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from typing import Any
 
-__all__ = ["REQUEST_ID_HEADER", "request_id", "request_started_at"]
+from services.kit.rng import rng
 
-# ids from a generator of its own: the module-level one is shared with whatever else
-# runs in the process (a test's generator drawing examples, for one)
-_ids = random.Random()
+__all__ = ["REQUEST_ID_HEADER", "request_id", "request_started_at"]
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SCOPE_KEY = "retailmesh.request_id"
@@ -37,7 +34,7 @@ def request_id(scope: dict[str, Any] | Any) -> str:
             break
     if rid is None:
         # Unique, not secret: the PRNG is enough and costs no system call (uuid4 does).
-        rid = f"{_ids.getrandbits(128):032x}"
+        rid = f"{rng.getrandbits(128):032x}"
     scope[_SCOPE_KEY] = rid
     scope.setdefault(_STARTED_KEY, time.perf_counter())
     return rid

@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from typing import Protocol
 
 import msgspec
 
-__all__ = ["Liveness", "Supervisor", "Worker", "WorkerState"]
+from services.kit.rng import rng
 
-# jitter from a generator of its own: the module-level one is shared with whatever
-# else runs in the process (a test's generator drawing examples, for one)
-_jitter = random.Random()
+__all__ = ["Liveness", "Supervisor", "Worker", "WorkerState"]
 
 log = logging.getLogger("retailmesh.workers")
 
@@ -120,7 +117,7 @@ class Supervisor:
             live.restarts += 1
             delay = min(self.max_backoff_s, self.backoff_s * 2 ** min(live.failures - 1, 16))
             try:
-                async with asyncio.timeout(delay * _jitter.uniform(0.5, 1.0)):
+                async with asyncio.timeout(delay * rng.uniform(0.5, 1.0)):
                     await self._stopping.wait()
             except TimeoutError:
                 pass

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from contracts.models import CheckoutRequest, ReturnRequest
 from services.kit.errors import Forbidden
 from services.kit.identity import IDENTITY_HEADER
@@ -42,15 +44,7 @@ class CustomerDesk:
     def checkout(
         self, caller: str, key: str, data: WebCheckoutRequest
     ) -> Awaitable[ServiceResponse]:
-        order = CheckoutRequest(
-            lines=data.lines,
-            payment_reference=data.payment_reference,
-            channel=SHIP_CHANNEL,  # the web shop's
-            fulfilment=data.fulfilment,
-            pickup_store_id=data.pickup_store_id,
-            redeem=data.redeem,
-            member_id=data.member_id,
-        )
+        order = CheckoutRequest(**msgspec.structs.asdict(data), channel=SHIP_CHANNEL)
         return self.orders.request(
             "POST",
             "/orders",

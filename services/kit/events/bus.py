@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import msgspec
 
+from services.kit.rng import rng
 from services.kit.supervisor import Liveness
 
 __all__ = [
@@ -22,10 +22,6 @@ __all__ = [
     "Undeliverable",
     "retry_delay",
 ]
-
-# jitter from a generator of its own: the module-level one is shared with whatever
-# else runs in the process (a test's generator drawing examples, for one)
-_jitter = random.Random()
 
 #: A consumer's handler receives the decoded envelope. Raising `RetryLater` means "the other
 #: side is busy or away", `Undeliverable` "this will never succeed"; any other exception is
@@ -77,7 +73,7 @@ def retry_delay(policy: ConsumerPolicy, attempts: int, exc: BaseException) -> fl
     (so a crowd of failed events does not come back at once), capped, and never sooner
     than the other side asked."""
     backoff = min(policy.backoff_s * 2.0 ** min(attempts - 1, 32), policy.max_backoff_s)
-    delay = backoff * _jitter.uniform(0.5, 1.0)
+    delay = backoff * rng.uniform(0.5, 1.0)
     asked = exc.retry_after_s if isinstance(exc, RetryLater) else None
     return max(delay, asked) if asked else delay
 
