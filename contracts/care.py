@@ -3,14 +3,18 @@ audit of it."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
+from contracts.bounds import Note, Subject, Timestamp
 from contracts.models import (
+    MAX_LEDGER_ENTRIES,
+    MAX_PAGE,
+    MAX_RETURNS_PER_ORDER,
     Email,
     LedgerEntry,
+    MemberId,
     MemberProfile,
     Order,
     OrderId,
@@ -21,6 +25,7 @@ from contracts.postings import PostingRecord
 from contracts.rules import Checked, ExactlyOne
 
 __all__ = [
+    "VIEW_ORDERS",
     "AuditEntry",
     "AuditPage",
     "CareAction",
@@ -32,6 +37,8 @@ __all__ = [
     "Reason",
 ]
 
+#: the orders one view shows (newest first)
+VIEW_ORDERS = 20
 #: why the agent looks or acts: a ticket, a call; every lookup and action records it
 Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=200)]
 CardNumber = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}$")]
@@ -52,9 +59,9 @@ class CareCustomer(msgspec.Struct, frozen=True, kw_only=True):
     """Who was found: the customer (their account's subject) and their loyalty member, the
     email masked."""
 
-    customer: str
-    member_id: str | None = None
-    email_masked: str | None = None
+    customer: Subject
+    member_id: MemberId | None = None
+    email_masked: Annotated[str, msgspec.Meta(max_length=320)] | None = None
 
 
 class CareOrder(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,19 +69,19 @@ class CareOrder(msgspec.Struct, frozen=True, kw_only=True):
     any refunds) and its returns with their settlement."""
 
     order: Order
-    postings: list[PostingRecord]
-    returns: list[Return]
+    postings: Annotated[list[PostingRecord], msgspec.Meta(max_length=MAX_PAGE)]
+    returns: Annotated[list[Return], msgspec.Meta(max_length=MAX_RETURNS_PER_ORDER)]
 
 
 class CareView(msgspec.Struct, frozen=True, kw_only=True):
     """One view of a customer: orders (newest first, up to 20), loyalty account and ledger."""
 
-    customer: str
+    customer: Subject
     member: MemberProfile | None = None
     #: the whole address, only when the agent asked for it (`reveal_email`); recorded
-    email: str | None = None
-    ledger: list[LedgerEntry] = []
-    orders: list[CareOrder] = []
+    email: Email | None = None
+    ledger: Annotated[list[LedgerEntry], msgspec.Meta(max_length=MAX_LEDGER_ENTRIES)] = []
+    orders: Annotated[list[CareOrder], msgspec.Meta(max_length=VIEW_ORDERS)] = []
 
 
 class CareAction(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -89,18 +96,18 @@ class Goodwill(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
-    at: datetime
+    at: Timestamp
     #: the agent's subject
-    agent: str
+    agent: Subject
     action: Literal["search", "view", "reveal-email", "cancel", "goodwill"]
     #: the customer looked at or acted for (None for a search that found nobody)
-    customer: str | None = None
+    customer: Subject | None = None
     #: what was searched by or acted on (an order id, a member id; never an email)
-    subject: str | None = None
-    reason: str
+    subject: Subject | None = None
+    reason: Note
     #: what came of it: found, not-found, the answer's status
-    outcome: str
+    outcome: Annotated[str, msgspec.Meta(max_length=64)]
 
 
 class AuditPage(Page, frozen=True, kw_only=True):
-    items: list[AuditEntry]
+    items: Annotated[list[AuditEntry], msgspec.Meta(max_length=MAX_PAGE)]

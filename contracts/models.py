@@ -12,6 +12,7 @@ from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
+from contracts.bounds import Count, Cursor, Detail, Name, Note, Signed, Subject, Timestamp
 from contracts.rules import Checked, ExactlyOne, OnlyWhen
 
 __all__ = [
@@ -98,6 +99,27 @@ __all__ = [
     "TransactionPage",
 ]
 
+#: the most items a page of any list holds (its `limit`'s maximum)
+MAX_PAGE = 200
+#: the most stores and distribution centres the reference ERP keeps (`Erp.add_location`)
+MAX_LOCATIONS = 10_000
+#: lines of an order or a return
+MAX_ORDER_LINES = 50
+#: every return takes back at least a unit of its order (lines x units per line)
+MAX_RETURNS_PER_ORDER = MAX_ORDER_LINES * 1_000
+#: status changes of one order (each status is entered at most once)
+MAX_HISTORY = 20
+#: a ledger answers its newest entries, up to this many
+MAX_LEDGER_ENTRIES = 1_000
+#: sequence gaps answered per store (the oldest first; close them and ask again)
+MAX_GAPS = 1_000
+#: a day close makes one summary per currency
+MAX_DAY_SUMMARIES = 300
+#: a store's transactions of one day, in one answer
+MAX_DAY_TRANSACTIONS = 20_000
+#: order lines a reservations rebuild names as refused (the count is in its log)
+MAX_REFUSED = 1_000
+
 SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
 LOCATION_PATTERN = r"^[A-Z0-9][A-Z0-9-]{1,31}$"
 POSTING_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
@@ -129,6 +151,16 @@ Currency = Annotated[
     str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code", examples=["EUR"])
 ]
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+#: units of one order or return line
+LineUnits = Annotated[int, msgspec.Meta(ge=1, le=1_000)]
+#: units one reservation holds
+ReservedUnits = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+#: a till's transaction number, from 1
+Sequence = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+#: points one hold keeps for an order
+HeldPoints = Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
+#: what the store asks for at pick-up
+PickupCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
 MinorUnits = Annotated[
     int, msgspec.Meta(ge=0, le=10**12, description="Amount in the currency's minor units")
 ]
@@ -155,7 +187,7 @@ Category = Annotated[
 
 class Product(msgspec.Struct, frozen=True, kw_only=True):
     sku: Sku
-    name: str
+    name: Name
     price: Money
     active: bool = True
     #: where the web shop files it; None for a product the ERP has not categorised
@@ -165,21 +197,21 @@ class Product(msgspec.Struct, frozen=True, kw_only=True):
 class Page(msgspec.Struct, frozen=True, kw_only=True):
     """Keyset pagination: pass `next_cursor` back as `cursor` for the next page."""
 
-    next_cursor: str | None = None
+    next_cursor: Cursor | None = None
 
 
 class ProductPage(Page, frozen=True, kw_only=True):
-    items: list[Product]
+    items: Annotated[list[Product], msgspec.Meta(max_length=MAX_PAGE)]
 
 
 class StockLocation(msgspec.Struct, frozen=True, kw_only=True):
     id: LocationId
-    name: str
+    name: Name
     kind: LocationKind
-    region: str
+    region: Name
     #: where it is (stores: for pick-up near a customer); None where the ERP does not say
     country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")] | None = None
-    postcode: str | None = None
+    postcode: Annotated[str, msgspec.Meta(max_length=16)] | None = None
     latitude: Annotated[float, msgspec.Meta(ge=-90, le=90)] | None = None
     longitude: Annotated[float, msgspec.Meta(ge=-180, le=180)] | None = None
 
@@ -189,14 +221,14 @@ class InventoryPosition(msgspec.Struct, frozen=True, kw_only=True):
 
     sku: Sku
     location_id: LocationId
-    on_hand: int
-    version: int
-    updated_at: datetime
+    on_hand: Signed
+    version: Count
+    updated_at: Timestamp
 
 
 class SkuPositions(msgspec.Struct, frozen=True, kw_only=True):
     sku: Sku
-    positions: list[InventoryPosition]
+    positions: Annotated[list[InventoryPosition], msgspec.Meta(max_length=MAX_LOCATIONS)]
 
 
 class PositionsQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -206,8 +238,8 @@ class PositionsQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
 
 class PositionsResult(msgspec.Struct, frozen=True, kw_only=True):
-    items: list[SkuPositions]
-    unknown_skus: list[str]
+    items: Annotated[list[SkuPositions], msgspec.Meta(max_length=100)]
+    unknown_skus: Annotated[list[Sku], msgspec.Meta(max_length=100)]
 
 
 class StockAdjustment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -236,23 +268,23 @@ Channel = Annotated[
 
 
 class LocationAvailability(msgspec.Struct, frozen=True, kw_only=True):
-    location_id: str
-    on_hand: int
-    reserved: int
-    safety_stock: int
+    location_id: LocationId
+    on_hand: Signed
+    reserved: Count
+    safety_stock: Count
     #: on hand - reserved - safety stock, never below 0
-    ats: int
+    ats: Count
 
 
 class Availability(msgspec.Struct, frozen=True, kw_only=True):
     """Available to sell: one SKU in one channel, summed over the channel's locations."""
 
-    sku: str
-    channel: str
-    ats: int
-    locations: list[LocationAvailability]
+    sku: Sku
+    channel: Channel
+    ats: Count
+    locations: Annotated[list[LocationAvailability], msgspec.Meta(max_length=MAX_LOCATIONS)]
     #: when the ERP's positions were read
-    as_of: datetime
+    as_of: Timestamp
 
 
 class AvailabilityQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -261,8 +293,8 @@ class AvailabilityQuery(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
 
 
 class AvailabilityResult(msgspec.Struct, frozen=True, kw_only=True):
-    items: list[Availability]
-    unknown_skus: list[str]
+    items: Annotated[list[Availability], msgspec.Meta(max_length=100)]
+    unknown_skus: Annotated[list[Sku], msgspec.Meta(max_length=100)]
 
 
 class ReservationRequest(Checked, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -274,7 +306,7 @@ class ReservationRequest(Checked, frozen=True, kw_only=True, forbid_unknown_fiel
 
     reservation_id: ReservationId
     sku: Sku
-    quantity: Annotated[int, msgspec.Meta(ge=1, le=10_000)]
+    quantity: ReservedUnits
     owner: PostingId
     channel: Channel | msgspec.UnsetType = msgspec.UNSET
     location_id: LocationId | msgspec.UnsetType = msgspec.UNSET
@@ -282,13 +314,13 @@ class ReservationRequest(Checked, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 class Reservation(msgspec.Struct, frozen=True, kw_only=True):
-    reservation_id: str
-    sku: str
-    quantity: int
-    location_id: str
-    owner: str
+    reservation_id: ReservationId
+    sku: Sku
+    quantity: ReservedUnits
+    location_id: LocationId
+    owner: PostingId
     status: Literal["held", "confirmed", "released", "expired", "committed"]
-    expires_at: datetime | None = None
+    expires_at: Timestamp | None = None
 
 
 TransactionId = Annotated[
@@ -322,7 +354,7 @@ class TillTransaction(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     store_id: LocationId
     till_id: TillId
     #: per till, from 1, no reuse: gaps show transactions not yet received
-    sequence: Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+    sequence: Sequence
     occurred_at: UtcTime
     lines: Annotated[list[SaleLine], msgspec.Meta(min_length=1, max_length=200)]
     tenders: Annotated[list[Tender], msgspec.Meta(max_length=20)] = []
@@ -336,51 +368,51 @@ class TransactionBatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
 
 class TransactionOutcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    transaction_id: str
+    transaction_id: TransactionId
     status: Literal["accepted", "duplicate", "rejected"]
-    reason: str | None = None
+    reason: Detail | None = None
     #: a rejection's stable code (`sale-not-synced` is the one worth sending again later)
-    code: str | None = None
+    code: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class BatchResult(msgspec.Struct, frozen=True, kw_only=True):
-    accepted: int
-    duplicates: int
-    rejected: int
-    results: list[TransactionOutcome]
+    accepted: Count
+    duplicates: Count
+    rejected: Count
+    results: Annotated[list[TransactionOutcome], msgspec.Meta(max_length=500)]
 
 
 class DayClose(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A store's day closed for summary posting: what this close summarized (nothing when
     every transaction of the day was in an earlier close)."""
 
-    store_id: str
-    day: str
-    transactions: int
-    summary_ids: list[str] = []
+    store_id: LocationId
+    day: Annotated[str, msgspec.Meta(extra_json_schema={"format": "date"}, max_length=10)]
+    transactions: Count
+    summary_ids: Annotated[list[PostingId], msgspec.Meta(max_length=MAX_DAY_SUMMARIES)] = []
 
 
 class SequenceGap(msgspec.Struct, frozen=True, kw_only=True):
     """Sequence numbers of a till not received yet (both ends included)."""
 
-    till_id: str
-    first_missing: int
-    last_missing: int
+    till_id: TillId
+    first_missing: Sequence
+    last_missing: Sequence
 
 
 class StoreGaps(msgspec.Struct, frozen=True, kw_only=True):
-    store_id: str
-    gaps: list[SequenceGap]
+    store_id: LocationId
+    gaps: Annotated[list[SequenceGap], msgspec.Meta(max_length=MAX_GAPS)]
 
 
 class RecordedTransaction(msgspec.Struct, frozen=True, kw_only=True):
     transaction: TillTransaction
     total: Money
-    received_at: datetime
+    received_at: Timestamp
 
 
 class TransactionPage(msgspec.Struct, frozen=True, kw_only=True):
-    items: list[RecordedTransaction]
+    items: Annotated[list[RecordedTransaction], msgspec.Meta(max_length=MAX_DAY_TRANSACTIONS)]
 
 
 class ClaimLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -416,41 +448,41 @@ class MemberIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 class LoyaltyAccount(msgspec.Struct, frozen=True, kw_only=True):
-    member_id: str
-    tier: str
-    balance: int
+    member_id: MemberId
+    tier: Tier
+    balance: Signed
     #: points held for orders not captured yet
-    held: int
-    available: int
+    held: Count
+    available: Signed
 
 
 class LedgerEntry(msgspec.Struct, frozen=True, kw_only=True):
     kind: Literal["earn", "redeem", "reverse", "expire", "adjust"]
-    points: int
-    source_id: str
-    created_at: datetime
+    points: Signed
+    source_id: Annotated[str, msgspec.Meta(max_length=128)]
+    created_at: Timestamp
     #: who made an adjustment (`user:<sub>`, `service:<name>`), and why
-    by: str | None = None
-    reason: str | None = None
+    by: Annotated[str, msgspec.Meta(max_length=120)] | None = None
+    reason: Note | None = None
 
 
 class Ledger(msgspec.Struct, frozen=True, kw_only=True):
-    member_id: str
-    entries: list[LedgerEntry]
+    member_id: MemberId
+    entries: Annotated[list[LedgerEntry], msgspec.Meta(max_length=MAX_LEDGER_ENTRIES)]
 
 
 class HoldRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     hold_id: PostingId
-    points: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
+    points: HeldPoints
     ttl_s: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 900
 
 
 class PointsHold(msgspec.Struct, frozen=True, kw_only=True):
-    hold_id: str
-    member_id: str
-    points: int
+    hold_id: PostingId
+    member_id: MemberId
+    points: HeldPoints
     status: Literal["held", "captured", "released", "expired"]
-    expires_at: datetime
+    expires_at: Timestamp
 
 
 class Adjustment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -477,15 +509,15 @@ class Reversal(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 class PointsBooked(msgspec.Struct, frozen=True, kw_only=True):
     """Points an earning or a reversal booked (0 when its source was booked before)."""
 
-    member_id: str
-    points: int
+    member_id: MemberId
+    points: Signed
 
 
 class ExpiryRun(msgspec.Struct, frozen=True, kw_only=True):
     """What one run of points expiry did."""
 
-    members: int
-    points: int
+    members: Count
+    points: Count
 
 
 class MemberLookup(Checked, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -506,18 +538,18 @@ class MemberLookup(Checked, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 class MemberProfile(msgspec.Struct, frozen=True, kw_only=True):
     """A member as customer service sees it: whose account it is, the email masked."""
 
-    member_id: str
+    member_id: MemberId
     tier: Tier
-    customer_sub: str | None = None
-    email_masked: str | None = None
-    balance: int
-    held: int
-    available: int
+    customer_sub: Subject | None = None
+    email_masked: Annotated[str, msgspec.Meta(max_length=320)] | None = None
+    balance: Signed
+    held: Count
+    available: Signed
 
 
 class MemberEmail(msgspec.Struct, frozen=True, kw_only=True):
-    member_id: str
-    email: str
+    member_id: MemberId
+    email: Email
 
 
 ORDER_ID_PATTERN = r"^ord-[0-9a-f]{32}$"
@@ -557,7 +589,7 @@ PaymentReference = Annotated[
 
 class OrderLineIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     sku: Sku
-    quantity: Annotated[int, msgspec.Meta(ge=1, le=1_000)]
+    quantity: LineUnits
 
 
 class PointsRedemption(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -573,7 +605,7 @@ class CheckoutRequest(Checked, frozen=True, kw_only=True, forbid_unknown_fields=
 
     RULES: ClassVar = (OnlyWhen("pickup_store_id", "fulfilment", "pickup", default="ship"),)
 
-    lines: Annotated[list[OrderLineIn], msgspec.Meta(min_length=1, max_length=50)]
+    lines: Annotated[list[OrderLineIn], msgspec.Meta(min_length=1, max_length=MAX_ORDER_LINES)]
     payment_reference: PaymentReference
     channel: Channel = "web"
     #: ship from the channel's locations, or pick up at a store (its stock)
@@ -588,48 +620,48 @@ class CheckoutRequest(Checked, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 class OrderLine(msgspec.Struct, frozen=True, kw_only=True):
-    sku: str
-    quantity: int
+    sku: Sku
+    quantity: LineUnits
     unit_price: Money
     #: where the units are reserved (known once the stock step ran)
-    location_id: str | None = None
+    location_id: LocationId | None = None
 
 
 class OrderStatusEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     status: OrderStatus
-    at: datetime
-    detail: str | None = None
+    at: Timestamp
+    detail: Annotated[str, msgspec.Meta(max_length=400)] | None = None
 
 
 class Order(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    order_id: str
+    order_id: OrderId
     status: OrderStatus
-    customer: str
-    channel: str
+    customer: Subject
+    channel: Channel
     fulfilment: Literal["ship", "pickup"]
-    lines: list[OrderLine]
+    lines: Annotated[list[OrderLine], msgspec.Meta(max_length=MAX_ORDER_LINES)]
     total: Money
-    payment_reference: str
-    created_at: datetime
-    updated_at: datetime
-    pickup_store_id: str | None = None
-    member_id: str | None = None
+    payment_reference: PaymentReference
+    created_at: Timestamp
+    updated_at: Timestamp
+    pickup_store_id: LocationId | None = None
+    member_id: MemberId | None = None
     #: the marketplace partner that placed the order (its customer is then the partner's)
-    partner_id: str | None = None
-    points_redeemed: int = 0
+    partner_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    points_redeemed: Count = 0
     #: why a rejected order was rejected
-    reason: str | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=400)] | None = None
     #: shown to the customer only: the store asks for it at pick-up
-    pickup_code: str | None = None
-    history: list[OrderStatusEntry] = []
+    pickup_code: PickupCode | None = None
+    history: Annotated[list[OrderStatusEntry], msgspec.Meta(max_length=MAX_HISTORY)] = []
 
 
 class OrderPage(Page, frozen=True, kw_only=True):
-    items: list[Order]
+    items: Annotated[list[Order], msgspec.Meta(max_length=MAX_PAGE)]
 
 
 class CollectRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pickup_code: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+    pickup_code: PickupCode
 
 
 ReturnId = Annotated[
@@ -639,7 +671,7 @@ ReturnId = Annotated[
 
 class ReturnLineIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     sku: Sku
-    quantity: Annotated[int, msgspec.Meta(ge=1, le=1_000)]
+    quantity: LineUnits
     #: back into sellable stock, or written off
     disposition: Literal["restock", "damaged"] = "restock"
 
@@ -651,7 +683,7 @@ class ReturnRequest(Checked, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
     RULES: ClassVar = (ExactlyOne(("order_id", "receipt")),)
 
-    lines: Annotated[list[ReturnLineIn], msgspec.Meta(min_length=1, max_length=50)]
+    lines: Annotated[list[ReturnLineIn], msgspec.Meta(min_length=1, max_length=MAX_ORDER_LINES)]
     order_id: OrderId | msgspec.UnsetType = msgspec.UNSET
     receipt: TransactionId | msgspec.UnsetType = msgspec.UNSET
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
@@ -662,43 +694,45 @@ class OrderReturnRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     till (the store taking it is the till's)."""
 
     order_id: OrderId
-    lines: Annotated[list[ReturnLineIn], msgspec.Meta(min_length=1, max_length=50)]
+    lines: Annotated[list[ReturnLineIn], msgspec.Meta(min_length=1, max_length=MAX_ORDER_LINES)]
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
 
 
 class ReturnLine(msgspec.Struct, frozen=True, kw_only=True):
-    sku: str
-    quantity: int
+    sku: Sku
+    quantity: LineUnits
     disposition: Literal["restock", "damaged"]
     unit_price: Money
     #: the returned share of the original line's discount
-    discount: int
+    discount: MinorUnits
     #: where the units come back
-    location_id: str
+    location_id: LocationId
 
 
 class Return(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    return_id: str
+    return_id: ReturnId
     #: accepted (refund on its way) → refunded (ERP refund booked, points and stock settled)
     status: Literal["accepted", "refunded"]
-    customer: str
-    lines: list[ReturnLine]
+    customer: Subject
+    lines: Annotated[list[ReturnLine], msgspec.Meta(max_length=MAX_ORDER_LINES)]
     refund: Money
-    created_at: datetime
-    updated_at: datetime
-    order_id: str | None = None
-    receipt: str | None = None
-    store_id: str | None = None
-    member_id: str | None = None
+    created_at: Timestamp
+    updated_at: Timestamp
+    order_id: OrderId | None = None
+    receipt: TransactionId | None = None
+    store_id: LocationId | None = None
+    member_id: MemberId | None = None
     #: redeemed points given back, pro rata
-    points_returned: int = 0
-    reason: str | None = None
+    points_returned: Count = 0
+    reason: Note | None = None
 
 
 class RebuildReport(msgspec.Struct, frozen=True, kw_only=True):
     """Open orders' reservations put back after the reservations' store lost them."""
 
-    orders: int
-    reservations: int
+    orders: Count
+    reservations: Count
     #: lines that no longer fit in stock (their orders need an operator)
-    refused: list[str] = []
+    refused: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=MAX_REFUSED)
+    ] = []

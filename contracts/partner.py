@@ -6,7 +6,8 @@ from typing import Annotated
 
 import msgspec
 
-from contracts.models import CustomerRef, OrderLineIn, PaymentReference, Sku
+from contracts.bounds import Count
+from contracts.models import MAX_ORDER_LINES, CustomerRef, OrderLineIn, PaymentReference, Sku
 
 __all__ = ["PartnerAvailability", "PartnerAvailabilityItem", "PartnerOrderRequest"]
 
@@ -14,14 +15,14 @@ __all__ = ["PartnerAvailability", "PartnerAvailabilityItem", "PartnerOrderReques
 class PartnerAvailabilityItem(msgspec.Struct, frozen=True, kw_only=True):
     sku: Sku
     #: units the partner may sell now (the partner channel's stock, net of reservations)
-    quantity: Annotated[int, msgspec.Meta(ge=0)]
+    quantity: Count
     in_stock: bool
 
 
 class PartnerAvailability(msgspec.Struct, frozen=True, kw_only=True):
-    items: list[PartnerAvailabilityItem]
+    items: Annotated[list[PartnerAvailabilityItem], msgspec.Meta(max_length=100)]
     #: SKUs asked for that the retailer does not sell
-    unknown_skus: list[str]
+    unknown_skus: Annotated[list[Sku], msgspec.Meta(max_length=100)]
 
 
 class PartnerOrderRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -30,5 +31,5 @@ class PartnerOrderRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     them: they are the partner's customers, not the shop's accounts)."""
 
     customer_ref: CustomerRef
-    lines: Annotated[list[OrderLineIn], msgspec.Meta(min_length=1, max_length=50)]
+    lines: Annotated[list[OrderLineIn], msgspec.Meta(min_length=1, max_length=MAX_ORDER_LINES)]
     payment_reference: PaymentReference

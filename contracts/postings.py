@@ -8,12 +8,13 @@ result per posting; real ERPs take journals the same way (OData `$batch`, batch 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 
+from contracts.bounds import Count, Timestamp
 from contracts.models import (
+    MAX_PAGE,
     LocationId,
     MinorUnits,
     Money,
@@ -27,6 +28,7 @@ from contracts.problems import Problem
 
 __all__ = [
     "MAX_BATCH_POSTINGS",
+    "MAX_POSTING_LINES",
     "BatchedPosting",
     "OrderPosting",
     "PostingBatch",
@@ -41,6 +43,10 @@ __all__ = [
 
 #: postings of one kind in one batch call
 MAX_BATCH_POSTINGS = 500
+#: lines of one posting
+MAX_POSTING_LINES = 500
+#: the ERP's own number of a booked posting (`SO-00000001`, `CR-00000001`)
+DocumentNumber = Annotated[str, msgspec.Meta(max_length=32)]
 
 
 class PostingLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -57,7 +63,7 @@ class OrderPosting(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     posting_id: PostingId
     order_id: PostingId
-    lines: Annotated[list[PostingLine], msgspec.Meta(min_length=1, max_length=500)]
+    lines: Annotated[list[PostingLine], msgspec.Meta(min_length=1, max_length=MAX_POSTING_LINES)]
     total: Money
     occurred_at: UtcTime
 
@@ -67,7 +73,7 @@ class RefundPosting(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
     posting_id: PostingId
     order_id: PostingId
-    lines: Annotated[list[PostingLine], msgspec.Meta(min_length=1, max_length=500)]
+    lines: Annotated[list[PostingLine], msgspec.Meta(min_length=1, max_length=MAX_POSTING_LINES)]
     amount: Money
     occurred_at: UtcTime
 
@@ -75,38 +81,38 @@ class RefundPosting(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 class PostingReceipt(msgspec.Struct, frozen=True, kw_only=True):
     """What the ERP answers to a posting, the same for the first call and every replay."""
 
-    posting_id: str
+    posting_id: PostingId
     kind: Literal["order", "refund"]
-    order_id: str
-    document_number: str
-    booked_at: datetime
+    order_id: PostingId
+    document_number: DocumentNumber
+    booked_at: Timestamp
 
 
 class PostingRecord(msgspec.Struct, frozen=True, kw_only=True):
     """A booked posting as the ERP holds it."""
 
-    posting_id: str
+    posting_id: PostingId
     kind: Literal["order", "refund"]
-    order_id: str
-    document_number: str
-    booked_at: datetime
-    occurred_at: datetime
+    order_id: PostingId
+    document_number: DocumentNumber
+    booked_at: Timestamp
+    occurred_at: Timestamp
     amount: Money
-    lines: list[PostingLine]
+    lines: Annotated[list[PostingLine], msgspec.Meta(max_length=MAX_POSTING_LINES)]
 
 
 class PostingPage(Page, frozen=True, kw_only=True):
-    items: list[PostingRecord]
+    items: Annotated[list[PostingRecord], msgspec.Meta(max_length=MAX_PAGE)]
 
 
 class PostingTotals(msgspec.Struct, frozen=True, kw_only=True):
     """Units and postings booked for one SKU, orders and refunds apart."""
 
-    sku: str
-    order_postings: int
-    ordered_units: int
-    refund_postings: int
-    refunded_units: int
+    sku: Sku
+    order_postings: Count
+    ordered_units: Count
+    refund_postings: Count
+    refunded_units: Count
 
 
 class PostingBatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -121,7 +127,7 @@ class BatchedPosting(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     been answered (201 booked, 200 a replay of a booked one, 409 its id is taken by other
     content, 422 it is invalid); the receipt for the first two, the problem for the others."""
 
-    posting_id: str
+    posting_id: PostingId
     status: Literal[200, 201, 409, 422]
     receipt: PostingReceipt | None = None
     problem: Problem | None = None
@@ -130,7 +136,7 @@ class BatchedPosting(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
 class PostingBatchResult(msgspec.Struct, frozen=True, kw_only=True):
     """One result per posting: the batch's orders first, then its refunds, in their order."""
 
-    results: list[BatchedPosting]
-    booked: int
-    replayed: int
-    refused: int
+    results: Annotated[list[BatchedPosting], msgspec.Meta(max_length=2 * MAX_BATCH_POSTINGS)]
+    booked: Count
+    replayed: Count
+    refused: Count

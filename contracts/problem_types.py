@@ -6,21 +6,26 @@ here, and the fuzzers on one they meet."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
-from contracts.problems import PROBLEM_TYPE_BASE
+from contracts.problems import MAX_DETAIL, PROBLEM_TYPE_BASE
 
-__all__ = ["CATALOGUE", "ProblemType", "by_slug"]
+__all__ = ["CATALOGUE", "MAX_TYPES", "ProblemType", "by_slug"]
+
+#: the catalogue's size has room to grow to this (`tests/test_problem_catalogue.py` checks)
+MAX_TYPES = 200
 
 
 class ProblemType(msgspec.Struct, frozen=True, kw_only=True):
     """One problem type: what its `type` URI stands for."""
 
-    slug: str
-    type: str
-    title: str
-    status: int
-    meaning: str
+    slug: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{1,63}$")]
+    type: Annotated[str, msgspec.Meta(max_length=200)]
+    title: Annotated[str, msgspec.Meta(max_length=200)]
+    status: Annotated[int, msgspec.Meta(ge=100, le=599)]
+    meaning: Annotated[str, msgspec.Meta(max_length=MAX_DETAIL)]
 
 
 def _t(slug: str, status: int, title: str, meaning: str) -> ProblemType:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
-from contracts.models import Sku, Tier
-from contracts.web import PickupAvailability
+from contracts.models import MemberId, Sku, Tier
+from contracts.web import MAX_NEAR_STORES, PickupAvailability
 
 __all__ = ["StoreStock", "TillMember"]
 
@@ -15,12 +17,12 @@ class StoreStock(msgspec.Struct, frozen=True, kw_only=True):
     till's own first, at 0 km)."""
 
     sku: Sku
-    stores: list[PickupAvailability]
+    stores: Annotated[list[PickupAvailability], msgspec.Meta(max_length=MAX_NEAR_STORES)]
 
 
 class TillMember(msgspec.Struct, frozen=True, kw_only=True):
     """A loyalty member found at the till: who and which tier, nothing that identifies the
     person (no email, no card number, no balance)."""
 
-    member_id: str
+    member_id: MemberId
     tier: Tier

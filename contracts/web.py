@@ -13,7 +13,10 @@ from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
+from contracts.bounds import Count, Name
 from contracts.models import (
+    MAX_ORDER_LINES,
+    MAX_PAGE,
     Category,
     LocationId,
     MemberId,
@@ -27,6 +30,7 @@ from contracts.models import (
 from contracts.rules import Checked, OnlyWhen
 
 __all__ = [
+    "MAX_NEAR_STORES",
     "PickupAvailability",
     "ShipAvailability",
     "WebCheckoutRequest",
@@ -36,12 +40,14 @@ __all__ = [
     "WebProductV2",
 ]
 
-Units = Annotated[int, msgspec.Meta(ge=0, description="Units available to sell")]
+Units = Annotated[Count, msgspec.Meta(description="Units available to sell")]
+#: stores a product page or a till shows pick-up at (the `stores` query's maximum)
+MAX_NEAR_STORES = 10
 
 
 class WebProductV1(msgspec.Struct, frozen=True, kw_only=True):
     sku: Sku
-    name: str
+    name: Name
     category: Category | None = None
     price: Money
     #: units that can be sold for delivery, over the whole network
@@ -50,7 +56,7 @@ class WebProductV1(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class WebProductPageV1(Page, frozen=True, kw_only=True):
-    items: list[WebProductV1]
+    items: Annotated[list[WebProductV1], msgspec.Meta(max_length=MAX_PAGE)]
 
 
 class ShipAvailability(msgspec.Struct, frozen=True, kw_only=True):
@@ -64,7 +70,7 @@ class PickupAvailability(msgspec.Struct, frozen=True, kw_only=True):
     """What can be picked up at one store today."""
 
     store_id: LocationId
-    name: str
+    name: Name
     #: as the crow flies from the place asked about
     distance_km: Annotated[float, msgspec.Meta(ge=0)]
     quantity: Units
@@ -73,19 +79,19 @@ class PickupAvailability(msgspec.Struct, frozen=True, kw_only=True):
 
 class WebProductV2(msgspec.Struct, frozen=True, kw_only=True):
     sku: Sku
-    name: str
+    name: Name
     category: Category | None = None
     price: Money
     ship: ShipAvailability
     #: the nearest stores to `near`, nearest first; empty when no place was given
-    pickup: list[PickupAvailability]
+    pickup: Annotated[list[PickupAvailability], msgspec.Meta(max_length=MAX_NEAR_STORES)]
     #: the store the distances are measured from (the one asked for, or the store whose
     #: postcode area is nearest the postcode asked for); None when no place was given
     near: LocationId | None = None
 
 
 class WebProductPageV2(Page, frozen=True, kw_only=True):
-    items: list[WebProductV2]
+    items: Annotated[list[WebProductV2], msgspec.Meta(max_length=MAX_PAGE)]
 
 
 class WebCheckoutRequest(Checked, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -94,7 +100,7 @@ class WebCheckoutRequest(Checked, frozen=True, kw_only=True, forbid_unknown_fiel
 
     RULES: ClassVar = (OnlyWhen("pickup_store_id", "fulfilment", "pickup", default="ship"),)
 
-    lines: Annotated[list[OrderLineIn], msgspec.Meta(min_length=1, max_length=50)]
+    lines: Annotated[list[OrderLineIn], msgspec.Meta(min_length=1, max_length=MAX_ORDER_LINES)]
     payment_reference: PaymentReference
     #: ship from the web channel's locations, or pick up at a store (its stock)
     fulfilment: Literal["ship", "pickup"] = "ship"

@@ -12,10 +12,12 @@ from litestar import Controller, Response, get, post
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
+from contracts.bounds import Count
 from contracts.events import STREAMS
 from gateway.auth.jwt import JwtRejected
-from gateway.auth.keys import ApiKey, KeyRefused, Partner, list_partners
-from gateway.config import PlanConfig
+from gateway.auth.keys import MAX_LISTED, ApiKey, KeyRefused, Partner, list_partners
+from gateway.config import MAX_ROUTE_SCOPES, MAX_ROUTES, MAX_UPSTREAMS, Method, PlanConfig
+from gateway.limits import Window
 from gateway.resilience import BreakerState
 from services.kit.errors import Invalid, NotFound, Unprocessable, problem_responses
 from services.kit.events import Backlog, DeadLetter
@@ -33,6 +35,8 @@ Scope = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9:._-]{0,63}$")]
 KeyId = Annotated[str, PathParameter(pattern=r"^key_[0-9a-f]{16}$")]
 StreamName = Annotated[str, PathParameter(pattern=r"^[a-z][a-z0-9._-]{0,63}$")]
 _ADMIN = problem_responses(401, 403)
+#: consumer groups of one stream an operator's backlog shows (the mesh has a few)
+MAX_GROUPS = 100
 
 
 class UnknownPartner(Unprocessable):
@@ -56,7 +60,7 @@ class KeyIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 class KeyCreated(msgspec.Struct, frozen=True, kw_only=True):
     """The key is in this answer only: it is stored as a hash."""
 
-    key: str
+    key: Annotated[str, msgspec.Meta(max_length=64)]
     record: ApiKey
 
 
@@ -66,29 +70,35 @@ class RotateIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 class RouteView(msgspec.Struct, frozen=True, kw_only=True):
-    api: str
-    version: str
-    status: str
-    path: str
-    methods: list[str]
-    auth: str
-    scopes: list[str]
-    weight: int
+    api: Annotated[str, msgspec.Meta(max_length=64)]
+    version: Annotated[str, msgspec.Meta(max_length=16)]
+    status: Literal["current", "deprecated", "retired"]
+    path: Annotated[str, msgspec.Meta(max_length=1024)]
+    methods: Annotated[list[Method], msgspec.Meta(max_length=6)]
+    auth: Literal["none", "key", "jwt", "either"]
+    scopes: Annotated[list[Scope], msgspec.Meta(max_length=MAX_ROUTE_SCOPES)]
+    weight: Annotated[int, msgspec.Meta(ge=1, le=1000)]
     #: the query parameter whose listed items each weigh `weight`
-    weight_per: str | None = None
-    upstream: str
+    weight_per: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    upstream: Annotated[str, msgspec.Meta(max_length=64)]
 
 
 class WindowUse(msgspec.Struct, frozen=True, kw_only=True):
-    window: str
-    used: int
-    seconds: int
+    window: Window
+    used: Count
+    seconds: Annotated[int, msgspec.Meta(ge=1, le=86_400)]
+
+
+class Replayed(msgspec.Struct, frozen=True, kw_only=True):
+    """The dead letter put back on its stream (by its id there)."""
+
+    replayed: Annotated[str, msgspec.Meta(max_length=41)]
 
 
 class LimitState(msgspec.Struct, frozen=True, kw_only=True):
-    consumer: str
+    consumer: Annotated[str, msgspec.Meta(max_length=300)]
     shared: bool
-    windows: list[WindowUse]
+    windows: Annotated[list[WindowUse], msgspec.Meta(max_length=3)]
 
 
 def admin_controller(gateway: Gateway) -> type[Controller]:
@@ -117,24 +127,37 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
         path = "/admin/v1"
         tags = ["admin"]
         guards = [require_admin]
-        security = [{"Bearer": []}]
+        #: a bearer token whose `roles` hold `admin` (OpenAPI 3.1 lists the role the scheme
+        #: needs); no other route of the gateway asks for it
+        security = [{"Bearer": ["admin"]}]
 
-        @get("/partners", summary="Partners", responses=_ADMIN)
-        async def partners(self) -> list[Partner]:
+        @get(
+            "/partners",
+            summary="Partners",
+            description=f"The first {MAX_LISTED:,} partners by id.",
+            responses=_ADMIN,
+        )
+        async def partners(self) -> Annotated[list[Partner], msgspec.Meta(max_length=MAX_LISTED)]:
             return await list_partners(gateway.key_store, db())
 
         @post("/partners", summary="Register a partner", responses=_ADMIN)
         async def add_partner(self, data: JSONBody[PartnerIn]) -> Partner:
             await gateway.key_store.ensure_partner(db(), data.id, data.name)
-            return next(p for p in await list_partners(gateway.key_store, db()) if p.id == data.id)
+            return (await list_partners(gateway.key_store, db(), data.id))[0]
 
-        @get("/keys", summary="API keys (never the keys themselves)", responses=_ADMIN)
+        @get(
+            "/keys",
+            summary="API keys (never the keys themselves)",
+            description=f"The oldest {MAX_LISTED:,} keys, of one partner when `partner_id` "
+            "names one.",
+            responses=_ADMIN,
+        )
         async def keys(
             self,
             partner_id: Annotated[
                 str | None, QueryParameter(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
             ] = None,
-        ) -> list[ApiKey]:
+        ) -> Annotated[list[ApiKey], msgspec.Meta(max_length=MAX_LISTED)]:
             return await gateway.key_store.list(db(), partner_id)
 
         @post(
@@ -212,7 +235,7 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
             return dict(gateway.config.plans)
 
         @get("/routes", summary="The route table", responses=_ADMIN)
-        async def routes(self) -> list[RouteView]:
+        async def routes(self) -> Annotated[list[RouteView], msgspec.Meta(max_length=MAX_ROUTES)]:
             return [
                 RouteView(
                     api=api.name,
@@ -232,7 +255,9 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
             ]
 
         @get("/breakers", summary="Circuit breakers per upstream", responses=_ADMIN)
-        async def breakers(self) -> list[BreakerState]:
+        async def breakers(
+            self,
+        ) -> Annotated[list[BreakerState], msgspec.Meta(max_length=MAX_UPSTREAMS)]:
             return [guard.snapshot() for guard in gateway.guards.values()]
 
         @post(
@@ -281,11 +306,13 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
             """,
             responses=_ADMIN,
         )
-        async def backlog(self) -> list[Backlog]:
+        async def backlog(
+            self,
+        ) -> Annotated[list[Backlog], msgspec.Meta(max_length=len(STREAMS) * MAX_GROUPS)]:
             assert gateway.runtime.bus is not None
             out: list[Backlog] = []
             for stream in sorted(STREAMS):
-                out += await gateway.runtime.bus.backlog(stream)
+                out += (await gateway.runtime.bus.backlog(stream))[:MAX_GROUPS]
             return out
 
         @get(
@@ -293,7 +320,9 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
             summary="Events that failed every attempt",
             responses=problem_responses(401, 403, 404),
         )
-        async def dead_letters(self, stream: StreamName) -> list[DeadLetter]:
+        async def dead_letters(
+            self, stream: StreamName
+        ) -> Annotated[list[DeadLetter], msgspec.Meta(max_length=100)]:
             if stream not in STREAMS:
                 raise NotFound(f"no stream {stream}", streams=sorted(STREAMS))
             assert gateway.runtime.bus is not None
@@ -311,12 +340,12 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
             # a Redis stream id: two unsigned 64-bit numbers; 19 digits keep each below 2**64
             # (a 20-digit one past it was a Redis error, answered 500)
             letter_id: Annotated[str, PathParameter(pattern=r"^[0-9]{1,19}-[0-9]{1,19}$")],
-        ) -> Response[dict[str, str]]:
+        ) -> Response[Replayed]:
             if stream not in STREAMS:
                 raise NotFound(f"no stream {stream}", streams=sorted(STREAMS))
             assert gateway.runtime.bus is not None
             if not await gateway.runtime.bus.replay(stream, letter_id):
                 raise NotFound(f"no dead letter {letter_id} on {stream}")
-            return Response({"replayed": letter_id}, status_code=202)
+            return Response(Replayed(replayed=letter_id), status_code=202)
 
     return AdminController

@@ -401,6 +401,11 @@ class Gateway:
                         f"{api} {version} publishes no {rest or '/'}",
                     )
                 return
+            # a browser reads every answer of a route it may call, refusals included (a 401
+            # tells it to sign in again, a 413 that the body is too big)
+            origin = request_origin(scope["headers"])
+            if origin is not None:
+                extra += cors_response_headers(route, origin)
             limit = (
                 route.max_body_bytes
                 if route.max_body_bytes is not None
@@ -416,9 +421,6 @@ class Gateway:
                     f"request bodies are limited to {limit} bytes here",
                 )
                 return
-            origin = request_origin(scope["headers"])
-            if origin is not None:
-                extra += cors_response_headers(route, origin)
             assert self.auth is not None, "the gateway's lifespan has not started"
             try:
                 identity = await self.auth.identify(route, scope)

@@ -13,6 +13,8 @@ from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
+from contracts.bounds import MAX_SAFE_INT
+
 __all__ = [
     "ApiConfig",
     "ConfigError",
@@ -68,18 +70,29 @@ class VersionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 Scope = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9:._-]{0,63}$")]
-PathPattern = Annotated[str, msgspec.Meta(pattern=r"^(/([A-Za-z0-9._~-]+|\*|\*\*))*/?$")]
+PathPattern = Annotated[
+    str, msgspec.Meta(pattern=r"^(/([A-Za-z0-9._~-]+|\*|\*\*))*/?$", max_length=1024)
+]
+#: the scopes one route may ask for
+MAX_ROUTE_SCOPES = 20
+#: how big a configuration may be: APIs, versions and routes of each, upstreams. The route
+#: table an operator reads (`GET /admin/v1/routes`) has a row per version and route.
+MAX_APIS = 100
+MAX_VERSIONS = 10
+MAX_API_ROUTES = 200
+MAX_ROUTES = MAX_APIS * MAX_VERSIONS * MAX_API_ROUTES
+MAX_UPSTREAMS = 100
 
 
 class RouteConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Who may call which paths of an API: `*` is one segment, `**` the rest of the path."""
 
     path: PathPattern
-    methods: Annotated[list[Method], msgspec.Meta(min_length=1)]
+    methods: Annotated[list[Method], msgspec.Meta(min_length=1, max_length=6)]
     #: which credentials it accepts: an API key, a JWT, either, or none
     auth: Literal["none", "key", "jwt", "either"] = "either"
     #: every one of these is needed (the `admin` role passes any)
-    scopes: list[Scope] = []
+    scopes: Annotated[list[Scope], msgspec.Meta(max_length=MAX_ROUTE_SCOPES)] = []
     #: units of the plan's limits one request uses (bulk endpoints weigh more)
     weight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
     #: a query parameter listing items (comma-separated): the request weighs `weight` per
@@ -96,20 +109,20 @@ class RouteConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 class PlanConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    burst_per_second: Annotated[int, msgspec.Meta(ge=1)]
-    per_minute: Annotated[int, msgspec.Meta(ge=1)]
-    daily_quota: Annotated[int, msgspec.Meta(ge=1)]
+    burst_per_second: Annotated[int, msgspec.Meta(ge=1, le=MAX_SAFE_INT)]
+    per_minute: Annotated[int, msgspec.Meta(ge=1, le=MAX_SAFE_INT)]
+    daily_quota: Annotated[int, msgspec.Meta(ge=1, le=MAX_SAFE_INT)]
     #: the scopes an API key on this plan may hold; any scope a key route needs when absent
-    key_scopes: list[Scope] | None = None
+    key_scopes: Annotated[list[Scope], msgspec.Meta(max_length=100)] | None = None
 
 
 class ApiConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: Name
     upstream: Name
     title: str = ""
-    versions: Annotated[list[VersionConfig], msgspec.Meta(min_length=1)]
+    versions: Annotated[list[VersionConfig], msgspec.Meta(min_length=1, max_length=MAX_VERSIONS)]
     #: first match wins; a path no route matches is not published (404)
-    routes: list[RouteConfig] = []
+    routes: Annotated[list[RouteConfig], msgspec.Meta(max_length=MAX_API_ROUTES)] = []
 
 
 class JwtPlans(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -137,8 +150,8 @@ class JwtConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    upstreams: dict[Name, UpstreamConfig]
-    apis: list[ApiConfig]
+    upstreams: Annotated[dict[Name, UpstreamConfig], msgspec.Meta(max_length=MAX_UPSTREAMS)]
+    apis: Annotated[list[ApiConfig], msgspec.Meta(max_length=MAX_APIS)]
     plans: dict[Name, PlanConfig] = {}
     #: the plan of unauthenticated callers, counted per client address
     anonymous_plan: Name = "free"

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 from redis.exceptions import RedisError
@@ -35,11 +35,12 @@ if TYPE_CHECKING:
 
     from gateway.config import PlanConfig
 
-__all__ = ["Decision", "Limiter", "PlanPolicy"]
+__all__ = ["Decision", "Limiter", "PlanPolicy", "Window"]
 
 log = logging.getLogger("retailmesh.gateway.limits")
 
-_WINDOWS = (("burst", 1), ("minute", 60), ("day", 86400))
+Window = Literal["burst", "minute", "day"]
+_WINDOWS: tuple[tuple[Window, int], ...] = (("burst", 1), ("minute", 60), ("day", 86400))
 
 # The requests of a batch are grouped by their counters (one consumer, the same windows):
 # a partner's many concurrent calls read and write their three counters once, not once each.
@@ -264,10 +265,10 @@ class Limiter:
             decision.admitted, decision.window, decision.remaining, decision.reset_s, shared
         )
 
-    async def usage(self, consumer: str) -> list[tuple[str, int, int]]:
+    async def usage(self, consumer: str) -> list[tuple[Window, int, int]]:
         """(window, units used, seconds left) for each window of a consumer, now."""
         now = time.time()
-        out = []
+        out: list[tuple[Window, int, int]] = []
         for label, window in _WINDOWS:
             reset = max(1, math.ceil(window - (now % window)))
             if self.redis is not None and self._redis_ok:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import html
 from typing import Annotated
 
+import msgspec
 from litestar import MediaType, Response, get
 from litestar.params import Parameter
 
-from contracts.problem_types import CATALOGUE, ProblemType, by_slug
+from contracts.problem_types import CATALOGUE, MAX_TYPES, ProblemType, by_slug
 from services.kit.errors import NotFound, problem_responses
 
 __all__ = ["problem_handlers"]
@@ -35,7 +36,7 @@ def _page(entry: ProblemType) -> str:
 
 
 @get("/problems", tags=["gateway"], summary="Every problem type the mesh answers")
-async def problem_types() -> list[ProblemType]:
+async def problem_types() -> Annotated[list[ProblemType], msgspec.Meta(max_length=MAX_TYPES)]:
     return list(CATALOGUE)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from contracts.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
+from contracts.problems import MAX_INSTANCE, PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, clipped
 from services.kit.requestid import request_id
 
 __all__ = ["send_problem"]
@@ -31,8 +31,8 @@ async def send_problem(
             "type": PROBLEM_TYPE_BASE + slug,
             "title": title,
             "status": status,
-            "detail": detail,
-            "instance": scope.get("path"),
+            "detail": clipped(detail),
+            "instance": clipped(scope.get("path") or "", MAX_INSTANCE),
             "request_id": request_id(scope),
         }
     )

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
+from contracts.bounds import Count
 from services.kit.rng import rng
 
 __all__ = ["BreakerState", "CircuitBreaker", "ConcurrencyLimit", "RetryBudget", "backoff_s"]
@@ -26,16 +27,16 @@ State = Literal["closed", "open", "half_open"]
 
 
 class BreakerState(msgspec.Struct, frozen=True, kw_only=True):
-    upstream: str
+    upstream: Annotated[str, msgspec.Meta(max_length=32)]
     state: State
-    failures: int
-    requests: int
+    failures: Count
+    requests: Count
     failure_ratio: float
     opened_at: float | None
-    retry_after_s: int
-    in_flight: int
-    shed: int
-    retries: int
+    retry_after_s: Annotated[int, msgspec.Meta(ge=0, le=86_400)]
+    in_flight: Count
+    shed: Count
+    retries: Count
 
 
 class CircuitBreaker:

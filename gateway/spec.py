@@ -9,6 +9,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from gateway.auth.jwt import ALLOWED_ALGORITHMS, MAX_TOKEN_BYTES
 from gateway.links import add_links
 from gateway.routes import RouteTable
 
@@ -68,6 +69,17 @@ _HEADERS: dict[str, dict[str, Any]] = {
         "description": 'The successor version of this path, `rel="successor-version"`.',
         "schema": {"type": "string", "maxLength": 400},
     },
+    "Access-Control-Allow-Origin": {
+        "description": "CORS: the request's `Origin`, echoed when it is one of the operation's "
+        "`x-cors-origins` (`*` where any may call); absent for any other origin, whose browser "
+        "then keeps the answer from its page.",
+        "schema": {"type": "string", "maxLength": 2048},
+    },
+    "Access-Control-Expose-Headers": {
+        "description": "CORS: the answer's headers a page may read, with "
+        "`Access-Control-Allow-Origin`.",
+        "schema": {"type": "string", "maxLength": 400},
+    },
 }
 
 
@@ -80,7 +92,8 @@ def _document_headers(operation: dict[str, Any]) -> None:
     """The headers of each answer, as the gateway writes them: the request id on every one;
     the plan's use on every answer to a counted request (a success or a client error: the
     gateway counts before it forwards); `Retry-After` on 429 and 503; the version's
-    lifecycle on a deprecated version's answers."""
+    lifecycle on a deprecated version's answers; CORS on the answers of a route browsers may
+    call (from the route's checks on, so its refusals too: `Gateway._route`)."""
     for status, response in operation.get("responses", {}).items():
         headers = response.setdefault("headers", {})
         headers["X-Request-Id"] = _header("X-Request-Id")
@@ -91,6 +104,9 @@ def _document_headers(operation: dict[str, Any]) -> None:
             headers["Retry-After"] = _header("Retry-After", required=status == "429")
         if operation.get("deprecated"):
             for name in ("Deprecation", "Sunset", "Link"):
+                headers[name] = _header(name)
+        if operation.get("x-cors-origins"):
+            for name in ("Access-Control-Allow-Origin", "Access-Control-Expose-Headers"):
                 headers[name] = _header(name)
 
 
@@ -182,6 +198,8 @@ def external_spec(
                     op["tags"] = [f"{api.name} {version.version}"]
                     if version.status == "deprecated":
                         op["deprecated"] = True
+                    if route.cors_origins:
+                        op["x-cors-origins"] = list(route.cors_origins)
                     for status, description in errors.items():
                         op.setdefault("responses", {}).setdefault(
                             status, _problem_response(description)
@@ -206,7 +224,14 @@ def external_spec(
             "version": "1.0.0",
             "description": "The public surface of the retailmesh: every routed API version.",
         },
-        "servers": [{"url": "/"}],
+        "servers": [
+            {
+                "url": "/",
+                "x-internal": False,
+                "description": "The gateway that serves this document, in whichever environment "
+                "it runs (local, staging, production): the mesh's one door",
+            }
+        ],
         "paths": dict(sorted(paths.items())),
         "components": {
             "headers": _HEADERS,
@@ -222,7 +247,12 @@ def external_spec(
                     "type": "http",
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
-                    "description": "A JWT of the retailer's identity provider",
+                    "description": "A JWT of the retailer's identity provider, verified as "
+                    "RFC8725 (JWT best current practices) asks: an allowlist of algorithms "
+                    f"({', '.join(ALLOWED_ALGORITHMS)}; never `none` or HS*), checked against "
+                    "the token's key before any verification; `exp`, `iss` and `aud` "
+                    f"required; up to {MAX_TOKEN_BYTES} bytes. The admin API needs the role "
+                    "`admin` in the `roles` claim.",
                 },
             },
         },

@@ -6,6 +6,7 @@ mesh       each service its own process; the gateway reaches them over HTTP
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from services.erp.app import create_app as create_erp
 from services.inventory.app import InventorySettings
 from services.inventory.app import create_app as create_inventory
 from services.kit.logs import configure_logging
-from services.kit.openapi import openapi_document
+from services.kit.openapi import openapi_document, structs_of
 from services.kit.registry import Registry
 from services.loyalty.app import LoyaltySettings
 from services.loyalty.app import create_app as create_loyalty
@@ -71,7 +72,11 @@ def service_specs() -> dict[str, dict[str, Any]]:
     """Each service's OpenAPI document, generated from its app (nothing is started)."""
     registry = Registry()
     return {
-        name: openapi_document(app)
+        # with the service's own structs (`structs_of` its app's module): their schemas as
+        # msgspec validates them, as for the shared contracts
+        name: openapi_document(
+            app, structs_of(importlib.import_module(SERVICES[name][1].__module__))
+        )
         for name, app in _service_apps({"SEED": "false"}, registry).items()
     }
 

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from gateway.auth.keys import ApiKey
     from gateway.config import JwtPlans, RouteConfig
 
+#: the longest JWT subject the gateway accepts
+MAX_SUBJECT = 100
+
 __all__ = ["AuthFailure", "Authenticator", "Unauthenticated", "Unauthorized"]
 
 
@@ -119,8 +122,15 @@ class Authenticator:
                 str(exc), challenge='Bearer realm="retailmesh", error="invalid_token"'
             ) from None
         sub = claims.get("sub")
+        invalid = 'Bearer realm="retailmesh", error="invalid_token"'
         if not isinstance(sub, str) or not sub:
-            raise Unauthenticated("token has no subject")
+            raise Unauthenticated("token has no subject", challenge=invalid)
+        if len(sub) > MAX_SUBJECT:
+            # what the services keep of a subject (an order's customer, who adjusted points)
+            # has room for this much; identity providers' subjects are far shorter
+            raise Unauthenticated(
+                f"token subject is longer than {MAX_SUBJECT} characters", challenge=invalid
+            )
         scope_claim = claims.get("scope", claims.get("scp", ""))
         scopes = scope_claim.split() if isinstance(scope_claim, str) else list(scope_claim or [])
         raw_roles = claims.get("roles", [])

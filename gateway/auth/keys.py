@@ -18,10 +18,12 @@ import uuid
 import zlib
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, insert, select, update
+
+from contracts.bounds import Name, Timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -94,22 +96,31 @@ class KeyRefused(ValueError):
     """A key cannot be created or changed so; the message says why (safe to show)."""
 
 
+#: the most keys or partners one admin listing answers
+MAX_LISTED = 1_000
+#: a key's id (`key_` and 16 hex digits; its column has room for 40)
+KeyIdText = Annotated[str, msgspec.Meta(max_length=40)]
+ScopeText = Annotated[str, msgspec.Meta(max_length=64)]
+
+
 class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     """A key as stored (never the key itself), with its state at the time it was read."""
 
-    id: str
-    partner_id: str
-    label: str
-    prefix: str
-    scopes: list[str]
-    plan: str
+    id: KeyIdText
+    partner_id: Annotated[str, msgspec.Meta(max_length=64)]
+    label: Annotated[str, msgspec.Meta(max_length=200)]
+    prefix: Annotated[str, msgspec.Meta(max_length=16)]
+    scopes: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=50)
+    ]
+    plan: Annotated[str, msgspec.Meta(max_length=32)]
     status: KeyState
-    created_at: datetime
-    expires_at: datetime | None = None
+    created_at: Timestamp
+    expires_at: Timestamp | None = None
     #: a rotating key works until then, and is retired after
-    grace_until: datetime | None = None
+    grace_until: Timestamp | None = None
     #: the key that replaced this one
-    rotated_to: str | None = None
+    rotated_to: KeyIdText | None = None
 
     def state(self, now: datetime) -> KeyState:
         if self.status in ("revoked", "retired", "expired"):
@@ -259,7 +270,8 @@ class KeyStore:
         return (self._record(row), row.hash) if row else None
 
     async def list(self, db: Database, partner_id: str | None = None) -> list[ApiKey]:
-        query = select(self.keys).order_by(self.keys.c.created_at, self.keys.c.id)
+        """The oldest MAX_LISTED keys (of one partner, when named)."""
+        query = select(self.keys).order_by(self.keys.c.created_at, self.keys.c.id).limit(MAX_LISTED)
         if partner_id:
             query = query.where(self.keys.c.partner_id == partner_id)
         async with db.read() as conn:
@@ -322,12 +334,18 @@ class KeyStore:
 
 
 class Partner(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    name: str
-    created_at: datetime
+    id: Annotated[str, msgspec.Meta(max_length=64)]
+    name: Name
+    created_at: Timestamp
 
 
-async def list_partners(store: KeyStore, db: Database) -> list[Partner]:
+async def list_partners(
+    store: KeyStore, db: Database, partner_id: str | None = None
+) -> list[Partner]:
+    """The first MAX_LISTED partners by id (or the one named)."""
+    query = select(store.partners).order_by(store.partners.c.id).limit(MAX_LISTED)
+    if partner_id is not None:
+        query = query.where(store.partners.c.id == partner_id)
     async with db.read() as conn:
-        rows = (await conn.execute(select(store.partners).order_by(store.partners.c.id))).all()
+        rows = (await conn.execute(query)).all()
     return [Partner(id=r.id, name=r.name, created_at=_utc(r.created_at)) for r in rows]  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from contracts.care import CareCustomer, CareOrder, CareView
+from contracts.care import VIEW_ORDERS, CareCustomer, CareOrder, CareView
 from contracts.models import Ledger, LoyaltyAccount, MemberEmail, MemberProfile, Order, OrderPage
 from contracts.models import Return as ReturnModel
 from contracts.postings import PostingPage
@@ -40,8 +40,6 @@ _DESK = Identity(
     scopes=frozenset({"orders:admin", "erp:ledger", "loyalty:lookup", "loyalty:admin"}),
 )
 T = TypeVar("T")
-#: the orders shown in one view (newest first)
-VIEW_ORDERS = 20
 
 
 def agent_of(identity: Identity, scope: str) -> str:

@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidation
 
 from contracts.models import (
+    MAX_LOCATIONS,
     POSTING_ID_PATTERN,
     SKU_PATTERN,
     InventoryPosition,
@@ -92,7 +93,9 @@ class LocationsController(Controller):
     tags = ["locations"]
 
     @get("/", summary="Stores and distribution centres", responses=problem_responses(*_CLOUD))
-    async def list_locations(self, erp: Erp) -> list[StockLocation]:
+    async def list_locations(
+        self, erp: Erp
+    ) -> Annotated[list[StockLocation], msgspec.Meta(max_length=MAX_LOCATIONS)]:
         return await erp.locations()
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import (
     update,
 )
 
-from contracts.models import InventoryPosition, Money, Product, StockLocation
+from contracts.models import MAX_LOCATIONS, InventoryPosition, Money, Product, StockLocation
 from contracts.postings import PostingLine, PostingRecord
 from services.kit.storage import as_utc
 
@@ -135,7 +135,8 @@ class ErpTables:
         return {r.sku for r in (await conn.execute(query)).all()}
 
     async def locations_all(self, conn: AsyncConnection) -> list[StockLocation]:
-        rows = (await conn.execute(select(self.locations).order_by(self.locations.c.id))).all()
+        query = select(self.locations).order_by(self.locations.c.id).limit(MAX_LOCATIONS)
+        rows = (await conn.execute(query)).all()
         return [
             StockLocation(
                 id=r.id,

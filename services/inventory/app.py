@@ -10,16 +10,21 @@ from litestar import Controller, Litestar, Response, get, post
 from litestar.di import Provide
 from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidation
 
+from contracts.bounds import Count, Signed
 from contracts.events import ERP_STREAM
 from contracts.models import (
+    MAX_LOCATIONS,
     POSTING_ID_PATTERN,
     SKU_PATTERN,
     Availability,
     AvailabilityQuery,
     AvailabilityResult,
+    LocationId,
     Reservation,
     ReservationRequest,
+    Sku,
 )
+from services.inventory.cache import Source
 from services.inventory.errors import PositionsUnavailable, UnknownSku
 from services.inventory.events import ERP_DECODER, handle_erp_event
 from services.inventory.logic import AtsService, load_ats_config
@@ -55,19 +60,19 @@ class InventorySettings(Settings, frozen=True, kw_only=True):
 
 
 class CacheEntryView(msgspec.Struct, frozen=True, kw_only=True):
-    sku: str
+    sku: Sku
     cached: bool
     known: bool | None = None
     #: what wrote it last: an ERP fetch or a stock event
-    source: str | None = None
+    source: Source | None = None
     #: reads of this SKU served by this replica
-    hits: int = 0
+    hits: Count = 0
     age_s: float | None = None
     fetch_s: float | None = None
-    versions: dict[str, int] = {}
-    on_hand: dict[str, int] = {}
-    reserved: dict[str, int] = {}
-    stats: dict[str, int] = {}
+    versions: Annotated[dict[LocationId, Count], msgspec.Meta(max_length=MAX_LOCATIONS)] = {}
+    on_hand: Annotated[dict[LocationId, Signed], msgspec.Meta(max_length=MAX_LOCATIONS)] = {}
+    reserved: Annotated[dict[LocationId, Count], msgspec.Meta(max_length=MAX_LOCATIONS)] = {}
+    stats: Annotated[dict[str, Count], msgspec.Meta(max_length=100)] = {}
 
 
 def _cache_headers(status: Any) -> dict[str, str]:

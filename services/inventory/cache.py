@@ -18,7 +18,7 @@ import contextlib
 import math
 import time
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
@@ -31,13 +31,16 @@ if TYPE_CHECKING:
     from services.inventory.store import AtsStore
     from services.kit.registry import ServiceClient
 
-__all__ = ["CacheStatus", "Entry", "PositionCache"]
+__all__ = ["CacheStatus", "Entry", "PositionCache", "Source"]
+
+#: what wrote a SKU's cached positions last: a fetch from the ERP, or a stock event
+Source = Literal["erp-fetch", "event"]
 
 
 class Entry(msgspec.Struct, frozen=True):
     """A SKU's cached positions: on hand and version per location, and reservations."""
 
-    source: str
+    source: Source
     known: bool
     fetched_at: float
     delta: float
@@ -81,7 +84,7 @@ def _entry(pos: dict[bytes, bytes], res: dict[bytes, bytes]) -> Entry | None:
         elif key.startswith(b"v:"):
             versions[key[2:].decode()] = int(value)
     return Entry(
-        source=pos.get(b"_source", b"erp-fetch").decode(),
+        source="event" if pos.get(b"_source") == b"event" else "erp-fetch",
         known=pos.get(b"_known") == b"1",
         fetched_at=float(pos[b"_fetched"]),
         delta=float(pos.get(b"_delta", b"0")),

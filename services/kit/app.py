@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import msgspec
 from litestar import Litestar, Request, Response, get
@@ -42,15 +42,15 @@ if TYPE_CHECKING:
     from services.kit.settings import Settings
     from services.kit.supervisor import Worker
 
-__all__ = ["Health", "Readiness", "Runtime", "app_from_env", "create_service_app"]
+__all__ = ["OPEN_PATHS", "Health", "Readiness", "Runtime", "app_from_env", "create_service_app"]
 
 log = logging.getLogger("retailmesh.service")
 SettingsT = TypeVar("SettingsT", bound="Settings")
 
 
 class Health(msgspec.Struct, frozen=True):
-    status: str
-    service: str
+    status: Literal["ok"]
+    service: Annotated[str, msgspec.Meta(max_length=32)]
 
 
 class Readiness(msgspec.Struct, frozen=True):
@@ -61,7 +61,7 @@ class Readiness(msgspec.Struct, frozen=True):
     workers: dict[str, WorkerState] = {}
 
 
-_OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 #: how long a readiness probe waits for each dependency
 READY_TIMEOUT_S = 0.4
 
@@ -112,7 +112,7 @@ class Runtime:
         """Guard on every route but health: nothing behind the gateway answers a caller
         whose identity the gateway (or a service) did not sign. Async although it only
         computes: Litestar runs a sync guard in a thread, a hop on every request."""
-        if connection.scope["path"] in _OPEN_PATHS:
+        if connection.scope["path"] in OPEN_PATHS:
             return  # the service's own /schema too: the gateway publishes what is public
         self.identity.from_request(connection)  # type: ignore[arg-type]
 

@@ -37,7 +37,17 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from contracts.problem_types import by_slug
-from contracts.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE, FieldError, Problem
+from contracts.problems import (
+    MAX_DETAIL,
+    MAX_ERRORS,
+    MAX_FIELD,
+    MAX_INSTANCE,
+    PROBLEM_MEDIA_TYPE,
+    PROBLEM_TYPE_BASE,
+    FieldError,
+    Problem,
+    clipped,
+)
 from services.kit.requestid import request_id
 
 if TYPE_CHECKING:
@@ -98,8 +108,12 @@ class ServiceError(Exception):
             type=problem_type(self.slug),
             title=self.title,
             status=self.status,
-            detail=self.detail or self.title,
-            errors=msgspec.convert(errors, list[FieldError]) if errors else None,
+            detail=clipped(self.detail or self.title),
+            errors=(
+                msgspec.convert([_bounded(e) for e in errors[:MAX_ERRORS]], list[FieldError])
+                if errors
+                else None
+            ),
         )
 
 
@@ -300,17 +314,30 @@ def _respond(request: Request[Any, Any, Any], exc: ProblemDetailsException) -> R
     # Extension members never overwrite the standard ones (RFC 9457 section 3.2): an error
     # that names a field `status` does not change the problem's HTTP status.
     body: dict[str, Any] = dict(exc.extra) if isinstance(exc.extra, dict) else {}
+    if isinstance(body.get("errors"), list):
+        body["errors"] = [_bounded(error) for error in body["errors"][:MAX_ERRORS]]
+    # within the published bounds (contracts/problems.py), whatever a detail quotes
     body.update(
         type=exc.type_ or "about:blank",
         title=exc.title or "Error",
         status=exc.status_code,
-        detail=exc.detail,
-        instance=public_path(request.scope),
+        detail=clipped(exc.detail),
+        instance=clipped(public_path(request.scope), MAX_INSTANCE),
         request_id=request_id(request.scope),
     )
     return Response(
         body, status_code=exc.status_code, headers=exc.headers, media_type=PROBLEM_MEDIA_TYPE
     )
+
+
+def _bounded(error: Any) -> Any:
+    if not isinstance(error, dict):
+        return error
+    out = dict(error)
+    for key, limit in (("field", MAX_FIELD), ("message", MAX_DETAIL)):
+        if isinstance(out.get(key), str):
+            out[key] = clipped(out[key], limit)
+    return out
 
 
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")

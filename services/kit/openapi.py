@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_origin
 
 import msgspec
 
@@ -24,8 +24,11 @@ import contracts.problem_types
 import contracts.problems
 import contracts.store
 import contracts.web
+from contracts.bounds import longest_match
 from contracts.examples import EXAMPLES
 from contracts.rules import rule_schema
+from services.kit.app import OPEN_PATHS
+from services.kit.identity import IDENTITY_HEADER
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -69,11 +72,95 @@ def openapi_document(app: Litestar, extra: Iterable[type[msgspec.Struct]] = ()) 
             schemas[name] = {**exact[name], **rules.get(name, {})}
         if name in examples:
             schemas[name] = {**schemas[name], "examples": [examples[name]]}
-    for item in spec.get("paths", {}).values():
+    for path, item in spec.get("paths", {}).items():
         for operation in item.values():
-            for parameter in operation.get("parameters", ()) if isinstance(operation, dict) else ():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", ()):
                 parameter["schema"] = _not_null(parameter.get("schema", {}))
+            if path in OPEN_PATHS:
+                operation["security"] = []
+    _bound_lists(app, spec)
+    _derive_bounds(spec)
+    spec["security"] = [{"Identity": []}]
+    spec.setdefault("components", {})["securitySchemes"] = {"Identity": _IDENTITY_SCHEME}
+    spec["servers"] = [_INTERNAL_SERVER]
     return spec
+
+
+#: every route but health answers only a caller whose identity the gateway (or a service of
+#: the mesh) signed: `ServiceApp.require_identity`
+_IDENTITY_SCHEME = {
+    "type": "apiKey",
+    "in": "header",
+    "name": IDENTITY_HEADER,
+    "description": "The caller as the gateway established it: a JWT (HS256, 60 s) that the "
+    "gateway or a service of the mesh signs with the mesh's secret. Clients never send it; "
+    "the gateway drops one a client sends.",
+}
+#: a service is reached only inside the mesh, through the gateway (its spec is for the mesh's
+#: own developers and for the gateway, which publishes the public part)
+_INTERNAL_SERVER = {
+    "url": "/",
+    "x-internal": True,
+    "description": "The service inside the mesh, in whichever environment it runs (local, "
+    "staging, production); never reached from outside but through the gateway",
+}
+
+
+def _bound_lists(app: Litestar, spec: dict[str, Any]) -> None:
+    """A handler that answers a bare list says how long it gets in its return annotation
+    (`Annotated[list[X], msgspec.Meta(max_length=N)]`, which Litestar's schema drops):
+    published as the answer's `maxItems`."""
+    paths = spec.get("paths", {})
+    for route in app.routes:
+        for method, handler in getattr(route, "route_handler_map", {}).items():
+            handler = handler[0] if isinstance(handler, tuple) else handler
+            meta = _list_meta(handler.parsed_fn_signature.return_type.raw)
+            operation = paths.get(route.path_format, {}).get(str(method).lower())
+            if meta is None or not isinstance(operation, dict):
+                continue
+            for answer in operation.get("responses", {}).values():
+                for body in answer.get("content", {}).values():
+                    if body.get("schema", {}).get("type") == "array":
+                        body["schema"]["maxItems"] = meta.max_length
+
+
+def _list_meta(annotation: Any) -> msgspec.Meta | None:
+    if get_origin(annotation) is not Annotated:
+        return None
+    for extra in annotation.__metadata__:
+        if isinstance(extra, msgspec.Meta) and extra.max_length is not None:
+            return extra
+    return None
+
+
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def _derive_bounds(node: Any) -> None:
+    """What a schema's own rules already imply, stated as the keywords clients and linters
+    read: an integer's `format` from its range (int32 when both bounds fit, int64 otherwise),
+    a string's `maxLength` from its pattern (the longest string an anchored pattern matches,
+    by Python's regex parser). Derived, never invented: a schema without bounds stays so."""
+    if isinstance(node, list):
+        for item in node:
+            _derive_bounds(item)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    if kind == "integer" and "format" not in node:
+        low, high = node.get("minimum"), node.get("maximum")
+        if low is not None and high is not None:
+            fits = _INT32[0] <= low and high <= _INT32[1]
+            node["format"] = "int32" if fits else "int64"
+    if kind == "string" and "maxLength" not in node and isinstance(node.get("pattern"), str):
+        longest = longest_match(node["pattern"])
+        if longest is not None:
+            node["maxLength"] = longest
+    for value in node.values():
+        _derive_bounds(value)
 
 
 def _not_null(schema: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from litestar.params import JSONBody, PathParameter, SkipValidation
 
 from contracts.events import POS_STREAM
 from contracts.models import (
+    MAX_LEDGER_ENTRIES,
     POSTING_ID_PATTERN,
     Adjustment,
     Earning,
@@ -130,6 +131,8 @@ class MembersController(Controller):
     @get(
         "/{member_id:str}/ledger",
         summary="The account's entries",
+        description=f"The newest {MAX_LEDGER_ENTRIES:,} entries, oldest first; the account's "
+        "balance counts every entry.",
         responses=problem_responses(401, 404),
     )
     async def ledger(self, loyalty: Loyalty, identity: Caller, member_id: MemberParam) -> Ledger:

@@ -18,6 +18,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from contracts.models import (
+    MAX_LEDGER_ENTRIES,
     Adjustment,
     ExpiryRun,
     HoldRequest,
@@ -194,13 +195,15 @@ class LoyaltyService:
     async def ledger(self, member_id: str, identity: Identity | None) -> Ledger:
         await self.account(member_id, identity)
         async with self.db.read() as conn:
+            # the newest MAX_LEDGER_ENTRIES, answered oldest first
             rows = (
                 await conn.execute(
                     select(self.t.ledger)
                     .where(self.t.ledger.c.member_id == member_id)
-                    .order_by(self.t.ledger.c.id)
+                    .order_by(self.t.ledger.c.id.desc())
+                    .limit(MAX_LEDGER_ENTRIES)
                 )
-            ).all()
+            ).all()[::-1]
         return Ledger(
             member_id=member_id,
             entries=[

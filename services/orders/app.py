@@ -20,6 +20,7 @@ from litestar.params import (
 from contracts.events import ORDERS_STREAM, Envelope, OrderEvent, OrderStatusChanged
 from contracts.models import (
     LOCATION_PATTERN,
+    MAX_RETURNS_PER_ORDER,
     ORDER_ID_PATTERN,
     CheckoutRequest,
     CollectRequest,
@@ -251,7 +252,7 @@ class ReturnsController(Controller):
         returns: Returns,
         identity: Caller,
         order_id: Annotated[str, QueryParameter(pattern=ORDER_ID_PATTERN)],
-    ) -> list[Return]:
+    ) -> Annotated[list[Return], msgspec.Meta(max_length=MAX_RETURNS_PER_ORDER)]:
         return await returns.of_order(order_id, identity)
 
     @get(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, or_, select, update
 
-from contracts.models import RebuildReport
+from contracts.models import MAX_REFUSED, RebuildReport
 from services.kit.coalesce import Coalescer
 from services.kit.events import RetryLater, Undeliverable
 from services.kit.failpoints import failpoint
@@ -211,7 +211,9 @@ class OrderEffects:
                     refused.append(f"{order.order_id}.{index}")
                     continue
                 made += 1
-        return RebuildReport(orders=len(rows), reservations=made, refused=refused)
+        if len(refused) > MAX_REFUSED:
+            log.error("rebuild: %d lines refused; the report names the first", len(refused))
+        return RebuildReport(orders=len(rows), reservations=made, refused=refused[:MAX_REFUSED])
 
 
 class RedisLossWatch:

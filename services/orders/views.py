@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from sqlalchemy import select
 
-from contracts.models import Money, Order, OrderLine, OrderStatusEntry
+from contracts.models import MAX_HISTORY, Money, Order, OrderLine, OrderStatusEntry
 from services.kit.errors import problem_title, problem_type
 from services.kit.storage import as_utc
 
@@ -66,7 +66,8 @@ async def views_in(
         history[line.order_id].append(
             OrderStatusEntry(status=line.status, at=as_utc(line.at), detail=line.detail)
         )
-    return [_view(row, codes, for_customer, history[row.order_id]) for row in rows]
+    # the newest lines, within the published bound (each status is entered once: never cut)
+    return [_view(row, codes, for_customer, history[row.order_id][-MAX_HISTORY:]) for row in rows]
 
 
 def _view(

@@ -13,9 +13,12 @@ from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidat
 from contracts.events import POS_STREAM
 from contracts.models import (
     LOCATION_PATTERN,
+    MAX_DAY_TRANSACTIONS,
+    MAX_GAPS,
     POSTING_ID_PATTERN,
     BatchResult,
     DayClose,
+    PostingId,
     RecordedTransaction,
     ReturnClaim,
     StoreGaps,
@@ -55,6 +58,12 @@ TransactionParam = Annotated[
 
 #: who the POS is to the ERP when it books its postings: allowed to post, nothing else
 POSTER = Identity(kind="service", consumer="pos", scopes=frozenset({"erp:post"}))
+
+
+class ClaimReleased(msgspec.Struct, frozen=True, kw_only=True):
+    """The claim whose units are given back."""
+
+    released: PostingId
 
 
 class PosSettings(Settings, frozen=True, kw_only=True):
@@ -150,9 +159,9 @@ class TransactionsController(Controller):
         identity: Caller,
         transaction_id: TransactionParam,
         claim_id: Annotated[str, PathParameter(pattern=POSTING_ID_PATTERN)],
-    ) -> dict[str, str]:
+    ) -> ClaimReleased:
         await claims.release(transaction_id, claim_id, identity)
-        return {"released": claim_id}
+        return ClaimReleased(released=claim_id)
 
 
 class StoresController(Controller):
@@ -161,6 +170,7 @@ class StoresController(Controller):
 
     @get(
         "/{store_id:str}/transactions",
+        description=f"Up to {MAX_DAY_TRANSACTIONS:,} transactions, by till and sequence.",
         summary="A store's transactions of one day (UTC)",
         responses=problem_responses(401, 403),
     )
@@ -196,6 +206,8 @@ class StoresController(Controller):
     @get(
         "/{store_id:str}/gaps",
         summary="Sequence numbers the store's tills have not sent yet",
+        description=f"Up to {MAX_GAPS:,} gaps, by till and sequence: once the tills send what "
+        "they miss, the next gaps show.",
         responses=problem_responses(401, 403),
     )
     async def gaps(self, pos: Pos, identity: Caller, store_id: StoreParam) -> StoreGaps:

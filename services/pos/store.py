@@ -25,7 +25,7 @@ from sqlalchemy import (
     update,
 )
 
-from contracts.models import TillTransaction
+from contracts.models import MAX_DAY_TRANSACTIONS, MAX_GAPS, TillTransaction
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -176,6 +176,7 @@ class PosTables:
                         ),
                     )
                     .order_by(self.transactions.c.till_id, self.transactions.c.sequence)
+                    .limit(MAX_DAY_TRANSACTIONS)
                 )
             ).all()
         )
@@ -222,6 +223,7 @@ class PosTables:
                 select(inner.c.till_id, inner.c.prev, inner.c.seq)
                 .where(inner.c.seq - inner.c.prev > 1)
                 .order_by(inner.c.till_id, inner.c.seq)
+                .limit(MAX_GAPS)
             )
         ).all()
         return [(r.till_id, int(r.prev) + 1, int(r.seq) - 1) for r in rows]

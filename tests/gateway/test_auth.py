@@ -182,6 +182,9 @@ def _attacks(gateway: Gateway) -> dict[str, str]:
         "kid with a path": signed(gateway, claims(), kid="../../../../etc/passwd"),
         "kid with SQL": signed(gateway, claims(), kid="x' OR '1'='1"),
         "oversized": signed(gateway, claims(pad="A" * 9_000)),
+        # longer than what the services keep of a customer
+        "subject too long": signed(gateway, claims(sub="u" * 101)),
+        "no subject": signed(gateway, claims(sub="")),
         "garbage": "not.a.jwt",
         "empty": "",
         # RFC 7515 4.1.11: an extension the gateway does not understand, correctly signed
@@ -213,6 +216,8 @@ ATTACKS = [
     "kid with a path",
     "kid with SQL",
     "oversized",
+    "subject too long",
+    "no subject",
     "garbage",
     "empty",
     "critical extension",

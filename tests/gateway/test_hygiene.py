@@ -115,6 +115,15 @@ async def test_cors_preflight_and_response_headers_per_route(gw: Running) -> Non
     assert "access-control-allow-origin" not in r.headers
 
 
+async def test_a_browser_reads_the_refusals_of_a_route_it_may_call(gw: Running) -> None:
+    # a 413 (as a 401) carries CORS: the page learns why, rather than a network error
+    r = await gw.client.post(
+        "/v1/things/web/cart", content=b"x" * 5000, headers={"origin": "https://shop.example.com"}
+    )
+    assert r.status_code == 413
+    assert r.headers["access-control-allow-origin"] == "https://shop.example.com"
+
+
 async def test_control_characters_in_a_path_are_400_not_forwarded(gw: Running) -> None:
     for path in ("/v1/things/a%0Ab", "/v1/things/%00", "/v1/things/x%7F/y", "/v1/things/%0A"):
         r = await gw.client.get(path)

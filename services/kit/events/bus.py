@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import msgspec
 
+from contracts.bounds import Count
+from contracts.problems import MAX_DETAIL, clipped
 from services.kit.rng import rng
 from services.kit.supervisor import Liveness
 
 __all__ = [
+    "MAX_PAYLOAD",
     "Backlog",
     "ConsumerPolicy",
     "DeadLetter",
@@ -20,6 +23,7 @@ __all__ = [
     "RetryLater",
     "Runnable",
     "Undeliverable",
+    "dead_letter_view",
     "retry_delay",
 ]
 
@@ -78,15 +82,30 @@ def retry_delay(policy: ConsumerPolicy, attempts: int, exc: BaseException) -> fl
     return max(delay, asked) if asked else delay
 
 
+#: a stream's or a consumer group's name
+StreamText = Annotated[str, msgspec.Meta(max_length=64)]
+#: the most of a dead letter's event an operator's listing shows (events are a few KB)
+MAX_PAYLOAD = 65_536
+
+
+def dead_letter_view(**fields: Any) -> DeadLetter:
+    """A dead letter within its published bounds: a listing cuts what is longer (the stored
+    entry, which a replay sends again, stays whole)."""
+    for name, limit in _LIMITS.items():
+        if isinstance(fields.get(name), str):
+            fields[name] = clipped(fields[name], limit)
+    return DeadLetter(**fields)
+
+
 class Backlog(msgspec.Struct, frozen=True, kw_only=True):
     """What a consumer group has still to do on a stream."""
 
-    stream: str
-    group: str
+    stream: StreamText
+    group: StreamText
     #: delivered and not yet done (being handled or waiting for a retry)
-    pending: int
+    pending: Count
     #: on the stream and not yet delivered to the group
-    undelivered: int
+    undelivered: Count
     #: age of the oldest event not yet done, in seconds (0 when there is none)
     oldest_s: float
 
@@ -94,15 +113,27 @@ class Backlog(msgspec.Struct, frozen=True, kw_only=True):
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     """A message that failed `max_attempts` times, with the last error."""
 
-    id: str
-    stream: str
-    group: str
-    event_id: str
-    type: str
-    error: str
-    attempts: int
-    failed_at: str
-    payload: str
+    id: Annotated[str, msgspec.Meta(max_length=41)]
+    stream: StreamText
+    group: StreamText
+    event_id: Annotated[str, msgspec.Meta(max_length=128)]
+    type: Annotated[str, msgspec.Meta(max_length=128)]
+    error: Annotated[str, msgspec.Meta(max_length=MAX_DETAIL)]
+    attempts: Count
+    failed_at: Annotated[str, msgspec.Meta(max_length=40)]
+    payload: Annotated[str, msgspec.Meta(max_length=MAX_PAYLOAD)]
+
+
+_LIMITS = {
+    "id": 41,
+    "stream": 64,
+    "group": 64,
+    "event_id": 128,
+    "type": 128,
+    "error": MAX_DETAIL,
+    "failed_at": 40,
+    "payload": MAX_PAYLOAD,
+}
 
 
 class Runnable(Protocol):

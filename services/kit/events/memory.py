@@ -26,6 +26,7 @@ from services.kit.events.bus import (
     Publication,
     RetryLater,
     Undeliverable,
+    dead_letter_view,
     retry_delay,
 )
 from services.kit.supervisor import Liveness
@@ -157,7 +158,7 @@ class _MemoryConsumer:
             self.bus._done.add(key)
             return
         self.bus._dead[self.stream].append(
-            DeadLetter(
+            dead_letter_view(
                 id=f"{time.time_ns()}-0",
                 stream=self.stream,
                 group=self.group,

@@ -24,6 +24,7 @@ from services.kit.events.bus import (
     DeadLetter,
     Handler,
     Publication,
+    dead_letter_view,
 )
 from services.kit.events.stream_consumer import StreamConsumer
 
@@ -155,7 +156,7 @@ def _dead_letter(entry_id: bytes | str, fields: dict[bytes, bytes]) -> DeadLette
     def s(key: bytes) -> str:
         return fields.get(key, b"").decode("utf-8", "replace")
 
-    return DeadLetter(
+    return dead_letter_view(
         id=entry_id.decode() if isinstance(entry_id, bytes) else entry_id,
         stream=s(b"stream"),
         group=s(b"group"),

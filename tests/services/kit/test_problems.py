@@ -6,9 +6,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
+from contracts.problems import MAX_DETAIL, MAX_ERRORS, MAX_FIELD, Problem, clipped
 from services.erp.app import ErpSettings, create_app
+from services.kit.errors import Conflict
 from services.kit.identity import IDENTITY_HEADER, Identity
 from tests.conftest import Running
 
@@ -186,3 +189,16 @@ async def test_a_store_that_does_not_answer_in_time_is_503_with_retry_after(
         r = await running.client.get("/fail")
     assert_problem(r, 503, "store-unavailable")
     assert r.headers["retry-after"] == "1"
+
+
+def test_a_problem_stays_within_its_published_bounds() -> None:
+    # a detail or a field error may quote what a client sent: cut, never past the schema
+    long = Conflict("x" * 5000, errors=[{"field": "f" * 500, "message": "m" * 5000}] * 150)
+    problem = long.problem()
+    assert problem.detail is not None and len(problem.detail) == MAX_DETAIL
+    assert problem.detail.endswith("…")
+    assert problem.errors is not None and len(problem.errors) == MAX_ERRORS
+    assert len(problem.errors[0].field) == MAX_FIELD
+    assert len(problem.errors[0].message) == MAX_DETAIL
+    msgspec.json.decode(msgspec.json.encode(problem), type=Problem)  # the schema's bounds
+    assert clipped("short") == "short"
