@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install lock run run-mesh seed test fuzz lint openapi bench clean
+.PHONY: install lock run run-mesh seed test fuzz lint lint-openapi openapi bench clean
 
 # A lock change rebuilds the environment from nothing, so it holds exactly what is locked.
 $(STAMP): requirements.txt requirements-uv.txt pyproject.toml
@@ -46,7 +46,7 @@ seed: install
 # The sources are compiled first: the suite starts services as processes a hundred times,
 # and each would otherwise compile them again (where PYTHONDONTWRITEBYTECODE is set).
 TEST_WORKERS ?= auto
-test: install
+test: install lint-openapi
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m compileall -q gateway services contracts tests bench
@@ -62,10 +62,25 @@ fuzz: install
 	$(PY) -m tests.qa_fuzz --mode embedded --max-examples 200
 	$(PY) -m tests.qa_fuzz --mode mesh --max-examples 100
 
-lint: install
+lint: install lint-openapi
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# The published OpenAPI documents against Spectral's OpenAPI rules and the OWASP API Security
+# Top 10 ruleset, zero errors (lint/openapi/.spectral.yaml: the rules and the exceptions,
+# each with its reason). Spectral and the ruleset come pinned from lint/openapi's npm lock;
+# no install script runs (one would phone home).
+SPECTRAL_DIR   := lint/openapi
+SPECTRAL_STAMP := $(SPECTRAL_DIR)/node_modules/.installed-stamp
+$(SPECTRAL_STAMP): $(SPECTRAL_DIR)/package.json $(SPECTRAL_DIR)/package-lock.json
+	cd $(SPECTRAL_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint-openapi: $(SPECTRAL_STAMP)
+	cd $(SPECTRAL_DIR) && ./node_modules/.bin/spectral lint --ruleset .spectral.yaml \
+		--fail-severity error --display-only-failures \
+		$(patsubst %,../../%,$(filter-out %/asyncapi.json,$(wildcard openapi/*.json)))
 
 openapi: install
 	$(VENV)/bin/retailmesh openapi
