@@ -101,7 +101,7 @@ __all__ = [
 
 #: the most items a page of any list holds (its `limit`'s maximum)
 MAX_PAGE = 200
-#: the most stores and distribution centres the reference ERP keeps (`Erp.add_location`)
+#: the most stores and distribution centres the ERP answers (its seed has a few dozen)
 MAX_LOCATIONS = 10_000
 #: lines of an order or a return
 MAX_ORDER_LINES = 50
@@ -499,9 +499,11 @@ class Earning(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 class Reversal(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Take back, pro rata, what the returned part of a purchase earned, once per source."""
+    """Take back, pro rata, what the returned part of a purchase earned, once per source.
+    The ledger keeps it as `<original_source_id>/<source_id>` (128 characters at most), so
+    `source_id` is one character shorter than a posting id."""
 
-    source_id: PostingId
+    source_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$")]
     original_source_id: PostingId
     amount: MinorUnits
 

@@ -8,8 +8,10 @@ against what the route accepts, turned into the `Identity` the upstream receives
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
+from contracts.models import LOCATION_PATTERN
 from gateway.auth.jwt import JwtRejected
 from services.kit.identity import Identity
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 
 #: the longest JWT subject the gateway accepts
 MAX_SUBJECT = 100
+_STORE = re.compile(LOCATION_PATTERN)
 
 __all__ = ["AuthFailure", "Authenticator", "Unauthenticated", "Unauthorized"]
 
@@ -141,6 +144,12 @@ class Authenticator:
         )
         store_id = claims.get("store_id")
         store_id = store_id if isinstance(store_id, str) else None
+        if store_id is not None and not _STORE.fullmatch(store_id):
+            # a till's store becomes a return's store and a stock location behind: a
+            # location id, or no store at all
+            raise Unauthenticated(
+                "token names a store that is not a location id", challenge=invalid
+            )
         partner_id = claims.get("partner_id")
         partner_id = partner_id if isinstance(partner_id, str) and partner_id else None
         if partner_id is not None and not await self.keys.partner_known(partner_id):

@@ -90,7 +90,9 @@ def _entry(pos: dict[bytes, bytes], res: dict[bytes, bytes]) -> Entry | None:
         delta=float(pos.get(b"_delta", b"0")),
         on_hand=on_hand,
         versions=versions,
-        reserved={k.decode(): int(v) for k, v in res.items()},
+        # never below 0 (the reservation script counts so too): a counter that lost its key
+        # while purges went on must not read as extra stock
+        reserved={k.decode(): max(0, int(v)) for k, v in res.items()},
     )
 
 

@@ -116,7 +116,8 @@ local i = 10
 while i <= #ARGV do
   local loc, safety = ARGV[i], tonumber(ARGV[i + 1])
   local on_hand = tonumber(redis.call('HGET', pos, 'oh:' .. loc) or '0')
-  local reserved = tonumber(redis.call('HGET', res, loc) or '0')
+  -- never below 0: a counter that lost its key while purges went on never adds stock
+  local reserved = math.max(0, tonumber(redis.call('HGET', res, loc) or '0'))
   local ats = on_hand - reserved - safety
   if ats < 0 then ats = 0 end
   if ats >= qty then

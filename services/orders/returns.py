@@ -32,7 +32,7 @@ from services.orders.ownership import is_operator, owns, principal_of, shop_cust
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from contracts.models import ReturnRequest
+    from contracts.models import ReturnRequest, SaleLine
     from services.kit.events import Outbox
     from services.kit.identity import Identity
     from services.kit.storage import Database
@@ -117,15 +117,18 @@ class ReturnsService:
         tx: RecordedTransaction = await self.ds.receipt(receipt)
         if tx.transaction.kind != "sale":
             raise Conflict(f"{receipt} is not a sale")
-        lines: dict[str, tuple[int, Money, int, str]] = {}
+        # A SKU rung up on several lines, at several prices, is one line here, worth what
+        # was paid for all of them: at the highest unit price, the rest as its discount
+        # (never negative, and the units' refunds together are exactly what they cost).
+        by_sku: dict[str, list[SaleLine]] = {}
         for ln in tx.transaction.lines:
-            qty, price, discount, _ = lines.get(ln.sku, (0, ln.unit_price, 0, ""))
-            lines[ln.sku] = (
-                qty + ln.quantity,
-                price,
-                discount + ln.discount,
-                tx.transaction.store_id,
-            )
+            by_sku.setdefault(ln.sku, []).append(ln)
+        lines: dict[str, tuple[int, Money, int, str]] = {}
+        for sku, rung in by_sku.items():
+            qty = sum(ln.quantity for ln in rung)
+            price = max((ln.unit_price for ln in rung), key=lambda money: money.amount)
+            paid = sum(ln.quantity * ln.unit_price.amount - ln.discount for ln in rung)
+            lines[sku] = (qty, price, qty * price.amount - paid, tx.transaction.store_id)
         return _Source(
             kind="receipt",
             id=receipt.lower(),

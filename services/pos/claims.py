@@ -64,13 +64,15 @@ class ReturnClaims:
                     raise Conflict(f"claim {data.claim_id} exists with other lines")
                 return False
             sale = _decoder.decode(row.body)
+            # one line per SKU claimed, whatever lines the sale rang it up on (a line per
+            # sale line counted a SKU sold on two lines twice)
+            first = {sold.sku: sold for sold in reversed(sale.lines) if sold.sku in wanted}
             as_return = msgspec.structs.replace(
                 sale,
                 kind="return",
                 lines=[
-                    msgspec.structs.replace(sold, quantity=wanted[sold.sku])
-                    for sold in sale.lines
-                    if sold.sku in wanted
+                    msgspec.structs.replace(sold, quantity=wanted[sku])
+                    for sku, sold in first.items()
                 ],
                 original_transaction_id=sale_id,
             )

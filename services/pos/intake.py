@@ -76,13 +76,19 @@ class IntakeRules(msgspec.Struct, frozen=True, kw_only=True):
     clock_skew_s: float = 300.0
 
 
+#: unknown SKUs a rejection names (the reason stays short; a till shows it)
+_NAMED = 10
+
+
 def check(
     tx: TillTransaction, rules: IntakeRules, now: datetime, unknown: AbstractSet[str] = frozenset()
 ) -> None:
     """What a transaction must be on its own; `Rejected` otherwise."""
     strange = sorted({line.sku for line in tx.lines} & unknown)
     if strange:
-        raise Rejected("unknown-sku", f"the catalogue does not know {', '.join(strange)}")
+        named = ", ".join(strange[:_NAMED])
+        more = f" and {len(strange) - _NAMED} more" if len(strange) > _NAMED else ""
+        raise Rejected("unknown-sku", f"the catalogue does not know {named}{more}")
     currency = tx.lines[0].unit_price.currency
     if any(line.unit_price.currency != currency for line in tx.lines):
         raise Rejected("mixed-currency", "lines in more than one currency")

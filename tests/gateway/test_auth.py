@@ -185,6 +185,8 @@ def _attacks(gateway: Gateway) -> dict[str, str]:
         # longer than what the services keep of a customer
         "subject too long": signed(gateway, claims(sub="u" * 101)),
         "no subject": signed(gateway, claims(sub="")),
+        # a till's store becomes a return's store and a stock location behind
+        "store not a location id": signed(gateway, claims(store_id="store-001\n")),
         "garbage": "not.a.jwt",
         "empty": "",
         # RFC 7515 4.1.11: an extension the gateway does not understand, correctly signed
@@ -218,6 +220,7 @@ ATTACKS = [
     "oversized",
     "subject too long",
     "no subject",
+    "store not a location id",
     "garbage",
     "empty",
     "critical extension",

@@ -97,7 +97,11 @@ class MemoryBus:
         return out
 
     async def dead_letters(self, stream: str, limit: int = 100) -> list[DeadLetter]:
-        return self._dead[stream][:limit]
+        # the listing is cut to its bounds; the letter kept (and replayed) stays whole
+        return [
+            dead_letter_view(**msgspec.structs.asdict(letter))
+            for letter in self._dead[stream][:limit]
+        ]
 
     async def replay(self, stream: str, dead_letter_id: str) -> bool:
         for letter in self._dead[stream]:
@@ -158,7 +162,7 @@ class _MemoryConsumer:
             self.bus._done.add(key)
             return
         self.bus._dead[self.stream].append(
-            dead_letter_view(
+            DeadLetter(
                 id=f"{time.time_ns()}-0",
                 stream=self.stream,
                 group=self.group,

@@ -276,6 +276,37 @@ async def _status(shop: Shop, oid: str, status: str) -> bool:
     return bool((await shop.order(oid))["status"] == status)
 
 
+async def test_a_sku_rung_up_at_two_prices_refunds_what_was_paid(shop: Shop) -> None:
+    # one unit at 1.00, one at 10.00 less 9.00: 2.00 paid for the two, 2.00 back for both
+    # (a merge at the first line's price with both discounts refunded -7.00, forever refused)
+    await shop.set_on_hand(SKU, "STORE-001", 10)
+    tid = str(uuid.uuid4())
+    pos_till = shop.token("till-1", "pos:write", "pos:read", store_id="STORE-001")
+    price = {"currency": "EUR"}
+    sale = {
+        "transaction_id": tid,
+        "kind": "sale",
+        "store_id": "STORE-001",
+        "till_id": "T1",
+        "sequence": 1,
+        "occurred_at": _now(),
+        "lines": [
+            {"sku": SKU, "quantity": 1, "unit_price": {**price, "amount": 100}},
+            {"sku": SKU, "quantity": 1, "unit_price": {**price, "amount": 1000}, "discount": 900},
+        ],
+        "tenders": [{"kind": "card", "amount": {**price, "amount": 200}}],
+    }
+    up = await shop.gateway.post(
+        "/v1/pos/transactions/batches", json={"transactions": [sale]}, headers=pos_till
+    )
+    assert up.json()["accepted"] == 1, up.text
+    till = shop.token("till-1", "orders:return", "orders:read", store_id="STORE-001")
+    r = await _return(shop, till, {"receipt": tid, "lines": [{"sku": SKU, "quantity": 2}]})
+    assert r.status_code == 201, r.text
+    assert r.json()["refund"]["amount"] == 200
+    await _refunded(shop, r.json()["return_id"])
+
+
 async def test_a_till_return_and_a_return_by_receipt_racing_take_the_last_unit_once(
     shop: Shop,
 ) -> None:
