@@ -1,7 +1,11 @@
 """Documented examples of the experience APIs' bodies, one per contract: published in the
 OpenAPI documents (each schema's `examples`), so that a developer sees a real answer in the
 docs page, and checked by the contract tests (tests/test_channel_contracts.py): each example
-is valid for its contract, and has the shape of what the live API answers."""
+is valid for its contract, and has the shape of what the live API answers.
+
+Requests whose rules JSON Schema cannot state (a posting's amounts add up, a checkout names
+SKUs of the catalogue) have one too: one a seeded mesh accepts as it is, so that a client, or
+a fuzzer's examples phase, starts from a request that works."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import msgspec
 from contracts.care import AuditEntry, CareCustomer, CareSearch, CareView, Goodwill
 from contracts.models import (
     BatchResult,
+    CheckoutRequest,
     CollectRequest,
     Ledger,
     LoyaltyAccount,
@@ -22,6 +27,7 @@ from contracts.models import (
     TransactionBatch,
 )
 from contracts.partner import PartnerAvailability, PartnerOrderRequest
+from contracts.postings import OrderPosting, RefundPosting
 from contracts.store import StoreStock, TillMember
 from contracts.web import WebCheckoutRequest, WebProductPageV1, WebProductV1, WebProductV2
 
@@ -37,6 +43,14 @@ _PRODUCT_V1 = {
     "in_stock": True,
 }
 _ORDER_ID = "ord-2642ab22be9248b6b44155f57701921a"
+#: two units at 19.99 less 5.00, from the north distribution centre
+_POSTING_LINE = {
+    "sku": "SKU-000001",
+    "location_id": "DC-NORTH",
+    "quantity": 2,
+    "unit_price": {"amount": 1999, "currency": "EUR"},
+    "discount": 500,
+}
 _ORDER = {
     "order_id": _ORDER_ID,
     "status": "posted",
@@ -145,6 +159,26 @@ EXAMPLES: dict[type[msgspec.Struct], dict[str, Any]] = {
     Order: _ORDER,
     Return: _RETURN,
     Ledger: _LEDGER,
+    CheckoutRequest: {
+        "lines": [{"sku": "SKU-000005", "quantity": 1}],
+        "payment_reference": "psp-web-2",
+        "channel": "web",
+        "fulfilment": "ship",
+    },
+    OrderPosting: {
+        "posting_id": "so-example-1",
+        "order_id": "order-example-1",
+        "lines": [_POSTING_LINE],
+        "total": {"amount": 2 * 1999 - 500, "currency": "EUR"},
+        "occurred_at": "2026-11-30T10:00:00Z",
+    },
+    RefundPosting: {
+        "posting_id": "cr-example-1",
+        "order_id": "order-example-1",
+        "lines": [{**_POSTING_LINE, "quantity": 1, "discount": 250}],
+        "amount": {"amount": 1999 - 250, "currency": "EUR"},
+        "occurred_at": "2026-11-30T11:00:00Z",
+    },
     OrderReturnRequest: {
         "order_id": _ORDER_ID,
         "lines": [{"sku": "SKU-000005", "quantity": 1}],

@@ -25,6 +25,7 @@ that an operation was never reached with data that exists ("missing test data").
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -45,6 +46,13 @@ PARTNER = ["erp:stock", "inventory:read", "inventory:reserve", "partner:orders"]
 CARE = ["care:read", "care:write"]
 #: what a positive (schema-valid) case may be answered, besides success
 BUSINESS_STATUSES = ["2xx", "3xx", "403", "404", "409", "422"]
+#: the operations that take returns of alice's online orders, each with its own orders
+RETURN_POOLS = {
+    "web1": r"^/v1/web/returns$",
+    "web2": r"^/v2/web/returns$",
+    "orders": r"^/v1/orders/returns$",
+    "store": r"^/v1/store/returns$",
+}
 #: what QA's returnable orders hold
 RETURNED_SKUS = ["SKU-000007", "SKU-000008", "SKU-000009"]
 #: the till's store
@@ -140,23 +148,34 @@ def _seed_data(mode: Mode, creds: dict[str, dict[str, str]], scale: int) -> dict
     delivered orders with units to return through every phase (`scale` of them), shipped
     ones to deliver, pick-ups at the till's store (some ready to collect), a partner's order,
     points holds to capture or release, and dead letters to replay."""
-    returnable, shipped, pickups, codes = [], [], [], []
-    for n in range(scale):
-        lines = [{"sku": sku, "quantity": 10} for sku in RETURNED_SKUS]
-        order_id = _place(mode, creds, f"qa-returnable-{n}", {"lines": lines})
-        assert order_id is not None, "the distribution centres hold hundreds of each SKU"
-        _move(mode, creds["operator"], f"/v1/orders/orders/{order_id}/ship")
-        _move(mode, creds["operator"], f"/v1/orders/orders/{order_id}/deliver")
-        returnable.append(order_id)
+    demo = _demo_orders(mode, creds)  # first: alice's newest orders, before QA's own
+    shipped: list[str] = []
+    # pick-ups at the till's store, apart for the till and the operator (one's moves do not
+    # use up the other's), half of them ready, with their codes
+    pickups: dict[str, list[str]] = {"till": [], "ops": []}
+    ready: dict[str, list[str]] = {"till": [], "ops": []}
+    codes: dict[str, list[str]] = {"till": [], "ops": []}
+    # each operation that takes returns has orders of its own: one's returns do not use up
+    # the units another needs to be reached
+    returnable: dict[str, list[str]] = {pool: [] for pool in RETURN_POOLS}
+    for pool, orders in returnable.items():
+        for n in range(scale):
+            lines = [{"sku": sku, "quantity": 5} for sku in RETURNED_SKUS]
+            order_id = _place(mode, creds, f"qa-returnable-{pool}-{n}", {"lines": lines})
+            assert order_id is not None, "the distribution centres hold hundreds of each SKU"
+            _move(mode, creds["operator"], f"/v1/orders/orders/{order_id}/ship")
+            _move(mode, creds["operator"], f"/v1/orders/orders/{order_id}/deliver")
+            orders.append(order_id)
     for n in range(3):
         body = {"lines": [{"sku": RETURNED_SKUS[0], "quantity": 1}]}
         order_id = _place(mode, creds, f"qa-shipped-{n}", body)
         assert order_id is not None
         _move(mode, creds["operator"], f"/v1/orders/orders/{order_id}/ship")
         shipped.append(order_id)
-    # pick-ups of one unit of whatever the till's store holds, half of them ready
+    # pick-ups of one unit of whatever the till's store holds (a store holds a few of each)
+    placed = 0
     for n in range(1, 21):
-        if len(pickups) == 2 * min(scale, 8):
+        if placed == 4 * min(scale, 5):
             break
         body = {
             "lines": [{"sku": f"SKU-{n:06d}", "quantity": 1}],
@@ -166,11 +185,19 @@ def _seed_data(mode: Mode, creds: dict[str, dict[str, str]], scale: int) -> dict
         order_id = _place(mode, creds, f"qa-pickup-{n}", body)
         if order_id is None:
             continue
-        if len(pickups) % 2:
+        who = ("till", "ops")[placed % 2]
+        if placed % 4 >= 2:
             _move(mode, creds["till"], f"/v1/store/pickups/{order_id}/ready")
             view = mode.client.get(f"/v2/web/orders/{order_id}", headers=creds["customer"])
-            codes.append(view.json()["pickup_code"])
-        pickups.append(order_id)
+            # one ready pick-up per collecting role, its code the only one bound: a code
+            # drawn apart from its order mostly misses, and wrong codes lock a pick-up
+            # (an operator must then hand it over), as they should
+            if not ready[who]:
+                codes[who].append(view.json()["pickup_code"])
+                ready[who].append(order_id)
+        else:
+            pickups[who].append(order_id)
+        placed += 1
     partner = mode.client.post(
         "/v1/partner/orders",
         json={
@@ -181,22 +208,30 @@ def _seed_data(mode: Mode, creds: dict[str, dict[str, str]], scale: int) -> dict
         headers={**creds["partner"], "Idempotency-Key": '"qa-partner-1"'},
     )
     partner.raise_for_status()
-    holds = []
-    for n in range(scale):
-        hold = mode.client.post(
-            "/v1/loyalty/members/M-ALICE/holds",
-            json={"hold_id": f"qa-hold-{n}", "points": 10},
-            headers=creds["operator"],
-        )
-        hold.raise_for_status()
-        holds.append(hold.json()["hold_id"])
+    # holds to capture, and others to release (a captured one cannot be released)
+    holds: dict[str, list[str]] = {"capture": [], "release": []}
+    for end, made in holds.items():
+        for n in range(scale):
+            hold = mode.client.post(
+                "/v1/loyalty/members/M-ALICE/holds",
+                json={"hold_id": f"qa-hold-{end}-{n}", "points": 10},
+                headers=creds["operator"],
+            )
+            hold.raise_for_status()
+            made.append(hold.json()["hold_id"])
     return {
-        "codes": codes,
-        "holds": holds,
-        "orders": [*_demo_orders(mode, creds), *returnable, *shipped, *pickups],
-        "returnable": returnable,
+        **{f"{end}_holds": made for end, made in holds.items()},
+        "orders": [
+            *demo,
+            *(o for orders in returnable.values() for o in orders),
+            *shipped,
+            *(o for orders in [*pickups.values(), *ready.values()] for o in orders),
+        ],
+        **{f"returnable_{pool}": orders for pool, orders in returnable.items()},
         "shipped": shipped,
-        "pickups": pickups,
+        **{f"pickups_{who}": orders for who, orders in pickups.items()},
+        **{f"ready_{who}": orders for who, orders in ready.items()},
+        **{f"codes_{who}": got for who, got in codes.items()},
         "partner_orders": [partner.json()["order_id"]],
         "letters": _dead_letters(mode, 2 * scale),
     }
@@ -233,17 +268,23 @@ def _binding(key: str, dictionary: str, probability: float) -> str:
     return f"{_toml(key)} = {_toml({'dictionary': dictionary, 'probability': probability})}"
 
 
-def _operation(path_regex: str, bindings: dict[str, str]) -> list[str]:
+def _operation(path_regex: str, bindings: dict[str, str], *, seen_ids: bool = True) -> list[str]:
     """Bindings for the operations whose path matches, most of the time. (A path regex only:
     schemathesis ORs the include filters of one entry, so a method beside it would widen
-    the entry to every operation of that method.)"""
-    return [
+    the entry to every operation of that method.) `seen_ids=False`: not the ids schemathesis
+    saw in other answers either, where only the bound ones fit (a return's order must be
+    delivered and of its own pool; the orders other operations just made are neither)."""
+    lines = [
         "[[operations]]",
         f"include-path-regex = {_toml(path_regex)}",
         "[operations.parameters]",
         *(_binding(key, name, 0.8) for key, name in bindings.items()),
         "",
     ]
+    if not seen_ids:
+        for phase in ("examples", "coverage", "fuzzing"):
+            lines += [f"[operations.phases.{phase}.extra-data-sources]", "responses = false", ""]
+    return lines
 
 
 def _dictionaries(data: dict[str, list[Any]]) -> list[str]:
@@ -261,6 +302,9 @@ def _dictionaries(data: dict[str, list[Any]]) -> list[str]:
         "web": ["web"],
         "few_points": [100],
         "streams": ["events.erp"],
+        "zero": [0],
+        "eur": ["EUR"],
+        "locations": ["DC-NORTH", "DC-SOUTH", "STORE-001", "STORE-002"],
     }
     lines = []
     for name, items in values.items():
@@ -277,7 +321,6 @@ def _dictionaries(data: dict[str, list[Any]]) -> list[str]:
         "path.member_id": "members",
         "body.member_id": "members",
         "path.order_id": "orders",
-        "body.order_id": "orders",
     }
     lines.append("[parameters]")
     lines += [_binding(key, name, 0.5) for key, name in everywhere.items()]
@@ -292,18 +335,41 @@ def _dictionaries(data: dict[str, list[Any]]) -> list[str]:
         "body.lines[*].sku": "skus",
     }
     lines += _operation(r"/checkout$|^/v1/orders/orders$|^/v1/partner/orders$", checkout)
-    returns = {
-        "body.order_id": "returnable",
-        "body.lines[*].sku": "returned_skus",
-        "body.lines[*].quantity": "quantities",
-    }
-    lines += _operation(r"/returns$", returns)
+    for pool, regex in RETURN_POOLS.items():
+        returns = {
+            "body.order_id": f"returnable_{pool}",
+            "body.lines[*].sku": "returned_skus",
+            "body.lines[*].quantity": "quantities",
+        }
+        lines += _operation(regex, returns, seen_ids=False)
     lines += _operation(r"/deliver$", {"path.order_id": "shipped"})
-    lines += _operation(
-        r"^/v1/store/pickups/", {"path.order_id": "pickups", "body.pickup_code": "codes"}
-    )
+    lines += _operation(r"^/v1/store/pickups/[^/]+/ready$", {"path.order_id": "pickups_till"})
+    lines += _operation(r"^/v1/orders/orders/[^/]+/ready$", {"path.order_id": "pickups_ops"})
+    # an order's id in a body: a return's is of the operation's own returnable orders (below;
+    # any other order is not returnable), a care search's of any order
+    lines += _operation(r"^/v1/care/customers/search$", {"body.order_id": "orders"})
+    # a collect needs a ready pick-up and its code: drawn apart, they meet often enough
+    till_collect = {"path.order_id": "ready_till", "body.pickup_code": "codes_till"}
+    lines += _operation(r"^/v1/store/pickups/[^/]+/collect$", till_collect)
+    ops_collect = {"path.order_id": "ready_ops", "body.pickup_code": "codes_ops"}
+    lines += _operation(r"^/v1/orders/orders/[^/]+/collect$", ops_collect)
+    # a posting's amounts add up, which no schema says: at nothing a unit, they do, whatever
+    # the lines and their quantities (the rest of the time, random amounts are refused 422)
+    postings = {
+        "body.lines[*].sku": "skus",
+        "body.lines[*].location_id": "locations",
+        "body.lines[*].unit_price.amount": "zero",
+        "body.lines[*].unit_price.currency": "eur",
+        "body.lines[*].discount": "zero",
+        "body.total.amount": "zero",
+        "body.total.currency": "eur",
+        "body.amount.amount": "zero",
+        "body.amount.currency": "eur",
+    }
+    lines += _operation(r"^/v1/erp/postings/(orders|refunds)$", postings)
     lines += _operation(r"^/v1/partner/orders/", {"path.order_id": "partner_orders"})
-    lines += _operation(r"^/v1/loyalty/holds/", {"path.hold_id": "holds"})
+    lines += _operation(r"^/v1/loyalty/holds/[^/]+/capture$", {"path.hold_id": "capture_holds"})
+    lines += _operation(r"^/v1/loyalty/holds/[^/]+/release$", {"path.hold_id": "release_holds"})
     lines += _operation(r"/replay$", {"path.stream": "streams", "path.letter_id": "letters"})
     return lines
 
@@ -387,6 +453,7 @@ def run(
             capture_output=True,
             text=True,
             cwd=tmp,  # no schemathesis.toml of the repository's: this run's own
+            env={**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name("qa_hooks.py"))},
         )
     return done.returncode, done.stdout + done.stderr
 

@@ -15,6 +15,7 @@ from contracts.care import AuditEntry, CareCustomer, CareSearch, CareView, Goodw
 from contracts.examples import EXAMPLES
 from contracts.models import (
     BatchResult,
+    CheckoutRequest,
     CollectRequest,
     Ledger,
     LoyaltyAccount,
@@ -25,6 +26,7 @@ from contracts.models import (
     TransactionBatch,
 )
 from contracts.partner import PartnerAvailability, PartnerOrderRequest
+from contracts.postings import OrderPosting, RefundPosting
 from contracts.store import StoreStock, TillMember
 from contracts.web import WebCheckoutRequest, WebProductPageV1, WebProductV1, WebProductV2
 from tests.modes import Mode, running_mode
@@ -182,3 +184,22 @@ def test_the_care_channels_examples(mode: Mode) -> None:
 def test_every_example_is_valid_for_its_contract() -> None:
     for struct in EXAMPLES:
         _documented(struct)
+
+
+def test_the_examples_of_requests_with_rules_beyond_the_schema_are_accepted(mode: Mode) -> None:
+    """A posting whose amounts add up, a checkout of catalogue SKUs: as documented, they work
+    (a client, or a fuzzer's examples phase, starts from them)."""
+    _published(mode, OrderPosting, RefundPosting, CheckoutRequest)
+    poster = mode.token("erp-poster", "erp:post")
+    for path, struct in (("orders", OrderPosting), ("refunds", RefundPosting)):
+        booked = mode.client.post(
+            f"/v1/erp/postings/{path}", json=_documented(struct), headers=poster
+        )
+        assert booked.status_code in (200, 201), booked.text  # 200: booked by an earlier test
+    alice = mode.token("alice", "orders:write")
+    placed = mode.client.post(
+        "/v1/orders/orders",
+        json=_documented(CheckoutRequest),
+        headers={**alice, "Idempotency-Key": f'"{uuid.uuid4()}"'},
+    )
+    assert placed.status_code == 201, placed.text

@@ -8,13 +8,14 @@ from typing import Annotated
 
 from litestar.params import HeaderParameter
 
-__all__ = ["IdempotencyKey"]
+__all__ = ["IDEMPOTENCY_KEY_PATTERN", "IdempotencyKey"]
 
+IDEMPOTENCY_KEY_PATTERN = r'^("[ !#-\[\]-~]{1,255}"|[!#-\[\]-~]{1,255})$'
 IdempotencyKey = Annotated[
     str,
     HeaderParameter(
         name="Idempotency-Key",
-        pattern=r'^("[ !#-\[\]-~]{1,255}"|[!#-\[\]-~]{1,255})$',
+        pattern=IDEMPOTENCY_KEY_PATTERN,
         description='A key of the client\'s, unique per checkout: "8e03978e-40d5-43e8-bc93"',
     ),
 ]
