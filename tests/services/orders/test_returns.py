@@ -104,6 +104,29 @@ async def _ats(shop: Shop, units: int, sku: str = SKU, channel: str = "web") -> 
     return await shop.ats(sku, channel) == units
 
 
+async def _rung_up(
+    shop: Shop, lines: list[dict[str, Any]], *, paid: int
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A sale at STORE-001's till T1 (its first), paid by card, synced to the POS; the sale
+    and the till's credentials."""
+    pos_till = shop.token("till-1", "pos:write", "pos:read", store_id="STORE-001")
+    sale = {
+        "transaction_id": str(uuid.uuid4()),
+        "kind": "sale",
+        "store_id": "STORE-001",
+        "till_id": "T1",
+        "sequence": 1,
+        "occurred_at": _now(),
+        "lines": lines,
+        "tenders": [{"kind": "card", "amount": {"amount": paid, "currency": "EUR"}}],
+    }
+    up = await shop.gateway.post(
+        "/v1/pos/transactions/batches", json={"transactions": [sale]}, headers=pos_till
+    )
+    assert up.json()["accepted"] == 1, up.text
+    return sale, pos_till
+
+
 async def test_a_store_takes_back_an_online_order_into_its_own_stock(shop: Shop) -> None:
     await shop.set_on_hand(SKU, "DC-NORTH", 5)
     await shop.set_on_hand(SKU, "STORE-001", 0)
@@ -149,29 +172,14 @@ async def test_returns_are_refused_for_others_orders_unbooked_orders_and_unknown
 
 async def test_a_store_sale_is_returned_by_its_receipt_with_its_discount(shop: Shop) -> None:
     await shop.set_on_hand(SKU, "STORE-001", 10)
-    tid = str(uuid.uuid4())
-    pos_till = shop.token("till-1", "pos:write", "pos:read", store_id="STORE-001")
-    sale = {
-        "transaction_id": tid,
-        "kind": "sale",
-        "store_id": "STORE-001",
-        "till_id": "T1",
-        "sequence": 1,
-        "occurred_at": _now(),
-        "lines": [
-            {
-                "sku": SKU,
-                "quantity": 4,
-                "unit_price": {"amount": 1000, "currency": "EUR"},
-                "discount": 400,
-            }
-        ],
-        "tenders": [{"kind": "card", "amount": {"amount": 3600, "currency": "EUR"}}],
+    line = {
+        "sku": SKU,
+        "quantity": 4,
+        "unit_price": {"amount": 1000, "currency": "EUR"},
+        "discount": 400,
     }
-    up = await shop.gateway.post(
-        "/v1/pos/transactions/batches", json={"transactions": [sale]}, headers=pos_till
-    )
-    assert up.json()["accepted"] == 1, up.text
+    sale, pos_till = await _rung_up(shop, [line], paid=3600)
+    tid = sale["transaction_id"]
     till = shop.token("till-1", "orders:return", "orders:read", store_id="STORE-001")
     r = await _return(shop, till, {"receipt": tid, "lines": [{"sku": SKU, "quantity": 1}]})
     assert r.status_code == 201, r.text
@@ -280,28 +288,19 @@ async def test_a_sku_rung_up_at_two_prices_refunds_what_was_paid(shop: Shop) -> 
     # one unit at 1.00, one at 10.00 less 9.00: 2.00 paid for the two, 2.00 back for both
     # (a merge at the first line's price with both discounts refunded -7.00, forever refused)
     await shop.set_on_hand(SKU, "STORE-001", 10)
-    tid = str(uuid.uuid4())
-    pos_till = shop.token("till-1", "pos:write", "pos:read", store_id="STORE-001")
-    price = {"currency": "EUR"}
-    sale = {
-        "transaction_id": tid,
-        "kind": "sale",
-        "store_id": "STORE-001",
-        "till_id": "T1",
-        "sequence": 1,
-        "occurred_at": _now(),
-        "lines": [
-            {"sku": SKU, "quantity": 1, "unit_price": {**price, "amount": 100}},
-            {"sku": SKU, "quantity": 1, "unit_price": {**price, "amount": 1000}, "discount": 900},
-        ],
-        "tenders": [{"kind": "card", "amount": {**price, "amount": 200}}],
-    }
-    up = await shop.gateway.post(
-        "/v1/pos/transactions/batches", json={"transactions": [sale]}, headers=pos_till
-    )
-    assert up.json()["accepted"] == 1, up.text
+    lines = [
+        {"sku": SKU, "quantity": 1, "unit_price": {"amount": 100, "currency": "EUR"}},
+        {
+            "sku": SKU,
+            "quantity": 1,
+            "unit_price": {"amount": 1000, "currency": "EUR"},
+            "discount": 900,
+        },
+    ]
+    sale, _ = await _rung_up(shop, lines, paid=200)
     till = shop.token("till-1", "orders:return", "orders:read", store_id="STORE-001")
-    r = await _return(shop, till, {"receipt": tid, "lines": [{"sku": SKU, "quantity": 2}]})
+    body = {"receipt": sale["transaction_id"], "lines": [{"sku": SKU, "quantity": 2}]}
+    r = await _return(shop, till, body)
     assert r.status_code == 201, r.text
     assert r.json()["refund"]["amount"] == 200
     await _refunded(shop, r.json()["return_id"])
