@@ -115,8 +115,10 @@ MAX_LEDGER_ENTRIES = 1_000
 MAX_GAPS = 1_000
 #: a day close makes one summary per currency
 MAX_DAY_SUMMARIES = 300
-#: a store's transactions of one day, in one answer
-MAX_DAY_TRANSACTIONS = 20_000
+#: a page of a store's transactions of one day (its `limit`'s maximum)
+MAX_DAY_TRANSACTIONS = 1_000
+#: a page of a store's day ends at (its till, the sequence number there)
+DAY_CURSOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}~[0-9]{1,16}$"
 #: order lines a reservations rebuild names as refused (the count is in its log)
 MAX_REFUSED = 1_000
 
@@ -411,7 +413,7 @@ class RecordedTransaction(msgspec.Struct, frozen=True, kw_only=True):
     received_at: Timestamp
 
 
-class TransactionPage(msgspec.Struct, frozen=True, kw_only=True):
+class TransactionPage(Page, frozen=True, kw_only=True):
     items: Annotated[list[RecordedTransaction], msgspec.Meta(max_length=MAX_DAY_TRANSACTIONS)]
 
 

@@ -12,6 +12,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter, SkipValidat
 
 from contracts.events import POS_STREAM
 from contracts.models import (
+    DAY_CURSOR_PATTERN,
     LOCATION_PATTERN,
     MAX_DAY_TRANSACTIONS,
     MAX_GAPS,
@@ -170,7 +171,8 @@ class StoresController(Controller):
 
     @get(
         "/{store_id:str}/transactions",
-        description=f"Up to {MAX_DAY_TRANSACTIONS:,} transactions, by till and sequence.",
+        description="By till and sequence, a page at a time: pass `next_cursor` back as "
+        "`cursor` for the next.",
         summary="A store's transactions of one day (UTC)",
         responses=problem_responses(401, 403),
     )
@@ -180,9 +182,16 @@ class StoresController(Controller):
         identity: Caller,
         store_id: StoreParam,
         day: Annotated[date, QueryParameter(description="YYYY-MM-DD")],
+        cursor: Annotated[
+            str | None,
+            QueryParameter(pattern=DAY_CURSOR_PATTERN, description="next_cursor of the last page"),
+        ] = None,
+        limit: Annotated[
+            int, QueryParameter(ge=1, le=MAX_DAY_TRANSACTIONS, description="Page size")
+        ] = MAX_DAY_TRANSACTIONS,
     ) -> TransactionPage:
-        items = await pos.by_day(store_id, datetime.combine(day, time()), identity)
-        return TransactionPage(items=items)
+        midnight = datetime.combine(day, time())
+        return await pos.by_day(store_id, midnight, identity, cursor, limit)
 
     @post(
         "/{store_id:str}/days/{day:date}/close",

@@ -33,6 +33,7 @@ from contracts.models import (
     TillTransaction,
     TransactionBatch,
     TransactionOutcome,
+    TransactionPage,
 )
 from services.kit.errors import Conflict
 from services.pos.errors import NotYourStore, UnknownTransaction
@@ -244,12 +245,22 @@ class PosService:
         return [self._recorded(r) for r in rows]
 
     async def by_day(
-        self, store_id: str, day: datetime, identity: Identity
-    ) -> list[RecordedTransaction]:
+        self, store_id: str, day: datetime, identity: Identity, cursor: str | None, limit: int
+    ) -> TransactionPage:
+        """A page of the store's transactions of the day; `next_cursor` while there are more
+        (one more row is read to know)."""
         check_store(identity, store_id)
+        after = None
+        if cursor is not None:
+            till, _, sequence = cursor.rpartition("~")
+            after = (till, int(sequence))
         async with self.db.read() as conn:
-            rows = await self.t.by_day(conn, store_id, day)
-        return [self._recorded(r) for r in rows]
+            rows = await self.t.by_day(conn, store_id, day, after, limit + 1)
+        items = [self._recorded(r) for r in rows[:limit]]
+        last = items[-1].transaction if len(rows) > limit else None
+        return TransactionPage(
+            items=items, next_cursor=f"{last.till_id}~{last.sequence}" if last else None
+        )
 
     async def gaps(self, store_id: str, identity: Identity) -> list[SequenceGap]:
         check_store(identity, store_id)

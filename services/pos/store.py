@@ -21,11 +21,12 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    or_,
     select,
     update,
 )
 
-from contracts.models import MAX_DAY_TRANSACTIONS, MAX_GAPS, TillTransaction
+from contracts.models import MAX_GAPS, TillTransaction
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -161,25 +162,29 @@ class PosTables:
         )
         return list((await conn.execute(query)).all())
 
-    async def by_day(self, conn: AsyncConnection, store_id: str, day: datetime) -> list[Any]:
+    async def by_day(
+        self,
+        conn: AsyncConnection,
+        store_id: str,
+        day: datetime,
+        after: tuple[str, int] | None,
+        limit: int,
+    ) -> list[Any]:
+        """Up to `limit` of the store's transactions of the day, by till and sequence, the
+        first after `after` (a till and a sequence number there)."""
         start = day.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC)
         end = start + timedelta(days=1)
-        return list(
-            (
-                await conn.execute(
-                    select(self.transactions)
-                    .where(
-                        self.transactions.c.store_id == store_id,
-                        and_(
-                            self.transactions.c.occurred_at >= start,
-                            self.transactions.c.occurred_at < end,
-                        ),
-                    )
-                    .order_by(self.transactions.c.till_id, self.transactions.c.sequence)
-                    .limit(MAX_DAY_TRANSACTIONS)
-                )
-            ).all()
+        t = self.transactions.c
+        query = select(self.transactions).where(
+            t.store_id == store_id, and_(t.occurred_at >= start, t.occurred_at < end)
         )
+        if after is not None:
+            till, sequence = after
+            query = query.where(
+                or_(t.till_id > till, and_(t.till_id == till, t.sequence > sequence))
+            )
+        query = query.order_by(t.till_id, t.sequence).limit(limit)
+        return list((await conn.execute(query)).all())
 
     async def unsummarized(self, conn: AsyncConnection, store_id: str, day: datetime) -> list[Any]:
         start = day.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC)

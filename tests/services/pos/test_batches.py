@@ -336,3 +336,33 @@ async def test_a_mixed_batch_rejects_each_bad_transaction_with_its_code_and_post
     assert (totals.json()["ordered_units"], totals.json()["refunded_units"]) == (3, 2)
     letters = await mesh.client.get("/admin/v1/dead-letters/events.pos", headers=admin)
     assert letters.status_code == 200 and letters.json() == []
+
+
+async def test_a_store_day_is_read_a_page_at_a_time_by_till_and_sequence(
+    mesh: Running, env: dict[str, str]
+) -> None:
+    headers = till(env)
+    batch = [sale(2, till_id="T2"), sale(1, till_id="T2"), sale(1), sale(2), sale(3)]
+    assert (await upload(mesh, headers, batch)).json()["accepted"] == 5
+    seen, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"day": "2026-11-24", "limit": 2}
+        if cursor is not None:
+            params["cursor"] = cursor
+        page = await mesh.client.get(
+            "/v1/pos/stores/STORE-001/transactions", params=params, headers=headers
+        )
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert len(body["items"]) <= 2
+        seen += [(i["transaction"]["till_id"], i["transaction"]["sequence"]) for i in body["items"]]
+        cursor = body.get("next_cursor")
+        if cursor is None:
+            break
+    assert seen == [("T1", 1), ("T1", 2), ("T1", 3), ("T2", 1), ("T2", 2)]
+    bad = await mesh.client.get(
+        "/v1/pos/stores/STORE-001/transactions",
+        params={"day": "2026-11-24", "cursor": "T1~x"},
+        headers=headers,
+    )
+    assert bad.status_code == 400
