@@ -21,6 +21,7 @@ from gateway.limits import Window
 from gateway.resilience import BreakerState
 from services.kit.errors import Invalid, NotFound, Unprocessable, problem_responses
 from services.kit.events import Backlog, DeadLetter
+from services.kit.events.bus import LetterId
 
 if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
@@ -92,7 +93,7 @@ class WindowUse(msgspec.Struct, frozen=True, kw_only=True):
 class Replayed(msgspec.Struct, frozen=True, kw_only=True):
     """The dead letter put back on its stream (by its id there)."""
 
-    replayed: Annotated[str, msgspec.Meta(max_length=41)]
+    replayed: LetterId
 
 
 class LimitState(msgspec.Struct, frozen=True, kw_only=True):

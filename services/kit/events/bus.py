@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, cast
 
 import msgspec
+import msgspec.inspect
 
 from contracts.bounds import Count
 from contracts.problems import MAX_DETAIL, clipped
@@ -19,6 +20,7 @@ __all__ = [
     "DeadLetter",
     "EventBus",
     "Handler",
+    "LetterId",
     "Publication",
     "RetryLater",
     "Runnable",
@@ -84,6 +86,8 @@ def retry_delay(policy: ConsumerPolicy, attempts: int, exc: BaseException) -> fl
 
 #: a stream's or a consumer group's name
 StreamText = Annotated[str, msgspec.Meta(max_length=64)]
+#: a dead letter's id on its stream (two 64-bit numbers: `<ms>-<seq>`)
+LetterId = Annotated[str, msgspec.Meta(max_length=41)]
 #: the most of a dead letter's event an operator's listing shows (events are a few KB)
 MAX_PAYLOAD = 65_536
 
@@ -113,7 +117,7 @@ class Backlog(msgspec.Struct, frozen=True, kw_only=True):
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     """A message that failed `max_attempts` times, with the last error."""
 
-    id: Annotated[str, msgspec.Meta(max_length=41)]
+    id: LetterId
     stream: StreamText
     group: StreamText
     event_id: Annotated[str, msgspec.Meta(max_length=128)]
@@ -124,15 +128,11 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     payload: Annotated[str, msgspec.Meta(max_length=MAX_PAYLOAD)]
 
 
+#: each text field's bound, as the struct declares it (read once, never written twice)
 _LIMITS = {
-    "id": 41,
-    "stream": 64,
-    "group": 64,
-    "event_id": 128,
-    "type": 128,
-    "error": MAX_DETAIL,
-    "failed_at": 40,
-    "payload": MAX_PAYLOAD,
+    field.name: field.type.max_length
+    for field in cast("msgspec.inspect.StructType", msgspec.inspect.type_info(DeadLetter)).fields
+    if isinstance(field.type, msgspec.inspect.StrType) and field.type.max_length is not None
 }
 
 
