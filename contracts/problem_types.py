@@ -118,6 +118,11 @@ CATALOGUE: tuple[ProblemType, ...] = (
     _t("points-hold-lapsed", 409, "Points hold lapsed",
        "The order's points hold expired before it was redeemed; the order was not taken."),
     _t("rejected", 409, "Order rejected", "The order was refused by a step of its checkout."),
+    _t("not-returnable", 409, "Lines cannot be returned",
+       "Return lines that are not in the purchase, or more units than are left to return; "
+       "`errors` names each line."),
+    _t("return-window-closed", 409, "Return window closed",
+       "The purchase is older than the return window (`RETURN_WINDOW_DAYS`)."),
     _t("version-retired", 410, "API version retired",
        "This version is gone; its successor is in the `Link` header."),
     _t("payload-too-large", 413, "Payload too large",
@@ -141,11 +146,6 @@ CATALOGUE: tuple[ProblemType, ...] = (
     _t("invalid-posting", 422, "Invalid posting",
        "The posting names SKUs or locations the ERP does not know, or its amounts do not add "
        "up."),
-    _t("not-returnable", 422, "Lines cannot be returned",
-       "Return lines that are not in the purchase, or more units than are left to return; "
-       "`errors` names each line."),
-    _t("return-window-closed", 422, "Return window closed",
-       "The purchase is older than the return window."),
     _t("unknown-partner", 422, "Unknown partner", "Register the partner before minting its keys."),
     _t("rate-limited", 429, "Too many requests",
        "The plan's burst, minute or day is used up; `Retry-After` says when to try again, "

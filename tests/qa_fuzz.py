@@ -25,6 +25,7 @@ that an operation was never reached with data that exists ("missing test data").
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -57,6 +58,8 @@ RETURN_POOLS = {
 RETURNED_SKUS = ["SKU-000007", "SKU-000008", "SKU-000009"]
 #: the till's store
 TILL_STORE = "STORE-002"
+#: where tests/qa_hooks.py finds the seeded ready pick-ups' codes (a JSON file's path)
+PICKUP_CODES_ENV = "QA_PICKUP_CODES"
 
 
 def qa_config(text: str) -> str:
@@ -189,12 +192,11 @@ def _seed_data(mode: Mode, creds: dict[str, dict[str, str]], scale: int) -> dict
         if placed % 4 >= 2:
             _move(mode, creds["till"], f"/v1/store/pickups/{order_id}/ready")
             view = mode.client.get(f"/v2/web/orders/{order_id}", headers=creds["customer"])
-            # one ready pick-up per collecting role, its code the only one bound: a code
-            # drawn apart from its order mostly misses, and wrong codes lock a pick-up
-            # (an operator must then hand it over), as they should
-            if not ready[who]:
-                codes[who].append(view.json()["pickup_code"])
-                ready[who].append(order_id)
+            # a bound code is its order's own when both are drawn (tests/qa_hooks.py: the
+            # customer shows the code of the order collected); a random one is wrong, and
+            # wrong codes lock a pick-up (an operator must then hand it over), as they should
+            codes[who].append(view.json()["pickup_code"])
+            ready[who].append(order_id)
         else:
             pickups[who].append(order_id)
         placed += 1
@@ -348,7 +350,7 @@ def _dictionaries(data: dict[str, list[Any]]) -> list[str]:
     # an order's id in a body: a return's is of the operation's own returnable orders (below;
     # any other order is not returnable), a care search's of any order
     lines += _operation(r"^/v1/care/customers/search$", {"body.order_id": "orders"})
-    # a collect needs a ready pick-up and its code: drawn apart, they meet often enough
+    # a collect needs a ready pick-up and its code (paired by tests/qa_hooks.py)
     till_collect = {"path.order_id": "ready_till", "body.pickup_code": "codes_till"}
     lines += _operation(r"^/v1/store/pickups/[^/]+/collect$", till_collect)
     ops_collect = {"path.order_id": "ready_ops", "body.pickup_code": "codes_ops"}
@@ -372,6 +374,17 @@ def _dictionaries(data: dict[str, list[Any]]) -> list[str]:
     lines += _operation(r"^/v1/loyalty/holds/[^/]+/release$", {"path.hold_id": "release_holds"})
     lines += _operation(r"/replay$", {"path.stream": "streams", "path.letter_id": "letters"})
     return lines
+
+
+def _pickup_codes(data: dict[str, list[Any]], path: Path) -> str:
+    """The seeded ready pick-ups' codes by order, for the hook that pairs them."""
+    pairs = {
+        order: code
+        for who in ("till", "ops")
+        for order, code in zip(data[f"ready_{who}"], data[f"codes_{who}"], strict=True)
+    }
+    path.write_text(json.dumps(pairs))
+    return str(path)
 
 
 def _schemathesis_config(
@@ -453,7 +466,11 @@ def run(
             capture_output=True,
             text=True,
             cwd=tmp,  # no schemathesis.toml of the repository's: this run's own
-            env={**os.environ, "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name("qa_hooks.py"))},
+            env={
+                **os.environ,
+                "SCHEMATHESIS_HOOKS": str(Path(__file__).with_name("qa_hooks.py")),
+                PICKUP_CODES_ENV: _pickup_codes(data, tmp / "pickup-codes.json"),
+            },
         )
     return done.returncode, done.stdout + done.stderr
 

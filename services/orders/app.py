@@ -228,7 +228,9 @@ class ReturnsController(Controller):
         summary="Return lines of an online order or of a store sale (Idempotency-Key required)",
         description="201 with the accepted return; its refund, points and stock are settled "
         "in the background (status `refunded` when done). 409 when the source cannot be "
-        "returned; 422 past the window, or more than was bought and not yet returned.",
+        "returned (`conflict`: not delivered or collected yet), past the window "
+        "(`return-window-closed`), or for lines not in it or more units than are left "
+        "(`not-returnable`); 422 for a key used with another body.",
         responses=problem_responses(400, 401, 403, 404, 409, 422, 503),
     )
     async def create(

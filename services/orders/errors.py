@@ -8,11 +8,11 @@ OrdersError (ServiceError)
 ├── IdempotencyInFlight     409 idempotency-key-in-flight (the first request still runs)
 ├── IllegalTransition       409 illegal-transition
 ├── OutOfStock              409 out-of-stock (refused by the checkout gate, no order)
+├── NotReturnable           409 not-returnable (lines not in the purchase, or returned already)
+├── ReturnWindowClosed      409 return-window-closed
 ├── WrongPickupCode         403 wrong-pickup-code
 ├── IdempotencyKeyReused    422 idempotency-key-reused (same key, another body)
 ├── BadOrder                422 bad-order (unknown SKUs, mixed currencies…)
-├── NotReturnable           422 not-returnable (lines not in the purchase, or returned already)
-├── ReturnWindowClosed      422 return-window-closed
 ├── SagaStalled             503 order-in-progress (a step's service does not answer yet)
 └── CheckoutBusy            503 checkout-busy (shed: too many checkouts at once)
 """
@@ -117,11 +117,11 @@ class BadOrder(Unprocessable, OrdersError):
     slug, title = "bad-order", "The order cannot be taken"
 
 
-class NotReturnable(Unprocessable, OrdersError):
+class NotReturnable(Conflict, OrdersError):
     slug, title = "not-returnable", "Lines cannot be returned"
 
 
-class ReturnWindowClosed(Unprocessable, OrdersError):
+class ReturnWindowClosed(Conflict, OrdersError):
     slug, title = "return-window-closed", "Return window closed"
 
 

@@ -147,8 +147,8 @@ class TillController(Controller):
         status_code=201,
         summary="Take back lines of an online order at this store (Idempotency-Key required)",
         description="201 with the accepted return; the refund follows. The units come back "
-        "into this store's stock. 409 when the order cannot be returned; 422 past the "
-        "window or more than was bought.",
+        "into this store's stock. 409 when the order cannot be returned yet, is past the "
+        "window, or has fewer units left than asked; 422 for a key used with another body.",
         responses=problem_responses(401, 403, 404, 409, 422, 503),
     )
     async def take_return(

@@ -88,7 +88,8 @@ class _CustomerRoutes(Controller):
         status_code=201,
         summary="Return lines of one of the customer's orders (Idempotency-Key required)",
         description="201 with the accepted return; the refund follows (status `refunded`). "
-        "409 when the order cannot be returned; 422 past the window or more than was bought.",
+        "409 when the order cannot be returned yet, is past the window, or has fewer units "
+        "left than asked; 422 for a key used with another body.",
         responses=problem_responses(401, 403, 404, 409, 422, 503),
     )
     async def start_return(

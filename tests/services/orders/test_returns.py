@@ -92,7 +92,7 @@ async def test_an_online_return_refunds_restocks_and_takes_back_points_once(shop
     too_many = await _return(
         shop, customer(shop, "rita"), {"order_id": oid, "lines": [{"sku": SKU, "quantity": 3}]}
     )
-    assert too_many.status_code == 422
+    assert too_many.status_code == 409
     assert too_many.json()["errors"][0]["field"] == "lines[0].quantity"
 
 
@@ -152,7 +152,7 @@ async def test_returns_are_refused_for_others_orders_unbooked_orders_and_unknown
     wrong = await _return(
         shop, customer(shop, "tom"), {**body, "lines": [{"sku": OTHER, "quantity": 1}]}
     )
-    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "lines[0].sku"
+    assert wrong.status_code == 409 and wrong.json()["errors"][0]["field"] == "lines[0].sku"
     both = await _return(shop, customer(shop, "tom"), {**body, "receipt": str(uuid.uuid4())})
     assert both.status_code == 400 and both.json()["type"].endswith("/validation")
     cancelled = (await shop.checkout("tom", cart((SKU, 1)))).json()["order_id"]
@@ -202,7 +202,7 @@ async def test_a_store_sale_is_returned_by_its_receipt_with_its_discount(shop: S
     )
     assert up.json()["accepted"] == 1, up.text
     two = await _return(shop, till, {"receipt": tid, "lines": [{"sku": SKU, "quantity": 2}]})
-    assert two.status_code == 422, two.text
+    assert two.status_code == 409, two.text
     assert two.json()["code"] == "too-many-units"
     assert "1 left to return" in two.json()["errors"][0]["message"]
     one = await _return(shop, till, {"receipt": tid, "lines": [{"sku": SKU, "quantity": 1}]})
