@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from contracts.bounds import publish_patterns
 from contracts.events import STREAMS, Envelope
 
 __all__ = ["asyncapi_document"]
@@ -21,6 +22,7 @@ def asyncapi_document() -> dict[str, Any]:
         members = typing.get_args(union) or (union,)
         types += [Envelope[member] for member in members]  # type: ignore[valid-type]
     _, schemas = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
+    publish_patterns(schemas)
     for stream, union in STREAMS.items():
         members = typing.get_args(union) or (union,)
         channel_messages = {}

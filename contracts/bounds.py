@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import re._parser as _regex_parser  # the stdlib's own regex parser (Python 3.11+)
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -22,6 +22,7 @@ __all__ = [
     "Subject",
     "Timestamp",
     "longest_match",
+    "publish_patterns",
 ]
 
 #: the largest integer every JSON parser reads exactly (IEEE 754 doubles: 2**53 - 1)
@@ -62,3 +63,26 @@ def longest_match(pattern: str) -> int | None:
     except re.error:
         return None
     return None if longest >= _regex_parser.MAXREPEAT else int(longest)
+
+
+def publish_patterns(node: Any) -> None:
+    r"""Patterns as a JSON Schema reads them (ECMA-262). The code's end with `\Z`, where
+    Python's `$` would also match before a final newline (msgspec and Litestar search with
+    `re`): "SKU-001\n" passed a `^...$` SKU, which the published `$` refuses. Published, the
+    `\Z` is ECMA's `$`, the same rule. A pattern ending with a bare `$` is refused here, so
+    a new one cannot publish a rule the code does not keep."""
+    if isinstance(node, list):
+        for item in node:
+            publish_patterns(item)
+        return
+    if not isinstance(node, dict):
+        return
+    pattern = node.get("pattern")
+    if isinstance(pattern, str):
+        if pattern.endswith("$") and not pattern.endswith("\\$"):
+            raise ValueError(f"pattern {pattern!r}: end it with \\Z (Python's $ takes a final \\n)")
+        if pattern.endswith("\\Z"):
+            node["pattern"] = pattern[:-2] + "$"
+    for key, value in node.items():
+        if key not in ("examples", "example", "default", "enum", "const"):
+            publish_patterns(value)

@@ -41,7 +41,7 @@ __all__ = [
 VIEW_ORDERS = 20
 #: why the agent looks or acts: a ticket, a call; every lookup and action records it
 Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=200)]
-CardNumber = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}$")]
+CardNumber = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}\Z")]
 
 
 class CareSearch(Checked, frozen=True, kw_only=True, forbid_unknown_fields=True):

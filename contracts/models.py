@@ -118,13 +118,13 @@ MAX_DAY_SUMMARIES = 300
 #: a page of a store's transactions of one day (its `limit`'s maximum)
 MAX_DAY_TRANSACTIONS = 1_000
 #: a page of a store's day ends at (its till, the sequence number there)
-DAY_CURSOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}~[0-9]{1,16}$"
+DAY_CURSOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}~[0-9]{1,16}\Z"
 #: order lines a reservations rebuild names as refused (the count is in its log)
 MAX_REFUSED = 1_000
 
-SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
-LOCATION_PATTERN = r"^[A-Z0-9][A-Z0-9-]{1,31}$"
-POSTING_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+SKU_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}\Z"
+LOCATION_PATTERN = r"^[A-Z0-9][A-Z0-9-]{1,31}\Z"
+POSTING_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z"
 
 Sku = Annotated[
     str,
@@ -150,7 +150,7 @@ PostingId = Annotated[
     ),
 ]
 Currency = Annotated[
-    str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code", examples=["EUR"])
+    str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z", description="ISO 4217 code", examples=["EUR"])
 ]
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 #: units of one order or return line
@@ -162,7 +162,7 @@ Sequence = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
 #: points one hold keeps for an order
 HeldPoints = Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
 #: what the store asks for at pick-up
-PickupCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")]
+PickupCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}\Z")]
 MinorUnits = Annotated[
     int, msgspec.Meta(ge=0, le=10**12, description="Amount in the currency's minor units")
 ]
@@ -180,7 +180,7 @@ class Money(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 Category = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[a-z][a-z0-9-]{0,31}$",
+        pattern=r"^[a-z][a-z0-9-]{0,31}\Z",
         description="A catalogue category (lower case, dashes)",
         examples=["apparel"],
     ),
@@ -212,7 +212,7 @@ class StockLocation(msgspec.Struct, frozen=True, kw_only=True):
     kind: LocationKind
     region: Name
     #: where it is (stores: for pick-up near a customer); None where the ERP does not say
-    country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")] | None = None
+    country: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}\Z")] | None = None
     postcode: Annotated[str, msgspec.Meta(max_length=16)] | None = None
     latitude: Annotated[float, msgspec.Meta(ge=-90, le=90)] | None = None
     longitude: Annotated[float, msgspec.Meta(ge=-180, le=180)] | None = None
@@ -264,7 +264,7 @@ ReservationId = Annotated[
 Channel = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[a-z][a-z0-9-]{0,31}$", description="A sales channel", examples=["web"]
+        pattern=r"^[a-z][a-z0-9-]{0,31}\Z", description="A sales channel", examples=["web"]
     ),
 ]
 
@@ -328,11 +328,11 @@ class Reservation(msgspec.Struct, frozen=True, kw_only=True):
 TransactionId = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z",
         description="Minted by the till (a UUID); the POS stores each once.",
     ),
 ]
-TillId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")]
+TillId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}\Z")]
 
 
 class SaleLine(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -360,7 +360,7 @@ class TillTransaction(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     occurred_at: UtcTime
     lines: Annotated[list[SaleLine], msgspec.Meta(min_length=1, max_length=200)]
     tenders: Annotated[list[Tender], msgspec.Meta(max_length=20)] = []
-    member_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,40}$")] | None = None
+    member_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,40}\Z")] | None = None
     #: for a return: the sale it returns (its receipt)
     original_transaction_id: TransactionId | None = None
 
@@ -431,10 +431,10 @@ class ReturnClaim(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     lines: Annotated[list[ClaimLine], msgspec.Meta(min_length=1, max_length=50)]
 
 
-MemberId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,40}$")]
+MemberId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,40}\Z")]
 #: local@domain without spaces or control characters. Spelled as explicit ranges, not `\s`:
 #: what `\s` matches differs between Python's regex and ECMA's, which clients validate with.
-Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\x00-\x20\x7f]{1,64}@[^@\x00-\x20\x7f]{1,255}$")]
+Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\x00-\x20\x7f]{1,64}@[^@\x00-\x20\x7f]{1,255}\Z")]
 Tier = Literal["base", "silver", "gold"]
 
 
@@ -445,7 +445,7 @@ class MemberIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     tier: Tier = "base"
     #: the customer's JWT subject: who may read this account
     customer_sub: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-    card_number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}$")] | None = None
+    card_number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}\Z")] | None = None
     email: Email | None = None
 
 
@@ -505,7 +505,7 @@ class Reversal(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     The ledger keeps it as `<original_source_id>/<source_id>` (128 characters at most), so
     `source_id` is one character shorter than a posting id."""
 
-    source_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$")]
+    source_id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}\Z")]
     original_source_id: PostingId
     amount: MinorUnits
 
@@ -530,7 +530,7 @@ class MemberLookup(Checked, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
     RULES: ClassVar = (ExactlyOne(("card_number", "email", "customer_sub")),)
 
-    card_number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}$")] | msgspec.UnsetType = (
+    card_number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,19}\Z")] | msgspec.UnsetType = (
         msgspec.UNSET
     )
     email: Email | msgspec.UnsetType = msgspec.UNSET
@@ -556,10 +556,10 @@ class MemberEmail(msgspec.Struct, frozen=True, kw_only=True):
     email: Email
 
 
-ORDER_ID_PATTERN = r"^ord-[0-9a-f]{32}$"
+ORDER_ID_PATTERN = r"^ord-[0-9a-f]{32}\Z"
 #: a page of orders ends at (its creation in microseconds, its id)
-ORDER_CURSOR_PATTERN = r"^[0-9]{1,17}~ord-[0-9a-f]{32}$"
-RETURN_ID_PATTERN = r"^ret-[0-9a-f]{32}$"
+ORDER_CURSOR_PATTERN = r"^[0-9]{1,17}~ord-[0-9a-f]{32}\Z"
+RETURN_ID_PATTERN = r"^ret-[0-9a-f]{32}\Z"
 OrderId = Annotated[
     str,
     msgspec.Meta(pattern=ORDER_ID_PATTERN, description="An order id, minted at checkout"),
@@ -578,14 +578,14 @@ OrderStatus = Literal[
 CustomerRef = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z",
         description="A marketplace partner's own id of its buyer",
     ),
 ]
 PaymentReference = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z",
         description="The payment the storefront already authorized (its provider's id)",
     ),
 ]

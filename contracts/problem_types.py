@@ -21,7 +21,7 @@ MAX_TYPES = 200
 class ProblemType(msgspec.Struct, frozen=True, kw_only=True):
     """One problem type: what its `type` URI stands for."""
 
-    slug: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{1,63}$")]
+    slug: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{1,63}\Z")]
     type: Annotated[str, msgspec.Meta(max_length=200)]
     title: Annotated[str, msgspec.Meta(max_length=200)]
     status: Annotated[int, msgspec.Meta(ge=100, le=599)]

@@ -31,10 +31,10 @@ if TYPE_CHECKING:
 
 __all__ = ["admin_controller"]
 
-Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
-Scope = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9:._-]{0,63}$")]
-KeyId = Annotated[str, PathParameter(pattern=r"^key_[0-9a-f]{16}$")]
-StreamName = Annotated[str, PathParameter(pattern=r"^[a-z][a-z0-9._-]{0,63}$")]
+Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,63}\Z")]
+Scope = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9:._-]{0,63}\Z")]
+KeyId = Annotated[str, PathParameter(pattern=r"^key_[0-9a-f]{16}\Z")]
+StreamName = Annotated[str, PathParameter(pattern=r"^[a-z][a-z0-9._-]{0,63}\Z")]
 _ADMIN = problem_responses(401, 403)
 #: consumer groups of one stream an operator's backlog shows (the mesh has a few)
 MAX_GROUPS = 100
@@ -156,7 +156,7 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
         async def keys(
             self,
             partner_id: Annotated[
-                str | None, QueryParameter(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+                str | None, QueryParameter(pattern=r"^[a-z0-9][a-z0-9-]{0,63}\Z")
             ] = None,
         ) -> Annotated[list[ApiKey], msgspec.Meta(max_length=MAX_LISTED)]:
             return await gateway.key_store.list(db(), partner_id)
@@ -268,7 +268,7 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
             responses=problem_responses(401, 403, 404),
         )
         async def reset_breaker(
-            self, upstream: Annotated[str, PathParameter(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
+            self, upstream: Annotated[str, PathParameter(pattern=r"^[a-z][a-z0-9-]{0,31}\Z")]
         ) -> BreakerState:
             guard = gateway.guards.get(upstream)
             if guard is None:
@@ -283,7 +283,7 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
         )
         async def limits(
             self,
-            consumer: Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9:._-]{1,128}$")],
+            consumer: Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9:._-]{1,128}\Z")],
         ) -> LimitState:
             assert gateway.limiter is not None
             return LimitState(
@@ -340,7 +340,7 @@ def admin_controller(gateway: Gateway) -> type[Controller]:
             stream: StreamName,
             # a Redis stream id: two unsigned 64-bit numbers; 19 digits keep each below 2**64
             # (a 20-digit one past it was a Redis error, answered 500)
-            letter_id: Annotated[str, PathParameter(pattern=r"^[0-9]{1,19}-[0-9]{1,19}$")],
+            letter_id: Annotated[str, PathParameter(pattern=r"^[0-9]{1,19}-[0-9]{1,19}\Z")],
         ) -> Response[Replayed]:
             if stream not in STREAMS:
                 raise NotFound(f"no stream {stream}", streams=sorted(STREAMS))

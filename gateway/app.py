@@ -78,7 +78,7 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     jwt_jwks_url: str | None = None
     jwt_jwks_file: str | None = None
     #: hex, at least 32 bytes: mixed into stored API key hashes (dev: generated)
-    api_key_pepper: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-fA-F]{2}){32,}$")] | None = None
+    api_key_pepper: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-fA-F]{2}){32,}\Z")] | None = None
     #: how long a rate-limit decision waits for Redis before this replica decides alone
     limiter_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=5)] = 0.05
 

@@ -24,9 +24,9 @@ __all__ = [
     "load_config",
 ]
 
-Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
-Version = Annotated[str, msgspec.Meta(pattern=r"^v[1-9][0-9]{0,2}$")]
-Prefix = Annotated[str, msgspec.Meta(pattern=r"^(/[A-Za-z0-9._~-]+)*$")]
+Name = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,31}\Z")]
+Version = Annotated[str, msgspec.Meta(pattern=r"^v[1-9][0-9]{0,2}\Z")]
+Prefix = Annotated[str, msgspec.Meta(pattern=r"^(/[A-Za-z0-9._~-]+)*\Z")]
 
 
 class ConfigError(ValueError):
@@ -69,9 +69,9 @@ class VersionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-Scope = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9:._-]{0,63}$")]
+Scope = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9:._-]{0,63}\Z")]
 PathPattern = Annotated[
-    str, msgspec.Meta(pattern=r"^(/([A-Za-z0-9._~-]+|\*|\*\*))*/?$", max_length=1024)
+    str, msgspec.Meta(pattern=r"^(/([A-Za-z0-9._~-]+|\*|\*\*))*/?\Z", max_length=1024)
 ]
 #: the scopes one route may ask for
 MAX_ROUTE_SCOPES = 20
@@ -97,14 +97,14 @@ class RouteConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     weight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 1
     #: a query parameter listing items (comma-separated): the request weighs `weight` per
     #: item it names, at least one (a bulk read of 100 SKUs counts as 100 reads)
-    weight_per: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")] | None = None
+    weight_per: Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,31}\Z")] | None = None
     #: when the shared limit store (Redis) is away: refuse (503) instead of counting locally
     fail_closed: bool = False
     #: request body limit for this route (bytes); the gateway's `max_body_bytes` otherwise
     max_body_bytes: Annotated[int, msgspec.Meta(ge=0, le=256 * 1024 * 1024)] | None = None
     #: browser origins allowed to call this route (`*` for any), for CORS
     cors_origins: list[
-        Annotated[str, msgspec.Meta(pattern=r"^(\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)$")]
+        Annotated[str, msgspec.Meta(pattern=r"^(\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)\Z")]
     ] = []
 
 

@@ -16,7 +16,7 @@ from services.kit.errors import NotFound, problem_responses
 
 __all__ = ["problem_handlers"]
 
-Slug = Annotated[str, Parameter(pattern=r"^[a-z][a-z0-9-]{0,63}$", max_length=64)]
+Slug = Annotated[str, Parameter(pattern=r"^[a-z][a-z0-9-]{0,63}\Z", max_length=64)]
 
 
 def _page(entry: ProblemType) -> str:

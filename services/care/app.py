@@ -32,7 +32,7 @@ Caller = SkipValidation[Identity]
 CustomerParam = Annotated[
     str,
     PathParameter(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}\Z",
         description="The customer (their account's subject), as a search answered it",
     ),
 ]
@@ -131,7 +131,7 @@ class CareController(Controller):
         cursor: Annotated[
             str | None,
             QueryParameter(
-                pattern=r"^[1-9][0-9]{0,17}$", description="next_cursor of the last page"
+                pattern=r"^[1-9][0-9]{0,17}\Z", description="next_cursor of the last page"
             ),
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,

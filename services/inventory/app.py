@@ -42,7 +42,7 @@ Ats = SkipValidation[AtsService]
 Caller = SkipValidation[Identity]
 SkuParam = Annotated[str, PathParameter(pattern=SKU_PATTERN)]
 ReservationParam = Annotated[str, PathParameter(pattern=POSTING_ID_PATTERN)]
-ChannelParam = Annotated[str, QueryParameter(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
+ChannelParam = Annotated[str, QueryParameter(pattern=r"^[a-z][a-z0-9-]{0,31}\Z")]
 
 
 class InventorySettings(Settings, frozen=True, kw_only=True):

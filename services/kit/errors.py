@@ -206,6 +206,15 @@ def _from_service_error(exc: ServiceError) -> ProblemDetailsException:
     )
 
 
+#: a pattern as msgspec quotes it, ending with the code's `\Z` (contracts/bounds.py)
+_CODE_PATTERN_END = re.compile(r"\\\\Z'")
+
+
+def _published(message: str) -> str:
+    r"""A field error names the pattern as the spec publishes it: `$`, not the code's `\Z`."""
+    return _CODE_PATTERN_END.sub("$'", message)
+
+
 def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
     status = exc.status_code
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
@@ -215,7 +224,7 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
         extra["errors"] = [
             {
                 "field": str(item.get("key") or ""),
-                "message": str(item.get("message") or ""),
+                "message": _published(str(item.get("message") or "")),
                 "source": _source(item.get("source")),
             }
             for item in (exc.extra if isinstance(exc.extra, list) else [])

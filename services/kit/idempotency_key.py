@@ -10,7 +10,7 @@ from litestar.params import HeaderParameter
 
 __all__ = ["IDEMPOTENCY_KEY_PATTERN", "IdempotencyKey"]
 
-IDEMPOTENCY_KEY_PATTERN = r'^("[ !#-\[\]-~]{1,255}"|[!#-\[\]-~]{1,255})$'
+IDEMPOTENCY_KEY_PATTERN = r'^("[ !#-\[\]-~]{1,255}"|[!#-\[\]-~]{1,255})\Z'
 IdempotencyKey = Annotated[
     str,
     HeaderParameter(

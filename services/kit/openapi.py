@@ -24,7 +24,7 @@ import contracts.problem_types
 import contracts.problems
 import contracts.store
 import contracts.web
-from contracts.bounds import longest_match
+from contracts.bounds import longest_match, publish_patterns
 from contracts.examples import EXAMPLES
 from contracts.rules import rule_schema
 from services.kit.app import OPEN_PATHS
@@ -81,6 +81,7 @@ def openapi_document(app: Litestar, extra: Iterable[type[msgspec.Struct]] = ()) 
             if path in OPEN_PATHS:
                 operation["security"] = []
     _bound_lists(app, spec)
+    publish_patterns(spec)
     _derive_bounds(spec)
     spec["security"] = [{"Identity": []}]
     spec.setdefault("components", {})["securitySchemes"] = {"Identity": _IDENTITY_SCHEME}

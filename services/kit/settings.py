@@ -53,7 +53,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     redis_url: str | None = None
     #: the start of every Redis key; by default `rm:<instance id>:`, the id made at first run
     #: in the data directory, so that two instances never share keys unless told to
-    redis_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9:_.-]{0,64}$")] | None = None
+    redis_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9:_.-]{0,64}\Z")] | None = None
     #: "auto": use REDIS_URL, else a server on 127.0.0.1:6379, else in-memory stand-ins.
     #: "required": fail at start-up without Redis. "off": in-memory only.
     redis_mode: Literal["auto", "required", "off"] = "auto"
@@ -84,7 +84,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: mesh mode: where the other services are, `erp=http://127.0.0.1:8101,...`
     service_urls: Annotated[str, msgspec.Meta(max_length=4096)] = ""
     #: hex, at least 32 bytes: signs the identity header inside the mesh (dev: generated)
-    identity_secret: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-fA-F]{2}){32,}$")] | None = None
+    identity_secret: Annotated[str, msgspec.Meta(pattern=r"^([0-9a-fA-F]{2}){32,}\Z")] | None = None
 
     def identity_key(self) -> bytes:
         """The identity header's secret: IDENTITY_SECRET, else the development key."""

@@ -46,7 +46,7 @@ __all__ = ["LoyaltySettings", "create_app", "create_app_from_env"]
 
 Loyalty = SkipValidation[LoyaltyService]
 Caller = SkipValidation[Identity]
-MemberParam = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9-]{1,40}$")]
+MemberParam = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9-]{1,40}\Z")]
 HoldParam = Annotated[str, PathParameter(pattern=POSTING_ID_PATTERN)]
 
 

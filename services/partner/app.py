@@ -29,7 +29,7 @@ Caller = SkipValidation[Identity]
 SkuList = Annotated[
     str,
     QueryParameter(
-        pattern=r"^[A-Z0-9][A-Z0-9-]{2,31}(,[A-Z0-9][A-Z0-9-]{2,31}){0,99}$",
+        pattern=r"^[A-Z0-9][A-Z0-9-]{2,31}(,[A-Z0-9][A-Z0-9-]{2,31}){0,99}\Z",
         description="1 to 100 SKUs, comma-separated; each counts as one request in the rate limit",
     ),
 ]

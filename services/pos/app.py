@@ -52,7 +52,7 @@ StoreParam = Annotated[str, PathParameter(pattern=LOCATION_PATTERN)]
 TransactionParam = Annotated[
     str,
     PathParameter(
-        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
     ),
 ]
 
@@ -75,7 +75,7 @@ class PosSettings(Settings, frozen=True, kw_only=True):
     #: the same 4 MiB; tests/test_body_limits.py keeps the two in step)
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
     #: the stores' currency (ISO 4217): a till transaction in another is refused at intake
-    pos_currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] = "EUR"
+    pos_currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z")] = "EUR"
     #: how far a till's clock may run ahead of the POS's before its transactions are refused
     pos_clock_skew_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 300.0
     #: a transaction the ERP has not booked this long after it came in is posted again by

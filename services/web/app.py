@@ -42,7 +42,7 @@ Text = Annotated[
     ),
 ]
 CategoryParam = Annotated[
-    str | None, QueryParameter(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="A category")
+    str | None, QueryParameter(pattern=r"^[a-z][a-z0-9-]{0,31}\Z", description="A category")
 ]
 Cursor = Annotated[
     str | None, QueryParameter(pattern=SKU_PATTERN, description="next_cursor of the last page")
@@ -57,12 +57,12 @@ StoreParam = Annotated[
 Postcode = Annotated[
     str | None,
     QueryParameter(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}\Z",
         description="Show pick-up at the stores nearest this postcode",
     ),
 ]
 Country = Annotated[
-    str, QueryParameter(pattern=r"^[A-Z]{2}$", description="The postcode's country (ISO 3166)")
+    str, QueryParameter(pattern=r"^[A-Z]{2}\Z", description="The postcode's country (ISO 3166)")
 ]
 Stores = Annotated[int, QueryParameter(ge=1, le=10, description="How many stores to show")]
 
