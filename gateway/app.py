@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Gateway", "GatewaySettings", "create_gateway"]
 
-_VERSIONED = re.compile(r"^/(v[0-9]+)/([a-z][a-z0-9-]*)(/.*)?$", re.DOTALL)
+_VERSIONED = re.compile(r"^/(v[0-9]+)/([a-z][a-z0-9-]*)(/.*)?\Z", re.DOTALL)
 _DOCS_HTML = """<!doctype html>
 <html><head><title>retailmesh API</title><meta charset="utf-8"/>
 <link rel="stylesheet" href="https://unpkg.com/swagger-ui-dist@5/swagger-ui.css"/></head>
@@ -291,7 +291,7 @@ class Gateway:
         if self._own_methods is None:
             self._own_methods = [
                 (
-                    re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"),
+                    re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + r"\Z"),
                     sorted(
                         m.upper() for m in item if m in {"get", "post", "put", "patch", "delete"}
                     ),

@@ -129,7 +129,7 @@ def _replay(body: bytes, original: Any) -> Any:
     return receive
 
 
-_REQUEST_TARGET = re.compile(rb"^[!-~]*$")
+_REQUEST_TARGET = re.compile(rb"^[!-~]*\Z")
 
 
 def raw_rest(scope: dict[str, Any], mount: str, rest: str) -> str:

@@ -23,7 +23,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
             parts.append(r"(?:/.*)?")
             break
         parts.append("/[^/]+" if segment == "*" else "/" + re.escape(segment))
-    return re.compile("^" + "".join(parts) + "/?$")
+    return re.compile("^" + "".join(parts) + r"/?\Z")
 
 
 class RouteTable:

@@ -28,7 +28,7 @@ log = logging.getLogger("retailmesh.gateway.jwt")
 
 ALLOWED_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 _KTY_FOR = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
-_KID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_KID = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")
 MAX_TOKEN_BYTES = 8192
 
 

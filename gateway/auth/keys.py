@@ -48,7 +48,7 @@ __all__ = [
 log = logging.getLogger("retailmesh.gateway.keys")
 
 _ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
-_FORMAT = re.compile(r"^rm_(live|test)_([0-9A-Za-z]{32})([0-9A-Za-z]{6})$")
+_FORMAT = re.compile(r"^rm_(live|test)_([0-9A-Za-z]{32})([0-9A-Za-z]{6})\Z")
 
 
 def _base62(n: int, width: int) -> str:

@@ -349,7 +349,7 @@ def _bounded(error: Any) -> Any:
     return out
 
 
-_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+_PREFIX = re.compile(r"^(/[A-Za-z0-9._~-]+)+\Z")
 
 
 def public_path(scope: Any) -> str:

@@ -18,7 +18,7 @@ REQUEST_ID_HEADER = b"x-request-id"
 _SCOPE_KEY = "retailmesh.request_id"
 _STARTED_KEY = "retailmesh.started_at"
 # Printable, no spaces or separators that could split a log line or a header.
-_WELL_FORMED = re.compile(rb"^[A-Za-z0-9._:-]{8,128}$")
+_WELL_FORMED = re.compile(rb"^[A-Za-z0-9._:-]{8,128}\Z")
 
 
 def request_id(scope: dict[str, Any] | Any) -> str:

@@ -26,13 +26,13 @@ __all__ = ["MAX_DEPTH", "strict_body"]
 #: no contract here nests deeper than a handful of levels; a body that does is refused (400)
 #: before anything walks it recursively.
 MAX_DEPTH = 32
-_JSON_MEDIA = re.compile(r"^application/(?:[a-z0-9.+-]+\+)?json$")
+_JSON_MEDIA = re.compile(r"^application/(?:[a-z0-9.+-]+\+)?json\Z")
 
 # handler → its body type, found on first use. Weak: an app that is gone takes its entries
 # with it (a process that builds many apps, as the tests do, would keep every one alive).
 _types: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 _NONE = object()
-_AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.DOTALL)
+_AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?\Z", re.DOTALL)
 
 
 def _body_type(handler: Any) -> Any:
