@@ -197,11 +197,9 @@ def running_mode(
     """One mode, started; every server it starts is stopped (and its Redis keys deleted),
     whatever happens in between."""
     gateway, services = start_servers(name, tmp, config_edit)
-    started: list[ServedApp] = []
+    started: list[ServedApp] = [*services.values(), gateway]
     try:
-        for server in [*services.values(), gateway]:
-            started.append(server)
-            server.start()
+        ServedApp.start_together(started)
         running = Mode(name, gateway, services)
         try:
             yield running

@@ -23,7 +23,7 @@ def mesh_processes(
         "REDIS_MODE": "required",
         "LOG_LEVEL": "WARNING",
     }
-    erp = ServedApp("services.erp.app:create_app_from_env", env).start()
+    erp = ServedApp("services.erp.app:create_app_from_env", env)
     inventory = ServedApp(
         "services.inventory.app:create_app_from_env", {**env, "SERVICE_URLS": f"erp={erp.url}"}
     )
@@ -55,15 +55,9 @@ def mesh_processes(
     urls = f"{deps},pos={pos.url},orders={orders.url},{channels}"
     gateway = ServedApp("services.mesh:gateway_from_env", {**env, "SERVICE_URLS": urls})
     try:
-        inventory.start()
-        pos.start()
-        loyalty.start()
-        orders.start()
-        web.start()
-        store.start()
-        partner.start()
-        care.start()
-        gateway.start()
+        ServedApp.start_together(
+            [erp, inventory, pos, loyalty, orders, web, store, partner, care, gateway]
+        )
         token = dev_issuer(env).mint("ops", roles=["admin"])
         yield gateway.url, {"Authorization": f"Bearer {token}"}
     finally:

@@ -79,13 +79,7 @@ class Backends:
         return f"erp={self.erp.url},inventory={self.inventory.url},loyalty={self.loyalty.url}"
 
     def start(self) -> Backends:
-        try:
-            self.erp.start()
-            self.inventory.start()
-            self.loyalty.start()
-        except BaseException:
-            self.stop()  # none left running when one of them does not start
-            raise
+        ServedApp.start_together(self.servers())  # none left running if one does not start
         return self
 
     def servers(self) -> tuple[ServedApp, ...]:
