@@ -14,6 +14,8 @@ from gateway.problems import send_problem
 
 __all__ = [
     "CONTROL",
+    "MAX_HEADERS_TOTAL",
+    "MAX_TARGET_BYTES",
     "content_length",
     "has_body",
     "head_within_limits",
@@ -26,23 +28,23 @@ __all__ = [
 # URI), so that the gateway answers a problem+json first; past the server's limits, the
 # server answers 414 or 431 itself, with an empty body.
 _MAX_HEADERS = 64
-_MAX_TARGET_BYTES = 8 * 1024
+MAX_TARGET_BYTES = 8 * 1024
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MAX_HEADER_BYTES = 16 * 1024
-_MAX_HEADERS_TOTAL = 32 * 1024
+MAX_HEADERS_TOTAL = 32 * 1024
 
 
 async def head_within_limits(scope: dict[str, Any], send: Any) -> bool:
     """The request line and headers within the gateway's bounds, or a 414 or 431 problem."""
     target = len(scope.get("raw_path") or scope["path"]) + len(scope.get("query_string", b""))
-    if target > _MAX_TARGET_BYTES:
+    if target > MAX_TARGET_BYTES:
         await send_problem(
             scope,
             send,
             414,
             "uri-too-long",
             "URI too long",
-            f"the path and query are limited to {_MAX_TARGET_BYTES} bytes",
+            f"the path and query are limited to {MAX_TARGET_BYTES} bytes",
             headers=[(b"connection", b"close")],
         )
         return False
@@ -71,8 +73,8 @@ def _header_problem(scope: dict[str, Any]) -> str | None:
         if size > _MAX_HEADER_BYTES:
             return f"a header field is limited to {_MAX_HEADER_BYTES} bytes"
         total += size
-    if total > _MAX_HEADERS_TOTAL:
-        return f"request headers are limited to {_MAX_HEADERS_TOTAL} bytes in all"
+    if total > MAX_HEADERS_TOTAL:
+        return f"request headers are limited to {MAX_HEADERS_TOTAL} bytes in all"
     return None
 
 

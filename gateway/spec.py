@@ -10,6 +10,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from gateway.auth.jwt import ALLOWED_ALGORITHMS, MAX_TOKEN_BYTES
+from gateway.intake import MAX_HEADERS_TOTAL, MAX_TARGET_BYTES
 from gateway.links import add_links
 from gateway.routes import RouteTable
 
@@ -26,7 +27,13 @@ _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "either": [{"ApiKey": []}, {"Bearer": []}],
 }
 _PARAM = re.compile(r"\{[^/}]+\}")
+#: what the gateway refuses of any request before it is routed (gateway/intake.py)
+_HEAD_ERRORS = {
+    "414": f"URI too long: the path and query are up to {MAX_TARGET_BYTES} bytes",
+    "431": f"Request headers too large: up to {MAX_HEADERS_TOTAL} bytes in all",
+}
 _GATEWAY_ERRORS = {
+    **_HEAD_ERRORS,
     "413": "Payload too large",
     "429": "Too many requests: the plan's limit is used up (see Retry-After, RateLimit)",
     "503": "Unavailable: the upstream sheds load or its circuit is open",
@@ -139,7 +146,7 @@ def external_spec(
             if method not in _METHODS:
                 continue
             # the gateway's own paths are limited per client address, bodies bounded
-            own_errors = {"429": _GATEWAY_ERRORS["429"]}
+            own_errors = {**_HEAD_ERRORS, "429": _GATEWAY_ERRORS["429"]}
             if "requestBody" in op:
                 own_errors["408"] = "Request timeout: the body did not arrive in time"
                 own_errors["413"] = f"Payload too large: up to {config.max_body_bytes} bytes"

@@ -47,6 +47,12 @@ PARTNER = ["erp:stock", "inventory:read", "inventory:reserve", "partner:orders"]
 CARE = ["care:read", "care:write"]
 #: what a positive (schema-valid) case may be answered, besides success
 BUSINESS_STATUSES = ["2xx", "3xx", "403", "404", "409", "422"]
+#: what refuses a schema-invalid case: schemathesis's own list, and the gateway's documented
+#: refusals of a request too large (413, 414, 431: an overlong query is 414 before routing)
+REJECTION_STATUSES = [
+    *("400", "401", "403", "404", "405", "406", "409", "413", "414", "415"),
+    *("422", "428", "429", "431", "5xx"),
+]
 #: the operations that take returns of alice's online orders, each with its own orders
 RETURN_POOLS = {
     "web1": r"^/v1/web/returns$",
@@ -398,6 +404,9 @@ def _schemathesis_config(
         *_dictionaries(data),
         "[checks.positive_data_acceptance]",
         f"expected-statuses = {_toml(BUSINESS_STATUSES)}",
+        "",
+        "[checks.negative_data_rejection]",
+        f"expected-statuses = {_toml(REJECTION_STATUSES)}",
         "",
         # the credentials are the role's (below), not values generated for the schemes
         "[generation]",
